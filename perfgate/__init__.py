@@ -1,0 +1,55 @@
+"""perfgate: a CI performance-regression gate for ML models.
+
+It times a candidate and a reference model in the same run, interleaved, decides on a
+confidence interval of their ratio against a budget, and says pass, fail or
+inconclusive with its evidence. ``import perfgate`` imports no ML framework: each model
+runs in a worker process that imports only its own. The names below are imported when
+first used, so that a worker process starts without the parent's machinery.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Budget": "perfgate.budgets",
+    "Metric": "perfgate.budgets",
+    "build_budgets": "perfgate.budgets",
+    "parse_budget": "perfgate.budgets",
+    "CompareConfig": "perfgate.compare",
+    "compare": "perfgate.compare",
+    "error_report": "perfgate.compare",
+    "run_comparison": "perfgate.compare",
+    "BackendUnavailableError": "perfgate.errors",
+    "BudgetError": "perfgate.errors",
+    "ColumnMappingError": "perfgate.errors",
+    "DataError": "perfgate.errors",
+    "InputCastError": "perfgate.errors",
+    "ModelLoadError": "perfgate.errors",
+    "PerfgateError": "perfgate.errors",
+    "PerfgateRuntimeError": "perfgate.errors",
+    "UsageError": "perfgate.errors",
+    "WorkerError": "perfgate.errors",
+    "Check": "perfgate.results",
+    "Report": "perfgate.results",
+    "Verdict": "perfgate.results",
+    "read_report": "perfgate.results",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'perfgate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

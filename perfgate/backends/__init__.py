@@ -1,0 +1,89 @@
+"""Backends by name, imported only when used.
+
+Built-in backends are chosen from the model path; ``--reference-backend`` and
+``--candidate-backend`` take a built-in name or ``package.module:Class`` for a backend of
+your own (a subclass of :class:`perfgate.backends.base.Backend`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from perfgate.errors import BackendUnavailableError, UsageError
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    target: str  # "module:Class"
+    framework_module: str  # imported by the backend; its absence gives the install hint
+    extra: str  # pip install 'perfgate[<extra>]'
+    suffixes: tuple[str, ...]
+
+
+BUILTIN_BACKENDS: dict[str, BackendEntry] = {
+    "onnxruntime": BackendEntry(
+        "perfgate.backends.onnxruntime:OnnxRuntimeBackend", "onnxruntime", "onnx", (".onnx", ".ort")
+    ),
+}
+
+
+def backend_for_path(path: str) -> str:
+    """The built-in backend for a model file, from its extension."""
+    suffix = Path(path).suffix.lower()
+    for name, entry in BUILTIN_BACKENDS.items():
+        if suffix in entry.suffixes:
+            return name
+    known = ", ".join(f"{s} ({name})" for name, entry in BUILTIN_BACKENDS.items() for s in entry.suffixes)
+    raise UsageError(
+        f"cannot tell which backend runs {path!r} from its extension (known: {known}); "
+        f"name one with --reference-backend/--candidate-backend"
+    )
+
+
+def resolve_backend_name(path: str, requested: str | None) -> str:
+    """The backend name or ``module:Class`` spec to use for ``path``."""
+    if requested is None:
+        return backend_for_path(path)
+    if requested in BUILTIN_BACKENDS or ":" in requested:
+        return requested
+    raise UsageError(
+        f"unknown backend {requested!r}; built-in backends: {', '.join(BUILTIN_BACKENDS)}, "
+        f"or package.module:Class for your own"
+    )
+
+
+def load_backend_class(name: str) -> type:
+    """Import the backend class for a built-in name or a ``module:Class`` spec."""
+    from perfgate.backends.base import Backend
+
+    entry = BUILTIN_BACKENDS.get(name)
+    if entry is not None:
+        require_framework(name)
+    target = entry.target if entry else name
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        cls = getattr(module, class_name)
+    except ImportError as exc:
+        raise BackendUnavailableError(f"cannot import backend {target!r}: {exc}") from exc
+    except AttributeError as exc:
+        raise BackendUnavailableError(f"cannot import backend {target!r}: {module_name} has no {class_name!r}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise BackendUnavailableError(f"backend {target!r} is not a subclass of perfgate.backends.base.Backend")
+    return cls
+
+
+def require_framework(name: str) -> None:
+    """BackendUnavailableError with the install hint unless the built-in backend's framework
+    can be imported; looks for it without importing it."""
+    entry = BUILTIN_BACKENDS.get(name)
+    if entry is None:
+        return
+    if importlib.util.find_spec(entry.framework_module) is None:
+        raise BackendUnavailableError(
+            f"the {name} backend needs {entry.framework_module}, which is not installed: "
+            f"pip install 'perfgate[{entry.extra}]'"
+        )

@@ -1,0 +1,101 @@
+"""The small interface every backend implements.
+
+A backend lives inside one worker process and wraps one loaded model. The worker calls,
+in this order: ``load`` once, ``describe_inputs`` once, ``prepare`` once per batch
+(outside any timed region), then ``run`` + ``synchronize`` inside the timed region as
+often as the measurement needs, and finally ``close``.
+
+A backend must import its framework inside its methods, never at module top level, so
+that ``import perfgate`` imports no ML framework.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from perfgate.tensors import TensorSpec
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Settings that are equal for both models in a comparison."""
+
+    device: str = "cpu"
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a loaded backend reports about itself, for the report."""
+
+    backend: str
+    framework: str
+    framework_version: str
+    device: str
+    threads: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(abc.ABC):
+    """One loaded model in one framework."""
+
+    name: ClassVar[str]
+
+    def __init__(self, options: BackendOptions) -> None:
+        self.options = options
+
+    @abc.abstractmethod
+    def load(self, path: str) -> None:
+        """Load the model at ``path``; raise ModelLoadError when it cannot be loaded.
+
+        >>> backend = OnnxRuntimeBackend(BackendOptions(threads=1))
+        >>> backend.load("fixtures/mlp_reference.onnx")
+        """
+
+    @abc.abstractmethod
+    def describe_inputs(self) -> tuple[TensorSpec, ...]:
+        """The model's inputs as it declares them.
+
+        >>> backend.describe_inputs()
+        (TensorSpec(name='features', dtype='float32', shape=(None, 16)),)
+        """
+
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> Any:
+        """Turn one batch of numpy arrays into what ``run`` takes (on the device, in the
+        framework's own tensor type). Called outside the timed region.
+
+        >>> prepared = backend.prepare({"features": np.zeros((1, 16), np.float32)})
+        """
+        return dict(feed)
+
+    @abc.abstractmethod
+    def run(self, prepared: Any) -> Any:
+        """Run the model once on a prepared batch; this call is what gets timed.
+
+        >>> outputs = backend.run(prepared)
+        """
+
+    def synchronize(self) -> None:
+        """Wait until the work ``run`` started has finished (a no-op where ``run`` already
+        blocks, as on CPU); timed together with ``run``.
+
+        >>> backend.synchronize()
+        """
+
+    def close(self) -> None:
+        """Release the model.
+
+        >>> backend.close()
+        """
+
+    @abc.abstractmethod
+    def info(self) -> BackendInfo:
+        """Framework, version, device and threads, for the report.
+
+        >>> backend.info().framework_version
+        '1.31.1'
+        """

@@ -1,0 +1,199 @@
+"""The command line: a thin face over perfgate.compare.
+
+Exit codes: 0 pass (and inconclusive, with a warning, unless --fail-on-inconclusive),
+1 regression, 2 usage error, 3 runtime error, 4 inconclusive with --fail-on-inconclusive.
+Errors are one line on stderr; --debug adds the traceback and the worker's log.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+import click
+
+from perfgate import __version__
+from perfgate.errors import (
+    EXIT_INCONCLUSIVE,
+    EXIT_PASS,
+    EXIT_REGRESSION,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    PerfgateError,
+)
+from perfgate.report import FORMATS, render
+from perfgate.results import Report, Verdict
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="perfgate")
+def cli() -> None:
+    """perfgate: block slow ML models before they ship.
+
+    Times a candidate and a reference model in one run, interleaved, and decides pass,
+    fail or inconclusive from a confidence interval of their latency ratio.
+    """
+
+
+@cli.command()
+@click.option("--reference", "-r", required=True, metavar="MODEL", help="The model to compare against (e.g. main's build).")
+@click.option("--candidate", "-c", required=True, metavar="MODEL", help="The model under test.")
+@click.option("--data", "-d", required=True, metavar="PARQUET", help="Parquet file whose rows feed both models.")
+@click.option(
+    "--input", "inputs", multiple=True, metavar="NAME=COLS",
+    help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'). "
+    "Inputs without one take the column of their own name.",
+)  # fmt: skip
+@click.option(
+    "--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True, default=(1,), show_default=True,
+    help="Rows per call; repeat for several batch sizes.",
+)  # fmt: skip
+@click.option(
+    "--max-latency-increase", default="15%", show_default=True, metavar="LIMIT",
+    help="Budget for latency.p50 and latency.p95: 15%, +15% or the ratio 1.15.",
+)  # fmt: skip
+@click.option(
+    "--budget", "budgets", multiple=True, metavar="METRIC:LIMIT",
+    help="Add or override a budget, e.g. latency.p95:+10%, latency.p99:1.25, latency.mean:+5%.",
+)  # fmt: skip
+@click.option(
+    "--time-budget", type=float, default=60.0, show_default=True, metavar="SECONDS",
+    help="Longest time to measure before an undecided check is inconclusive.",
+)  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for row sampling, block order and the bootstrap.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads, equal for both models.")
+@click.option("--rows", type=click.IntRange(min=1), default=None, help="Use N rows drawn at random (with --seed) instead of all.")
+@click.option("--pad-value", type=float, default=0.0, show_default=True, help="Padding for variable-length list columns.")
+@click.option(
+    "--confidence", type=float, default=0.95, show_default=True,
+    help="1 - the gate's total false-pass/false-fail rate over all checks and looks.",
+)  # fmt: skip
+@click.option("--reference-backend", default=None, metavar="NAME", help="Backend for the reference (default: from the file).")
+@click.option("--candidate-backend", default=None, metavar="NAME", help="Backend for the candidate (default: from the file).")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="Also write the full report as JSON here.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format on stdout.")
+@click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the result is inconclusive.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
+def compare(
+    reference: str,
+    candidate: str,
+    data: str,
+    inputs: Sequence[str],
+    batch_sizes: Sequence[int],
+    max_latency_increase: str,
+    budgets: Sequence[str],
+    time_budget: float,
+    seed: int,
+    threads: int,
+    rows: int | None,
+    pad_value: float,
+    confidence: float,
+    reference_backend: str | None,
+    candidate_backend: str | None,
+    json_path: str | None,
+    fmt: str,
+    fail_on_inconclusive: bool,
+    quiet: bool,
+    debug: bool,
+) -> int:
+    """Compare a candidate model against a reference on a Parquet dataset."""
+    from perfgate.compare import CompareConfig, error_report, run_comparison
+
+    progress = None if quiet else (lambda message: click.echo(f"perfgate: {message}", err=True))
+    config = None
+    try:
+        config = CompareConfig.from_options(
+            reference, candidate, data,
+            inputs=inputs, batch_sizes=batch_sizes, max_latency_increase=max_latency_increase,
+            budgets=budgets, time_budget_s=time_budget, seed=seed, threads=threads, rows=rows,
+            pad_value=pad_value, confidence=confidence,
+            reference_backend=reference_backend, candidate_backend=candidate_backend,
+        )  # fmt: skip
+        report = run_comparison(config, progress=progress)
+    except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)
+        report = error_report(exc, config)
+        _write_json(report, json_path, debug)
+        if fmt == "json":
+            click.echo(report.to_json())
+        _say_error(exc, debug)
+        return exc.exit_code if isinstance(exc, PerfgateError) else EXIT_RUNTIME
+
+    _write_json(report, json_path, debug)
+    click.echo(render(report, fmt), nl=fmt == "json")
+    if report.verdict is Verdict.INCONCLUSIVE:
+        if fail_on_inconclusive:
+            click.echo("perfgate: INCONCLUSIVE, and --fail-on-inconclusive is set: failing the build", err=True)
+            return EXIT_INCONCLUSIVE
+        click.echo(
+            "perfgate: WARNING: INCONCLUSIVE: the build passes, but no verdict was reached. "
+            "Give it more --time-budget, run on a quieter machine, or pass --fail-on-inconclusive.",
+            err=True,
+        )
+    return EXIT_REGRESSION if report.verdict is Verdict.FAIL else EXIT_PASS
+
+
+@cli.command("report")
+@click.argument("path", metavar="REPORT.json")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def report_command(path: str, fmt: str, debug: bool) -> int:
+    """Render a saved JSON report again."""
+    from perfgate.results import read_report
+
+    try:
+        report = read_report(path)
+    except PerfgateError as exc:
+        _say_error(exc, debug)
+        return exc.exit_code
+    click.echo(render(report, fmt), nl=fmt == "json")
+    return EXIT_PASS
+
+
+def _write_json(report: Report, path: str | None, debug: bool) -> None:
+    if path is None:
+        return
+    try:
+        Path(path).write_text(report.to_json() + "\n")
+    except OSError as exc:
+        click.echo(f"perfgate: error: cannot write the JSON report to {path!r}: {exc.strerror or exc}", err=True)
+        if debug:
+            traceback.print_exc()
+        sys.exit(EXIT_RUNTIME)
+
+
+def _say_error(exc: BaseException, debug: bool) -> None:
+    if isinstance(exc, PerfgateError):
+        click.echo(f"perfgate: error: {exc.message}", err=True)
+        if debug:
+            traceback.print_exception(exc)
+            if exc.details:
+                click.echo(exc.details, err=True)
+    else:
+        click.echo(f"perfgate: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        if debug:
+            traceback.print_exception(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="perfgate", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        code = EXIT_USAGE
+    except click.exceptions.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"perfgate: error: {exc.format_message()}{where}", err=True)
+        code = EXIT_USAGE
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("perfgate: interrupted", err=True)
+        code = 130
+    sys.exit(code or 0)
+
+
+if __name__ == "__main__":
+    main()

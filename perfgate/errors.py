@@ -1,0 +1,93 @@
+"""Everything perfgate raises on purpose, and the exit code each one maps to.
+
+    PerfgateError                     exit 3 unless a subclass says otherwise
+    ├── UsageError                    exit 2: the command line or the API call is wrong
+    │   ├── BudgetError               a budget that does not parse or makes no sense
+    │   └── ColumnMappingError        a model input no column can feed
+    │       └── InputCastError        column values the model's dtype cannot hold exactly
+    └── PerfgateRuntimeError          exit 3: the comparison could not be carried out
+        ├── DataError                 the Parquet file cannot be read
+        ├── ModelLoadError            a model cannot be read or loaded
+        ├── BackendUnavailableError   the framework is not installed (says what to pip install)
+        └── WorkerError               a worker crashed, hung, or failed while running its model
+
+A regression is not an error: it is a verdict (exit 1). Every message is one line that
+names the file, column or model concerned; ``details`` may carry more (a worker's log)
+for ``--debug``.
+"""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_REGRESSION = 1
+EXIT_USAGE = 2
+EXIT_RUNTIME = 3
+EXIT_INCONCLUSIVE = 4  # only with --fail-on-inconclusive
+
+
+class PerfgateError(Exception):
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, message: str, *, details: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class UsageError(PerfgateError):
+    exit_code = EXIT_USAGE
+
+
+class BudgetError(UsageError):
+    pass
+
+
+class ColumnMappingError(UsageError):
+    pass
+
+
+class InputCastError(ColumnMappingError):
+    pass
+
+
+class PerfgateRuntimeError(PerfgateError):
+    exit_code = EXIT_RUNTIME
+
+
+class DataError(PerfgateRuntimeError):
+    pass
+
+
+class ModelLoadError(PerfgateRuntimeError):
+    pass
+
+
+class BackendUnavailableError(PerfgateRuntimeError):
+    pass
+
+
+class WorkerError(PerfgateRuntimeError):
+    pass
+
+
+def error_class(name: str) -> type[PerfgateError]:
+    """The class called ``name`` in this tree (workers send errors back by name)."""
+    found = _BY_NAME.get(name)
+    return found if found is not None else WorkerError
+
+
+_BY_NAME: dict[str, type[PerfgateError]] = {
+    cls.__name__: cls
+    for cls in (
+        PerfgateError,
+        UsageError,
+        BudgetError,
+        ColumnMappingError,
+        InputCastError,
+        PerfgateRuntimeError,
+        DataError,
+        ModelLoadError,
+        BackendUnavailableError,
+        WorkerError,
+    )
+}

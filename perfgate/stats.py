@@ -1,0 +1,223 @@
+"""Statistics on latency samples that were measured in interleaved blocks.
+
+The unit of independence is the *block pair*: one block of calls on the reference and
+one on the candidate, adjacent in time and over the same rows. Noise on a shared runner
+(a neighbour's job, thermal drift) comes in bursts longer than one call, so samples in a
+block are not independent, but two adjacent blocks see much the same conditions. The
+confidence interval of a ratio is therefore found by resampling block pairs, giving the
+reference and the candidate the *same* resampling weights, so that what disturbed both
+cancels in the ratio.
+
+Every function here is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+# Bins for the resampled quantiles are this much wider than the one before (0.1 %): far
+# finer than any budget, and the point estimate uses the exact samples anyway.
+_BIN_GROWTH = 1.001
+_MAX_BINS = 4096
+_EXACT_MANN_WHITNEY_MAX = 10_000  # n * m up to which the exact U distribution is used
+
+
+class UnusableSamples(ValueError):
+    """The samples cannot support the statistic (too few, NaN, non-positive, unpaired)."""
+
+
+@dataclass(frozen=True)
+class RatioInterval:
+    """statistic(candidate) / statistic(reference), with a confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    blocks: int
+    se_log: float  # standard error of log(ratio) from the bootstrap
+
+
+@dataclass(frozen=True)
+class MannWhitney:
+    """Two-sided Mann–Whitney U test, reported only where its p-value can be small enough to matter."""
+
+    p_value: float | None
+    p_min: float | None  # the smallest p-value these sample counts allow
+    note: str
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    return float(np.quantile(values, q))
+
+
+def statistic(values: np.ndarray, q: float | None) -> float:
+    """The q-quantile of ``values``, or their mean when ``q`` is None."""
+    return float(np.mean(values)) if q is None else quantile(values, q)
+
+
+def min_samples_for_quantile(q: float | None, confidence: float = 0.99) -> int:
+    """The fewest samples for which a q-quantile claim means something (MLPerf LoadGen's rule).
+
+    With n samples, the chance that all of them fall below the true q-quantile is q**n;
+    a claim needs that chance under 1 - confidence: p90 needs 44, p95 90, p99 459.
+    """
+    if q is None:
+        return 2
+    tail = max(q, 1.0 - q)
+    return max(2, math.ceil(math.log(1.0 - confidence) / math.log(tail)))
+
+
+def ratio_interval(
+    reference_blocks: Sequence[np.ndarray],
+    candidate_blocks: Sequence[np.ndarray],
+    q: float | None,
+    level: float,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> RatioInterval:
+    """Confidence interval of statistic(candidate) / statistic(reference).
+
+    ``reference_blocks[i]`` and ``candidate_blocks[i]`` are the samples of block pair i.
+    The point estimate is computed on all samples. Its spread comes from a paired block
+    bootstrap: block pairs are drawn with replacement and each draw weights both models'
+    blocks alike. The interval is ``log(estimate) ± t(level, pairs - 1) · se`` where se
+    is the bootstrap standard error of log(ratio): a normal-theory interval on the log
+    scale, widened by Student's t for few blocks, which stays usable at the small error
+    rates a gate splits across many checks and looks (a percentile interval would need
+    tens of thousands of resamples there).
+    """
+    reference = _validated_blocks(reference_blocks, "reference")
+    candidate = _validated_blocks(candidate_blocks, "candidate")
+    pairs = len(reference)
+    if len(candidate) != pairs:
+        raise UnusableSamples(f"unpaired blocks ({pairs} reference, {len(candidate)} candidate)")
+    if pairs < 2:
+        raise UnusableSamples(f"needs at least 2 block pairs, has {pairs}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"confidence level must be between 0 and 1, got {level}")
+
+    estimate = statistic(np.concatenate(candidate), q) / statistic(np.concatenate(reference), q)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(pairs, np.full(pairs, 1.0 / pairs), size=resamples).astype(np.float64)
+    log_ratios = np.log(_resampled_statistic(candidate, q, weights)) - np.log(
+        _resampled_statistic(reference, q, weights)
+    )
+    se_log = float(np.std(log_ratios, ddof=1))
+    from scipy.stats import t as student_t
+
+    half_width = float(student_t.ppf(0.5 + level / 2.0, df=pairs - 1)) * se_log
+    center = math.log(estimate)
+    return RatioInterval(
+        estimate=estimate,
+        low=math.exp(center - half_width),
+        high=math.exp(center + half_width),
+        level=level,
+        blocks=pairs,
+        se_log=se_log,
+    )
+
+
+def min_two_sided_p(n: int, m: int) -> float:
+    """The smallest two-sided p-value an exact Mann–Whitney test can give: 2 / C(n+m, n)."""
+    log_comb = math.lgamma(n + m + 1) - math.lgamma(n + 1) - math.lgamma(m + 1)
+    return min(1.0, 2.0 * math.exp(-log_comb))
+
+
+def mann_whitney(reference: np.ndarray, candidate: np.ndarray, alpha: float = 0.05) -> MannWhitney:
+    """Mann–Whitney U, two-sided; no p-value where the sample counts cannot reach ``alpha``.
+
+    Asv's rule: with 3 samples a side the smallest possible p is 0.1, so "not significant"
+    would say nothing. Samples within a block are correlated, which makes this p-value
+    optimistic: perfgate reports it as evidence and never decides on it.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    candidate = np.asarray(candidate, dtype=np.float64)
+    n, m = reference.size, candidate.size
+    if n < 2 or m < 2:
+        return MannWhitney(None, None, f"needs at least 2 samples per model (has {n} and {m})")
+    if not (np.all(np.isfinite(reference)) and np.all(np.isfinite(candidate))):
+        return MannWhitney(None, None, "samples contain NaN or infinity")
+    p_min = min_two_sided_p(n, m)
+    if p_min > alpha:
+        return MannWhitney(
+            None, p_min, f"unreachable: with {n} and {m} samples the smallest p is {p_min:.3g} > {alpha:g}"
+        )
+    from scipy.stats import mannwhitneyu
+
+    # scipy's "auto" takes the normal approximation above 8 samples a side; the exact
+    # distribution is cheap far beyond that, and right where it matters most
+    ties = np.unique(np.concatenate([reference, candidate])).size < n + m
+    method = "exact" if n * m <= _EXACT_MANN_WHITNEY_MAX and not ties else "asymptotic"
+    result = mannwhitneyu(candidate, reference, alternative="two-sided", method=method)
+    return MannWhitney(float(result.pvalue), p_min, "")
+
+
+def drift_between_blocks(blocks: Sequence[np.ndarray]) -> float | None:
+    """How much latency moves from block to block beyond its call-to-call spread.
+
+    The standard deviation of the blocks' log-medians, less what sampling alone gives a
+    median of k calls (var ≈ π/2 · within-block variance / k): an estimate of the
+    machine's own drift, in relative terms (0.1 = about 10 %). None with fewer than two
+    calls per block or fewer than three blocks, where the two cannot be told apart.
+    pyperf flags a benchmark as unstable at 10 %; interleaving and the paired bootstrap
+    absorb drift, but it slows decisions down.
+    """
+    logs = [np.log(np.asarray(block, dtype=np.float64)) for block in blocks if len(block) >= 2]
+    if len(logs) < 3 or len(logs) != len(blocks):
+        return None
+    medians = np.array([np.median(values) for values in logs])
+    within = float(np.mean([np.var(values, ddof=1) for values in logs]))
+    calls = float(np.mean([values.size for values in logs]))
+    excess = float(np.var(medians, ddof=1)) - (math.pi / 2.0) * within / calls
+    return math.sqrt(max(excess, 0.0))
+
+
+def _validated_blocks(blocks: Sequence[np.ndarray], side: str) -> list[np.ndarray]:
+    arrays = [np.asarray(block, dtype=np.float64).ravel() for block in blocks]
+    if not arrays or any(array.size == 0 for array in arrays):
+        raise UnusableSamples(f"{side} has an empty block")
+    for array in arrays:
+        if not np.all(np.isfinite(array)):
+            raise UnusableSamples(f"{side} samples contain NaN or infinity")
+        if np.any(array <= 0.0):
+            raise UnusableSamples(f"{side} samples contain zero or negative durations")
+    return arrays
+
+
+def _resampled_statistic(blocks: list[np.ndarray], q: float | None, weights: np.ndarray) -> np.ndarray:
+    """The statistic of the pooled samples for each row of block weights (resamples × blocks)."""
+    if q is None:
+        sums = np.array([block.sum() for block in blocks])
+        counts = np.array([block.size for block in blocks], dtype=np.float64)
+        return (weights @ sums) / (weights @ counts)
+    return _resampled_quantile(blocks, q, weights)
+
+
+def _resampled_quantile(blocks: list[np.ndarray], q: float, weights: np.ndarray) -> np.ndarray:
+    # A pooled quantile of any weighting of the blocks lies between the smallest and the
+    # largest of the blocks' own quantiles, so only that range needs fine bins; everything
+    # outside it is counted in one bin below and one above.
+    per_block = np.array([np.quantile(block, q, method="inverted_cdf") for block in blocks])
+    low, high = float(per_block.min()), float(per_block.max())
+    if low == high:
+        return np.full(weights.shape[0], low)
+    bins = min(_MAX_BINS, max(1, math.ceil(math.log(high / low) / math.log(_BIN_GROWTH))))
+    edges = np.geomspace(low, high, bins + 1)
+    # bin 0: below low; bin i in 1..bins: [edges[i-1], edges[i]); bin bins+1: at or above high
+    width = bins + 2
+    flat = np.concatenate(
+        [index * width + np.searchsorted(edges, block, side="right") for index, block in enumerate(blocks)]
+    )
+    counts = np.bincount(flat, minlength=len(blocks) * width).reshape(len(blocks), width)
+    pooled = weights @ counts
+    cumulative = np.cumsum(pooled, axis=1)
+    target = q * cumulative[:, -1:]
+    first = np.argmax(cumulative >= target * (1.0 - 1e-12), axis=1)
+    centers = np.concatenate(([low], np.sqrt(edges[:-1] * edges[1:]), [high]))
+    return centers[first]

@@ -1,0 +1,162 @@
+"""Fake clocks and backends: latency under the test's control, no real timing.
+
+In-process, ``FakeBackend.run`` advances a ``FakeClock`` that both the worker's timing
+loop and the runner's time budget read, so a whole comparison runs in virtual time.
+The crashing/hanging/failing backends are for the subprocess error paths: the worker
+imports them by ``fakes:ClassName`` (the parent's sys.path, which holds tests/, is sent
+to the worker).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from perfgate.backends.base import Backend, BackendInfo, BackendOptions
+from perfgate.errors import ModelLoadError
+from perfgate.tensors import TensorSpec
+from perfgate.worker import InProcessWorker, WorkerCore
+
+FEATURES = 4
+
+
+class FakeClock:
+    """Virtual time in ns; ``ns`` for the worker's timing loop, ``seconds`` for the runner."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def ns(self) -> int:
+        return self.now
+
+    def seconds(self) -> float:
+        return self.now / 1e9
+
+    def advance(self, ns: float) -> None:
+        self.now += int(round(ns))
+
+
+Latency = Callable[[np.random.Generator, "FakeClock", Any], float]
+
+
+def lognormal(median_ns: float, sigma: float = 0.1) -> Latency:
+    def draw(rng: np.random.Generator, clock: FakeClock, feed: Any) -> float:
+        return median_ns * rng.lognormal(0.0, sigma)
+
+    return draw
+
+
+def drifting(base: Latency, period_s: float = 2.0, amplitude: float = 1.0) -> Latency:
+    """``base`` times a slow drift shared by everything on the machine (up to 1 + amplitude)."""
+
+    def draw(rng: np.random.Generator, clock: FakeClock, feed: Any) -> float:
+        phase = (clock.seconds() % period_s) / period_s
+        return base(rng, clock, feed) * (1.0 + amplitude * abs(2.0 * phase - 1.0))
+
+    return draw
+
+
+class FakeBackend(Backend):
+    """A model whose call takes ``latency(rng, clock, feed)`` ns of virtual time."""
+
+    name = "fake"
+
+    def __init__(self, options: BackendOptions, clock: FakeClock, latency: Latency, seed: int = 0,
+                 inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "float32", (None, FEATURES)),)) -> None:  # fmt: skip
+        super().__init__(options)
+        self.clock = clock
+        self.latency = latency
+        self.rng = np.random.default_rng(seed)
+        self.inputs = inputs
+        self.calls = 0
+        self.synchronized = 0
+        self.seen: list[float] = []  # the first value of every batch run, in order
+
+    def load(self, path: str) -> None:
+        if path.endswith("missing.fake"):
+            raise ModelLoadError(f"cannot load model {path!r}: no such file")
+
+    def describe_inputs(self) -> tuple[TensorSpec, ...]:
+        return self.inputs
+
+    def run(self, prepared: Any) -> Any:
+        self.calls += 1
+        self.seen.append(float(next(iter(prepared.values())).flat[0]))
+        self.clock.advance(self.latency(self.rng, self.clock, prepared))
+        return [np.zeros(1)]
+
+    def synchronize(self) -> None:
+        self.synchronized += 1
+
+    def info(self) -> BackendInfo:
+        return BackendInfo("fake", "fake", "0", "cpu", self.options.threads)
+
+
+def in_process_factory(
+    clock: FakeClock, latencies: dict[str, Latency], made: dict | None = None, seed: int = 0, **backend_kwargs: Any
+):
+    """A worker_factory for run_comparison: in-process workers on fake backends (collected
+    in ``made`` by role, for the test to inspect); ``seed`` varies their latency draws."""
+
+    def make(role: str, log_dir: str) -> InProcessWorker:
+        backend_seed = 2 * seed + (1 if role == "reference" else 2)
+
+        def backend(name: str, options: BackendOptions) -> Backend:
+            fake = FakeBackend(options, clock, latencies[role], seed=backend_seed, **backend_kwargs)
+            if made is not None:
+                made[role] = fake
+            return fake
+
+        return InProcessWorker(role, WorkerCore(clock=clock.ns, backend_factory=backend))
+
+    return make
+
+
+# --- backends for the subprocess error paths (real time, real processes) ---------------
+
+
+class _TinyBackend(Backend):
+    name = "tiny"
+
+    def load(self, path: str) -> None:
+        pass
+
+    def describe_inputs(self) -> tuple[TensorSpec, ...]:
+        return (TensorSpec("features", "float32", (None, 16)),)
+
+    def run(self, prepared: Any) -> Any:
+        return None
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.name, "none", "0", "cpu", self.options.threads)
+
+
+class CrashingBackend(_TinyBackend):
+    """Dies like a segfaulting native library on its first timed call."""
+
+    def run(self, prepared: Any) -> Any:
+        os._exit(7)
+
+
+class CrashOnLoadBackend(_TinyBackend):
+    def load(self, path: str) -> None:
+        os._exit(9)
+
+
+class HangingBackend(_TinyBackend):
+    def run(self, prepared: Any) -> Any:
+        time.sleep(3600)
+
+
+class FailingBackend(_TinyBackend):
+    """Raises like a framework rejecting its input."""
+
+    def run(self, prepared: Any) -> Any:
+        raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions\nsecond line")
+
+
+class NotABackend:
+    pass

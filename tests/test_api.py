@@ -1,0 +1,36 @@
+import subprocess
+import sys
+import tomllib
+
+import perfgate
+from conftest import ROOT
+
+EXPORTED = [
+    "BackendUnavailableError", "Budget", "BudgetError", "Check", "ColumnMappingError", "CompareConfig",
+    "DataError", "InputCastError", "Metric", "ModelLoadError", "PerfgateError", "PerfgateRuntimeError",
+    "Report", "UsageError", "Verdict", "WorkerError", "__version__", "build_budgets", "compare",
+    "error_report", "parse_budget", "read_report", "run_comparison",
+]  # fmt: skip
+
+
+def test_the_public_api_is_pinned():
+    assert sorted(perfgate.__all__) == sorted(EXPORTED)
+    for name in EXPORTED:
+        assert getattr(perfgate, name) is not None
+
+
+def test_importing_perfgate_and_its_engine_imports_no_ml_framework():
+    code = (
+        "import sys, perfgate, perfgate.compare, perfgate.cli; perfgate.compare; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('onnxruntime', 'torch', 'tensorflow', 'keras', 'jax')); print(bad)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_version_matches_the_package_metadata():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert perfgate.__version__ == project["version"]
+    assert set(project["optional-dependencies"]) >= {"onnx", "torch", "tensorflow", "all", "test"}
+    assert project["scripts"]["perfgate"] == "perfgate.cli:main"
