@@ -21,10 +21,10 @@ from perfgate.backends import require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions
 from perfgate.budgets import Budget, build_budgets
 from perfgate.checks import Evaluation, evaluate, min_samples
-from perfgate.dataset import ParquetDataset
+from perfgate.dataset import ParquetDataset, RowSelection
 from perfgate.environment import capture
 from perfgate.errors import PerfgateError, UsageError
-from perfgate.inputs import build_batches, check_input_names, parse_input_options, resolve_bindings
+from perfgate.inputs import PreparedInput, build_batches, check_input_names, parse_input_options, resolve_bindings
 from perfgate.results import (
     DataReport,
     ErrorInfo,
@@ -36,7 +36,7 @@ from perfgate.results import (
 )
 from perfgate.runner import SIDES, Measurement, MeasurementPlan, measure
 from perfgate.stats import drift_between_blocks, mann_whitney
-from perfgate.worker import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadRequest, SubprocessWorker, worker_cpus
+from perfgate.worker import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadRequest, ModelInfo, SubprocessWorker, worker_cpus
 
 NOISY_DRIFT = 0.10
 
@@ -161,83 +161,27 @@ def run_comparison(
     requested = {"reference": config.reference_backend, "candidate": config.candidate_backend}
     backends = {side: resolve_backend_name(paths[side], requested[side]) for side in SIDES}
     for name in set(backends.values()):
-        require_framework(name)
+        require_framework(name)  # before any process starts
     factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir))
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
         workers = {}
         cpus = worker_cpus(config.threads)
         for side in SIDES:
-            worker = factory(side, log_dir)
-            cleanup.callback(worker.close)
-            worker.start(config.threads, cpus)
-            workers[side] = worker
+            workers[side] = factory(side, log_dir)
+            cleanup.callback(workers[side].close)
+            workers[side].start(config.threads, cpus)
         say(f"loading models ({backends['reference']} / {backends['candidate']}, {config.threads} thread(s) each)")
-        options = BackendOptions(threads=config.threads)
-        for side in SIDES:
-            workers[side].begin("load", LoadRequest(backends[side], paths[side], options, tuple(sys.path)))
-        infos = {side: workers[side].finish("load", LOAD_TIMEOUT_S) for side in SIDES}
-
-        check_input_names(config.inputs, {side: infos[side].inputs for side in SIDES})
-        bindings = {
-            side: resolve_bindings(infos[side].inputs, dataset.schema, config.inputs, model=f"{side} {paths[side]}")
-            for side in SIDES
-        }
-        columns = [name for side in SIDES for binding in bindings[side] for name in binding.columns]
-        table = dataset.read(columns, selection)
-        prepared_inputs: dict[str, tuple] = {}
-        batches: dict[int, int] = {}
-        warnings: list[str] = []
-        if config.rows is not None and config.rows > dataset.num_rows:
-            warnings.append(f"--rows {config.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
-        for batch_size in config.batch_sizes:
-            for side in SIDES:
-                prepared = build_batches(
-                    table, bindings[side], infos[side].inputs, batch_size,
-                    pad_value=config.pad_value, model=f"{side} {paths[side]}",
-                )  # fmt: skip
-                workers[side].call("set_feeds", batch_size, list(prepared.feeds), timeout=SETUP_TIMEOUT_S)
-                prepared_inputs.setdefault(side, prepared.inputs)
-                batches[batch_size] = len(prepared.feeds)
-            if prepared.dropped_rows:
-                warnings.append(
-                    f"batch {batch_size}: the last {prepared.dropped_rows} rows do not fill a batch and are not used"
-                )
+        infos = _load(workers, backends, paths, config.threads)
+        fed = _feed(workers, infos, dataset, selection, config, paths)
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
+        measurement, stopped, evaluation = _measure(workers, fed.batches, config, clock, say, plan_overrides)
 
-        alpha = 1.0 - config.confidence
-        looks: list[Evaluation] = []
-
-        def on_look(measurement: Measurement) -> bool:
-            evaluation = evaluate(measurement.series, config.budgets, alpha=alpha, look=measurement.look, seed=config.seed)
-            looks.append(evaluation)
-            say(_look_line(measurement, evaluation))
-            return evaluation.decided
-
-        plan = MeasurementPlan(
-            batch_sizes=config.batch_sizes,
-            time_budget_s=float(config.time_budget_s),
-            seed=config.seed,
-            min_samples=min_samples(config.budgets),
-            **(plan_overrides or {}),
-        )
-        measurement, stopped = measure(workers, plan, batches, on_look, clock=clock, progress=say)
-
-    evaluation = _with_mann_whitney(looks[-1], measurement, alpha)
     reason = evaluation.reason
     if evaluation.verdict is Verdict.INCONCLUSIVE:
         reason += f"; after {measurement.measure_seconds:.1f} s of measuring (--time-budget {config.time_budget_s:g})"
-    for series in measurement.series:
-        drift = drift_between_blocks(series.reference)
-        if drift is not None and drift > NOISY_DRIFT:
-            warnings.append(
-                f"batch {series.batch_size}: the reference's latency drifted by about {drift:.0%} between "
-                f"blocks, beyond its call-to-call spread; the machine is noisy, so decisions take longer"
-            )
     models = {
-        side: ModelReport(
-            paths[side], infos[side].backend, prepared_inputs[side], infos[side].load_seconds, infos[side].cpus
-        )
+        side: ModelReport(paths[side], infos[side].backend, fed.inputs[side], infos[side].load_seconds, infos[side].cpus)
         for side in SIDES
     }
     return Report(
@@ -251,10 +195,97 @@ def run_comparison(
         run=RunSummary(measurement.look, measurement.measure_seconds, clock() - started, stopped),
         checks=evaluation.checks,
         series=measurement.series,
-        warnings=tuple(warnings),
+        warnings=fed.warnings + _drift_warnings(measurement),
         perfgate_version=__version__,
         created=_now(),
     )
+
+
+@dataclass(frozen=True)
+class _Fed:
+    inputs: Mapping[str, tuple[PreparedInput, ...]]  # per model
+    batches: Mapping[int, int]  # batch size -> how many batches each worker holds
+    warnings: tuple[str, ...]
+
+
+def _load(workers: Mapping[str, Any], backends: Mapping[str, str], paths: Mapping[str, str], threads: int) -> dict[str, ModelInfo]:
+    """Load both models at once, each in its worker."""
+    options = BackendOptions(threads=threads)
+    for side in SIDES:
+        workers[side].begin("load", LoadRequest(backends[side], paths[side], options, tuple(sys.path)))
+    return {side: workers[side].finish("load", LOAD_TIMEOUT_S) for side in SIDES}
+
+
+def _feed(
+    workers: Mapping[str, Any],
+    infos: Mapping[str, ModelInfo],
+    dataset: ParquetDataset,
+    selection: RowSelection,
+    config: CompareConfig,
+    paths: Mapping[str, str],
+) -> _Fed:
+    """Map columns to each model's inputs, read the rows once, send each worker its batches."""
+    check_input_names(config.inputs, {side: infos[side].inputs for side in SIDES})
+    labels = {side: f"{side} {paths[side]}" for side in SIDES}
+    bindings = {side: resolve_bindings(infos[side].inputs, dataset.schema, config.inputs, model=labels[side]) for side in SIDES}
+    table = dataset.read([name for side in SIDES for binding in bindings[side] for name in binding.columns], selection)
+    inputs: dict[str, tuple[PreparedInput, ...]] = {}
+    batches: dict[int, int] = {}
+    warnings = []
+    if config.rows is not None and config.rows > dataset.num_rows:
+        warnings.append(f"--rows {config.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
+    for batch_size in config.batch_sizes:
+        for side in SIDES:
+            prepared = build_batches(
+                table, bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value, model=labels[side]
+            )
+            workers[side].call("set_feeds", batch_size, list(prepared.feeds), timeout=SETUP_TIMEOUT_S)
+            inputs.setdefault(side, prepared.inputs)
+        batches[batch_size] = len(prepared.feeds)
+        if prepared.dropped_rows:
+            warnings.append(f"batch {batch_size}: the last {prepared.dropped_rows} rows do not fill a batch and are not used")
+    return _Fed(inputs, batches, tuple(warnings))
+
+
+def _measure(
+    workers: Mapping[str, Any],
+    batches: Mapping[int, int],
+    config: CompareConfig,
+    clock: Callable[[], float],
+    say: Progress,
+    plan_overrides: Mapping[str, Any] | None,
+) -> tuple[Measurement, str, Evaluation]:
+    """Measure until decided or out of time; the last look's evaluation, with Mann-Whitney added."""
+    alpha = 1.0 - config.confidence
+    looks: list[Evaluation] = []
+
+    def on_look(measurement: Measurement) -> bool:
+        evaluation = evaluate(measurement.series, config.budgets, alpha=alpha, look=measurement.look, seed=config.seed)
+        looks.append(evaluation)
+        say(_look_line(measurement, evaluation))
+        return evaluation.decided
+
+    plan = MeasurementPlan(
+        batch_sizes=config.batch_sizes,
+        time_budget_s=float(config.time_budget_s),
+        seed=config.seed,
+        min_samples=min_samples(config.budgets),
+        **(plan_overrides or {}),
+    )
+    measurement, stopped = measure(workers, plan, batches, on_look, clock=clock, progress=say)
+    return measurement, stopped, _with_mann_whitney(looks[-1], measurement, alpha)
+
+
+def _drift_warnings(measurement: Measurement) -> tuple[str, ...]:
+    warnings = []
+    for series in measurement.series:
+        drift = drift_between_blocks(series.reference)
+        if drift is not None and drift > NOISY_DRIFT:
+            warnings.append(
+                f"batch {series.batch_size}: the reference's latency drifted by about {drift:.0%} between "
+                f"blocks, beyond its call-to-call spread; the machine is noisy, so decisions take longer"
+            )
+    return tuple(warnings)
 
 
 def error_report(error: BaseException, config: CompareConfig | None = None) -> Report:

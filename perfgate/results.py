@@ -172,7 +172,12 @@ class Report:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        """Indented, except that each series (the raw samples) is one compact line."""
+        data = self.to_dict()
+        series = data.pop("series")
+        head = json.dumps(data, indent=1, allow_nan=False)
+        lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in series)
+        return head[: -len("\n}")] + ',\n "series": [' + (f"\n{lines}\n ]" if lines else "]") + "\n}"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Report":

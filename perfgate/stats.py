@@ -155,6 +155,8 @@ def mann_whitney(reference: np.ndarray, candidate: np.ndarray, alpha: float = 0.
     ties = np.unique(np.concatenate([reference, candidate])).size < n + m
     method = "exact" if n * m <= _EXACT_MANN_WHITNEY_MAX and not ties else "asymptotic"
     result = mannwhitneyu(candidate, reference, alternative="two-sided", method=method)
+    if not math.isfinite(result.pvalue):
+        return MannWhitney(None, p_min, "undefined: every sample has the same value")
     return MannWhitney(float(result.pvalue), p_min, "")
 
 

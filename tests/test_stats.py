@@ -118,6 +118,8 @@ def test_mann_whitney_reports_p_only_where_reachable():
 
 
 def test_mann_whitney_on_degenerate_samples():
+    identical = mann_whitney(np.full(30, 5.0), np.full(30, 5.0))
+    assert identical.p_value is None or identical.p_value == pytest.approx(1.0)
     assert mann_whitney(np.array([1.0]), np.array([1.0, 2.0])).p_value is None
     nan = mann_whitney(np.array([1.0, np.nan, 3]), np.array([1.0, 2.0, 3]))
     assert nan.p_value is None and "NaN" in nan.note
