@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from perfgate.errors import BudgetError
+from perfgate.formatting import format_change
 
 DEFAULT_MAX_LATENCY_INCREASE = "15%"
 DEFAULT_METRICS = ("latency.p50", "latency.p95")
@@ -55,15 +56,6 @@ class Budget:
 
     def __str__(self) -> str:
         return f"{self.metric.name}:{self.limit_text}"
-
-
-def format_change(ratio: float, digits: int = 2) -> str:
-    """1.15 -> '+15%', 0.9 -> '-10%', 1.075 -> '+7.5%' (at most ``digits`` decimals)."""
-    percent = (ratio - 1.0) * 100.0
-    text = f"{percent:+.{digits}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text}%"
 
 
 def parse_metric(text: str) -> Metric:

@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from perfgate.budgets import Budget, format_change
+from perfgate.budgets import Budget
+from perfgate.formatting import format_change
 from perfgate.results import Check, Series, Verdict
 from perfgate.stats import (
     UnusableSamples,

@@ -24,6 +24,7 @@ from perfgate.checks import Evaluation, evaluate, min_samples
 from perfgate.dataset import ParquetDataset, RowSelection
 from perfgate.environment import capture
 from perfgate.errors import PerfgateError, UsageError
+from perfgate.formatting import format_change
 from perfgate.inputs import PreparedInput, build_batches, check_input_names, parse_input_options, resolve_bindings
 from perfgate.results import (
     DataReport,
@@ -320,8 +321,6 @@ def _with_mann_whitney(evaluation: Evaluation, measurement: Measurement, alpha: 
 
 
 def _look_line(measurement: Measurement, evaluation: Evaluation) -> str:
-    from perfgate.budgets import format_change
-
     parts = []
     for check in evaluation.checks:
         if check.ci is None:

@@ -88,6 +88,8 @@ def resolve_bindings(
     specs: Sequence[TensorSpec], schema: pa.Schema, explicit: Mapping[str, str], model: str
 ) -> tuple[InputBinding, ...]:
     """The columns for each of a model's inputs."""
+    if not specs:
+        raise ColumnMappingError(f"{model}: the model declares no inputs, so no rows can feed it")
     bindings = []
     for spec in specs:
         if spec.name in explicit:

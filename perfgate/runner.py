@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from perfgate.formatting import format_duration
 from perfgate.results import Series, WarmUpSummary
 from perfgate.worker import WarmUp
 
@@ -84,8 +85,8 @@ def measure(
         calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(slowest_ns, 1.0)))))
         builders[batch_size] = _SeriesBuilder(batch_size, calls, batches[batch_size], warmups, slowest_ns)
         say(
-            f"warm-up batch {batch_size}: reference {_duration(warmups['reference'].typical_ns)}/call, "
-            f"candidate {_duration(warmups['candidate'].typical_ns)}/call; {calls} calls per block"
+            f"warm-up batch {batch_size}: reference {format_duration(warmups['reference'].typical_ns)}/call, "
+            f"candidate {format_duration(warmups['candidate'].typical_ns)}/call; {calls} calls per block"
         )
 
     next_look = max(
@@ -163,8 +164,3 @@ def _warm_up(workers: Mapping[str, Worker], plan: MeasurementPlan, batch_size: i
         for side in order
     }
 
-
-def _duration(ns: float) -> str:
-    from perfgate.report.text import format_duration
-
-    return format_duration(ns)

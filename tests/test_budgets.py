@@ -1,6 +1,7 @@
 import pytest
 
-from perfgate.budgets import Budget, build_budgets, format_change, parse_budget, parse_limit, parse_metric
+from perfgate.budgets import Budget, build_budgets, parse_budget, parse_limit, parse_metric
+from perfgate.formatting import format_change, format_duration
 from perfgate.errors import BudgetError, UsageError
 
 
@@ -78,3 +79,9 @@ def test_format_change():
     assert format_change(1.075) == "+7.5%"
     assert format_change(1.0) == "+0%"
     assert format_change(1.23456, 1) == "+23.5%"
+
+
+def test_format_duration():
+    assert [format_duration(ns) for ns in (850, 10_900, 12_345_678, 1.234e9, None)] == [
+        "850 ns", "10.9 us", "12.3 ms", "1.23 s", "-",
+    ]  # fmt: skip

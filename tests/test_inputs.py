@@ -87,6 +87,11 @@ def test_an_input_without_a_column_is_a_mapping_error_naming_model_input_and_col
     assert info.value.exit_code == 2
 
 
+def test_a_model_without_inputs_cannot_be_fed():
+    with pytest.raises(ColumnMappingError, match="declares no inputs"):
+        resolve_bindings([], pa.schema([("f0", pa.float64())]), {}, model="reference r.onnx")
+
+
 def test_input_option_for_an_input_no_model_has():
     with pytest.raises(ColumnMappingError, match="no model has an input called 'X'"):
         check_input_names({"X": "f*"}, {"reference": [spec("features")], "candidate": [spec("features")]})

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from perfgate.budgets import format_change
+from perfgate.formatting import format_change, format_duration
 from perfgate.inputs import describe_binding
 from perfgate.results import Check, ModelReport, Report, Verdict
 
 _HEADERS = ("metric", "batch", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
-
-
-def format_duration(ns: float | None) -> str:
-    """3 significant digits in a readable unit: 850 ns, 10.9 us, 12.3 ms, 1.23 s."""
-    if ns is None:
-        return "-"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns:.3g} ns"
 
 
 def render_text(report: Report) -> str:
