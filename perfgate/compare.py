@@ -192,7 +192,9 @@ def run_comparison(
         candidate=models["candidate"],
         data=DataReport(config.data, dataset.num_rows, selection.count, config.seed),
         settings=config.settings(),
-        environment=environment,
+        environment=replace(
+            environment, frameworks={infos[side].backend.framework: infos[side].backend.framework_version for side in SIDES}
+        ),
         run=RunSummary(measurement.look, measurement.measure_seconds, clock() - started, stopped),
         checks=evaluation.checks,
         series=measurement.series,

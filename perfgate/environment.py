@@ -24,6 +24,7 @@ class Environment:
     python: str
     ci: str | None  # the CI service, when one is detected
     packages: Mapping[str, str] = field(default_factory=dict)
+    frameworks: Mapping[str, str] = field(default_factory=dict)  # as the workers report them
 
 
 def capture() -> Environment:

@@ -56,6 +56,9 @@ def test_the_slow_model_fails_with_exit_1_and_its_report(tmp_path):
     assert report["compared"]["reference"]["inputs"][0]["columns"] == [f"f{i:02d}" for i in range(16)]
     assert report["compared"]["data"] == {"path": DATA, "rows_total": 2000, "rows_used": 2000, "seed": 0}
     assert report["environment"]["logical_cpus"] >= 1 and report["environment"]["python"].startswith("CPython")
+    import onnxruntime
+
+    assert report["environment"]["frameworks"] == {"onnxruntime": onnxruntime.__version__}
     assert report["settings"]["budgets"] == ["latency.p50:+15%", "latency.p95:+15%"]
     assert [(c["metric"], c["batch_size"]) for c in report["checks"]] == [
         ("latency.p50", 1), ("latency.p95", 1), ("latency.p50", 32), ("latency.p95", 32),
