@@ -70,8 +70,20 @@ def cli() -> None:
     "--confidence", type=float, default=0.95, show_default=True,
     help="1 - the gate's total false-pass/false-fail rate over all checks and looks.",
 )  # fmt: skip
-@click.option("--reference-backend", default=None, metavar="NAME", help="Backend for the reference (default: from the file).")
-@click.option("--candidate-backend", default=None, metavar="NAME", help="Backend for the candidate (default: from the file).")
+@click.option(
+    "--device", default="cpu", show_default=True, metavar="DEVICE",
+    help="cpu, cuda or cuda:N, for both models; never falls back to the CPU.",
+)  # fmt: skip
+@click.option(
+    "--include-transfers", is_flag=True,
+    help="On a GPU, time the host-to-device input copies and device-to-host output copies too.",
+)  # fmt: skip
+@click.option("--signature", default=None, metavar="NAME", help="SavedModel/TFLite signature (default: serving_default).")
+@click.option(
+    "--reference-backend", default=None, metavar="NAME",
+    help="onnxruntime, torch, tensorflow, tflite or package.module:Class (default: from the path).",
+)  # fmt: skip
+@click.option("--candidate-backend", default=None, metavar="NAME", help="As --reference-backend, for the candidate.")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Also write the full report as JSON here.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format on stdout.")
 @click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the result is inconclusive.")
@@ -91,6 +103,9 @@ def compare(
     rows: int | None,
     pad_value: float,
     confidence: float,
+    device: str,
+    include_transfers: bool,
+    signature: str | None,
     reference_backend: str | None,
     candidate_backend: str | None,
     json_path: str | None,
@@ -111,6 +126,7 @@ def compare(
             budgets=budgets, time_budget_s=time_budget, seed=seed, threads=threads, rows=rows,
             pad_value=pad_value, confidence=confidence,
             reference_backend=reference_backend, candidate_backend=candidate_backend,
+            device=device, include_transfers=include_transfers, signature=signature,
         )  # fmt: skip
         report = run_comparison(config, progress=progress)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)

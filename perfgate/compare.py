@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from perfgate import __version__
 from perfgate.backends import require_framework, resolve_backend_name
-from perfgate.backends.base import BackendOptions
+from perfgate.backends.base import BackendOptions, check_device
 from perfgate.budgets import Budget, build_budgets
 from perfgate.checks import Evaluation, evaluate, min_samples
 from perfgate.dataset import ParquetDataset, RowSelection
@@ -63,8 +63,14 @@ class CompareConfig:
     confidence: float = 0.95
     reference_backend: str | None = None
     candidate_backend: str | None = None
+    device: str = "cpu"
+    include_transfers: bool = False
+    signature: str | None = None
 
     def __post_init__(self) -> None:
+        check_device(self.device)
+        if self.include_transfers and not self.device.startswith("cuda"):
+            raise UsageError("--include-transfers times host<->device copies, so it needs --device cuda")
         if not self.batch_sizes or any(not isinstance(b, int) or b < 1 for b in self.batch_sizes):
             raise UsageError(f"batch sizes must be whole numbers of at least 1, got {list(self.batch_sizes)}")
         if len(set(self.batch_sizes)) != len(self.batch_sizes):
@@ -99,6 +105,9 @@ class CompareConfig:
         confidence: float = 0.95,
         reference_backend: str | None = None,
         candidate_backend: str | None = None,
+        device: str = "cpu",
+        include_transfers: bool = False,
+        signature: str | None = None,
     ) -> "CompareConfig":
         """Parse the options as a user writes them (``'features=f*'``, ``'latency.p95:+10%'``)."""
         parsed_inputs = dict(inputs) if isinstance(inputs, Mapping) else parse_input_options(inputs)
@@ -117,7 +126,13 @@ class CompareConfig:
             confidence=confidence,
             reference_backend=reference_backend,
             candidate_backend=candidate_backend,
+            device=device,
+            include_transfers=include_transfers,
+            signature=signature,
         )
+
+    def backend_options(self) -> BackendOptions:
+        return BackendOptions(self.device, self.threads, self.include_transfers, self.signature)
 
     def settings(self) -> Settings:
         return Settings(
@@ -130,6 +145,9 @@ class CompareConfig:
             rows=self.rows,
             pad_value=self.pad_value,
             inputs=dict(self.inputs),
+            device=self.device,
+            include_transfers=self.include_transfers,
+            signature=self.signature,
         )
 
 
@@ -172,17 +190,23 @@ def run_comparison(
             workers[side] = factory(side, log_dir)
             cleanup.callback(workers[side].close)
             workers[side].start(config.threads, cpus)
-        say(f"loading models ({backends['reference']} / {backends['candidate']}, {config.threads} thread(s) each)")
-        infos = _load(workers, backends, paths, config.threads)
+        say(
+            f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, "
+            f"{config.threads} thread(s) each)"
+        )
+        infos = _load(workers, backends, paths, config.backend_options())
         fed = _feed(workers, infos, dataset, selection, config, paths)
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
         measurement, stopped, evaluation = _measure(workers, fed.batches, config, clock, say, plan_overrides)
+        peaks = {side: workers[side].call("peak_memory", timeout=SETUP_TIMEOUT_S) for side in SIDES}
 
     reason = evaluation.reason
     if evaluation.verdict is Verdict.INCONCLUSIVE:
         reason += f"; after {measurement.measure_seconds:.1f} s of measuring (--time-budget {config.time_budget_s:g})"
     models = {
-        side: ModelReport(paths[side], infos[side].backend, fed.inputs[side], infos[side].load_seconds, infos[side].cpus)
+        side: ModelReport(
+            paths[side], infos[side].backend, fed.inputs[side], infos[side].load_seconds, infos[side].cpus, peaks[side]
+        )
         for side in SIDES
     }
     return Report(
@@ -211,9 +235,10 @@ class _Fed:
     warnings: tuple[str, ...]
 
 
-def _load(workers: Mapping[str, Any], backends: Mapping[str, str], paths: Mapping[str, str], threads: int) -> dict[str, ModelInfo]:
+def _load(
+    workers: Mapping[str, Any], backends: Mapping[str, str], paths: Mapping[str, str], options: BackendOptions
+) -> dict[str, ModelInfo]:
     """Load both models at once, each in its worker."""
-    options = BackendOptions(threads=threads)
     for side in SIDES:
         workers[side].begin("load", LoadRequest(backends[side], paths[side], options, tuple(sys.path)))
     return {side: workers[side].finish("load", LOAD_TIMEOUT_S) for side in SIDES}

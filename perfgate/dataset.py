@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from perfgate.errors import DataError, UsageError
+from perfgate.errors import DataError, UsageError, first_line
 
 _READ_BATCH_ROWS = 65_536
 
@@ -43,7 +43,7 @@ class ParquetDataset:
         try:
             self._file = pq.ParquetFile(self.path)
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read data {self.path!r}: not a readable Parquet file ({_first_line(exc)})") from exc
+            raise DataError(f"cannot read data {self.path!r}: not a readable Parquet file ({first_line(exc)})") from exc
         self.schema: pa.Schema = self._file.schema_arrow
         self.num_rows: int = self._file.metadata.num_rows
         if self.num_rows == 0:
@@ -73,7 +73,7 @@ class ParquetDataset:
                 batches = list(self._selected_batches(columns, selection.indices))
             return pa.Table.from_batches(batches, schema=self.schema_of(columns))
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read data {self.path!r}: {_first_line(exc)}") from exc
+            raise DataError(f"cannot read data {self.path!r}: {first_line(exc)}") from exc
         except MemoryError as exc:
             raise DataError(f"data {self.path!r} does not fit in memory; choose fewer rows with --rows") from exc
 
@@ -100,7 +100,3 @@ class ParquetDataset:
                     batch_start = batch_end
             group_start = group_end
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]

@@ -70,6 +70,13 @@ class WorkerError(PerfgateRuntimeError):
     pass
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name: foreign errors
+    (a framework's) are quoted this way in perfgate's one-line messages."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else "") or type(exc).__name__
+
+
 def error_class(name: str) -> type[PerfgateError]:
     """The class called ``name`` in this tree (workers send errors back by name)."""
     found = _BY_NAME.get(name)

@@ -228,8 +228,9 @@ def _input_tensors(
     else:
         values = _fixed_list_values(table.column(binding.columns[0]).combine_chunks(), what)[:rows]
     values = _fit_row_shape(values, spec, what)
-    if spec.dtype is not None:
-        values = cast_exactly(values, spec.dtype, what)
+    target = spec.dtype_for(values.dtype.kind)
+    if target is not None:
+        values = cast_exactly(values, target, what)
     values = np.ascontiguousarray(values)
     tensors = [values[i * batch_size : (i + 1) * batch_size] for i in range(batches)]
     summary = PreparedInput(
@@ -266,8 +267,9 @@ def _padded_tensors(
         for got, wanted in zip(inner, spec.shape[2:]):
             if wanted is not None and wanted != got:
                 raise ColumnMappingError(f"{what}: list elements have shape {inner} but the input takes {_shape_text(spec.shape)}")
-    if spec.dtype is not None:
-        values = cast_exactly(values, spec.dtype, what)
+    target = spec.dtype_for(values.dtype.kind)
+    if target is not None:
+        values = cast_exactly(values, target, what)
     pad = cast_exactly(np.array([pad_value]), values.dtype, f"{what}: --pad-value")[0]
     lengths = np.diff(offsets)
     tensors = []

@@ -94,6 +94,7 @@ class ModelReport:
     inputs: tuple[PreparedInput, ...]
     load_seconds: float
     cpus: tuple[int, ...] = ()  # the CPUs the worker was pinned to
+    peak_memory: Mapping[str, int] = field(default_factory=dict)  # device high-water marks while measuring
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,9 @@ class Settings:
     rows: int | None
     pad_value: float
     inputs: Mapping[str, str]
+    device: str = "cpu"
+    include_transfers: bool = False
+    signature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,12 @@ def _model_from(data: Mapping[str, Any] | None) -> ModelReport | None:
         for item in data.get("inputs", ())
     )
     return ModelReport(
-        data["path"], _build(BackendInfo, data["backend"]), inputs, data["load_seconds"], tuple(data.get("cpus", ()))
+        data["path"],
+        _build(BackendInfo, data["backend"]),
+        inputs,
+        data["load_seconds"],
+        tuple(data.get("cpus", ())),
+        dict(data.get("peak_memory") or {}),
     )
 
 

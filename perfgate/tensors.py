@@ -15,3 +15,12 @@ class TensorSpec:
     name: str
     dtype: str | None  # numpy dtype name; None when the model does not say
     shape: Shape | None  # None dims are dynamic; None shape: rank unknown
+    # Where the model declares no dtype (TorchScript, a Python factory): the dtype to feed
+    # float columns as, usually the model's parameter dtype; ints and bools stay as they are.
+    float_dtype: str | None = None
+
+    def dtype_for(self, values_kind: str) -> str | None:
+        """The dtype to cast values of numpy kind ``values_kind`` to, or None to keep theirs."""
+        if self.dtype is not None:
+            return self.dtype
+        return self.float_dtype if values_kind == "f" else None

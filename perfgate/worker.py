@@ -1,8 +1,8 @@
 """One model in its own process: load, take batches, warm up, time calls.
 
 The parent drives a worker with a handful of calls (``load``, ``set_feeds``, ``warm_up``,
-``run_block``, ``close``) sent over a pipe; the worker answers each with a result or an
-error. A worker that dies or stops answering is a WorkerError in the parent, never a
+``run_block``, ``peak_memory``, ``close``) sent over a pipe; the worker answers each with
+a result or an error. A worker that dies or stops answering is a WorkerError in the parent, never a
 verdict.
 
 A worker is a fresh interpreter (``python -m perfgate.worker FD``), not a fork: its
@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from perfgate.backends.base import Backend, BackendInfo, BackendOptions
-from perfgate.errors import PerfgateError, WorkerError, error_class
+from perfgate.errors import PerfgateError, WorkerError, error_class, first_line
 from perfgate.tensors import TensorSpec
 
 Clock = Callable[[], int]
@@ -193,6 +193,7 @@ class WorkerCore:
             if elapsed >= max_seconds:
                 break
         steady = durations[len(durations) // 2 :]
+        backend.reset_peak_memory()  # the last warm-up's reset starts the measured high-water mark
         return WarmUp(len(durations), (self._clock() - began) / 1e9, float(np.median(steady)), len(seen))
 
     def run_block(self, batch_size: int, start: int, count: int) -> list[int]:
@@ -200,6 +201,9 @@ class WorkerCore:
         return self._timed(
             lambda: time_calls(backend.run, backend.synchronize, self._feeds_for(batch_size), start, count, self._clock)
         )
+
+    def peak_memory(self) -> dict[str, int]:
+        return self.backend.peak_memory()
 
     def close(self) -> None:
         if self._backend is not None:
@@ -218,7 +222,7 @@ class WorkerCore:
         except PerfgateError:
             raise
         except Exception as exc:
-            raise WorkerError(f"model {self._path!r} failed while running: {_first_line(exc)}") from exc
+            raise WorkerError(f"model {self._path!r} failed while running: {first_line(exc)}") from exc
 
 
 class InProcessWorker:
@@ -379,14 +383,10 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else "") or type(exc).__name__
-
 
 def serve(conn: Connection, core: WorkerCore) -> None:
     """Answer calls until ``close`` or until the parent goes away."""
-    allowed = {"load", "set_feeds", "warm_up", "run_block", "close"}
+    allowed = {"load", "set_feeds", "warm_up", "run_block", "peak_memory", "close"}
     while True:
         try:
             _, method, args = conn.recv()
@@ -399,7 +399,7 @@ def serve(conn: Connection, core: WorkerCore) -> None:
         except PerfgateError as exc:
             conn.send(("error", type(exc).__name__, exc.message, traceback.format_exc()))
         except Exception as exc:  # a framework's own error: report it, the parent decides
-            conn.send(("error", "WorkerError", f"{type(exc).__name__}: {_first_line(exc)}", traceback.format_exc()))
+            conn.send(("error", "WorkerError", f"{type(exc).__name__}: {first_line(exc)}", traceback.format_exc()))
         if method == "close":
             return
 

@@ -27,8 +27,8 @@ def multiply_adds(model) -> int:
 
 def test_rebuilding_gives_the_committed_fixtures(tmp_path):
     builder = load_builder()
-    first = {path.name: path.read_bytes() for path in builder.build(tmp_path / "a")}
-    second = {path.name: path.read_bytes() for path in builder.build(tmp_path / "b")}
+    first = {path.name: path.read_bytes() for path in builder.build(tmp_path / "a", ("onnx",))}
+    second = {path.name: path.read_bytes() for path in builder.build(tmp_path / "b", ("onnx",))}
     assert first == second  # deterministic, byte for byte
     for name in MODELS:
         assert onnx.load(tmp_path / "a" / name) == onnx.load(FIXTURES / name)
@@ -49,3 +49,68 @@ def test_fixtures_are_small_and_shaped_as_documented():
     assert multiply_adds(models["mlp_slow.onnx"]) >= 3 * multiply_adds(models["mlp_reference.onnx"])
     weights = [np.frombuffer(m.graph.initializer[0].raw_data, np.float32) for m in (models["mlp_reference.onnx"], models["mlp_aa.onnx"])]
     assert not np.array_equal(*weights)  # an A/A pair: same architecture, other weights
+
+
+def outputs_by_format(folder, name, rows):
+    """scores for ``rows`` from every format of network ``name`` in ``folder``."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import onnxruntime
+    import tensorflow as tf
+    import torch
+
+    import keras
+
+    results = {"onnx": onnxruntime.InferenceSession(str(folder / f"{name}.onnx")).run(None, {"features": rows})[0]}
+    with torch.inference_mode():
+        results["torchscript"] = torch.jit.load(str(folder / "torch" / f"{name}.pt"))(torch.from_numpy(rows)).numpy()
+        results["torch.export"] = torch.export.load(str(folder / "torch" / f"{name}.pt2")).module()(torch.from_numpy(rows)).numpy()
+    results["keras"] = keras.models.load_model(folder / "tensorflow" / f"{name}.keras", safe_mode=True, compile=False)(rows).numpy()
+    signature = tf.saved_model.load(str(folder / "tensorflow" / f"{name}.savedmodel")).signatures["serving_default"]
+    results["savedmodel"] = signature(features=tf.constant(rows))["scores"].numpy()
+    interpreter = tf.lite.Interpreter(model_path=str(folder / "tensorflow" / f"{name}.tflite"))
+    results["tflite"] = interpreter.get_signature_runner()(features=rows)["output_0"]
+    return results
+
+
+@pytest.mark.parametrize("name", ["mlp_reference", "mlp_aa", "mlp_slow"])
+def test_every_format_computes_the_same_network(name):
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("onnxruntime")
+    rows = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
+    results = outputs_by_format(FIXTURES, name, rows)
+    for form, scores in results.items():
+        np.testing.assert_allclose(scores, results["onnx"], rtol=1e-4, atol=1e-4, err_msg=form)
+
+
+def test_the_int8_tflite_fixture_approximates_the_reference():
+    tf = pytest.importorskip("tensorflow")
+    rows = np.random.default_rng(1).standard_normal((50, 16)).astype(np.float32)
+    reference = outputs_by_format(FIXTURES, "mlp_reference", rows)["onnx"]
+    interpreter = tf.lite.Interpreter(model_path=str(FIXTURES / "tensorflow" / "mlp_reference_int8.tflite"))
+    details = interpreter.get_tensor_details()
+    assert any(np.dtype(d["dtype"]) == np.int8 for d in details)  # quantized weights
+    quantized = np.concatenate([interpreter.get_signature_runner()(features=row[None])["output_0"] for row in rows])
+    assert np.corrcoef(quantized.ravel(), reference.ravel())[0, 1] > 0.98
+
+
+def test_rebuilt_framework_fixtures_hold_the_same_weights(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
+    builder = load_builder()
+    builder.build(tmp_path, ("onnx", "torch", "tensorflow"))
+    rows = np.random.default_rng(2).standard_normal((3, 16)).astype(np.float32)
+    for name in ("mlp_reference", "mlp_slow"):
+        rebuilt, committed = outputs_by_format(tmp_path, name, rows), outputs_by_format(FIXTURES, name, rows)
+        for form in committed:
+            np.testing.assert_array_equal(rebuilt[form], committed[form], err_msg=f"{name} {form}")
+
+
+def test_framework_fixtures_are_small():
+    for path in (FIXTURES / "torch").glob("*"):
+        assert path.stat().st_size < 2 * 1024 * 1024, path
+    for path in (FIXTURES / "tensorflow").glob("*"):
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+        assert size < 2 * 1024 * 1024, path

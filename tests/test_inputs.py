@@ -113,6 +113,16 @@ def test_scalar_columns_stack_in_order_and_cast_to_the_model_dtype():
     assert result.inputs[0].dtype == "float32"
 
 
+def test_undeclared_dtypes_feed_floats_as_the_model_float_dtype_and_keep_ints():
+    tbl = table(a=[1.5, 2.5], ids=np.array([7, 8], dtype=np.int64))
+    undeclared = [TensorSpec("x", None, None, float_dtype="float32"), TensorSpec("ids", None, None, float_dtype="float32")]
+    feed = batches(tbl, {"x": "a"}, undeclared).feeds[0]
+    assert feed["x"].dtype == np.float32 and feed["ids"].dtype == np.int64
+    np.testing.assert_array_equal(feed["ids"], [7, 8])
+    plain = batches(tbl, {"x": "a"}, [TensorSpec("x", None, None)]).feeds[0]["x"]
+    assert plain.dtype == np.float64
+
+
 def test_rows_keep_their_order_across_batches():
     ids = np.arange(10, dtype=np.int64)
     result = batches(table(id=ids), {}, [spec("id", "int64", (None,))], batch_size=3)

@@ -1,8 +1,10 @@
 """Backends by name, imported only when used.
 
-Built-in backends are chosen from the model path; ``--reference-backend`` and
-``--candidate-backend`` take a built-in name or ``package.module:Class`` for a backend of
-your own (a subclass of :class:`perfgate.backends.base.Backend`).
+A model's backend is chosen from its path: the extension, or for a directory its
+contents (a SavedModel holds saved_model.pb). ``--reference-backend`` and
+``--candidate-backend`` override that with a built-in name, or with
+``package.module:Class`` for a backend of your own (a subclass of
+:class:`perfgate.backends.base.Backend`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from perfgate.errors import BackendUnavailableError, UsageError
 @dataclass(frozen=True)
 class BackendEntry:
     target: str  # "module:Class"
-    framework_module: str  # imported by the backend; its absence gives the install hint
+    framework_module: str | tuple[str, ...]  # imported by the backend (any one of them); absence gives the install hint
     extra: str  # pip install 'perfgate[<extra>]'
     suffixes: tuple[str, ...]
 
@@ -27,19 +29,47 @@ BUILTIN_BACKENDS: dict[str, BackendEntry] = {
     "onnxruntime": BackendEntry(
         "perfgate.backends.onnxruntime:OnnxRuntimeBackend", "onnxruntime", "onnx", (".onnx", ".ort")
     ),
+    "torch": BackendEntry(
+        "perfgate.backends.torch:TorchBackend", "torch", "torch", (".pt", ".pth", ".ts", ".torchscript", ".jit", ".pt2")
+    ),
+    "tensorflow": BackendEntry(
+        "perfgate.backends.tensorflow:TensorFlowBackend", "tensorflow", "tensorflow", (".keras",)
+    ),
+    "tflite": BackendEntry(
+        "perfgate.backends.tflite:TFLiteBackend", ("ai_edge_litert", "tensorflow"), "tensorflow", (".tflite",)
+    ),
 }
 
 
+def is_saved_model(path: str) -> bool:
+    return (Path(path) / "saved_model.pb").is_file()
+
+
+def looks_like_factory(path: str) -> bool:
+    """``package.module:function`` (and not a file that happens to contain a colon)."""
+    module, sep, function = path.rpartition(":")
+    return bool(sep and module and function.isidentifier()) and not Path(path).exists()
+
+
 def backend_for_path(path: str) -> str:
-    """The built-in backend for a model file, from its extension."""
+    """The built-in backend for a model path, from its extension or directory contents."""
+    if is_saved_model(path):
+        return "tensorflow"
     suffix = Path(path).suffix.lower()
     for name, entry in BUILTIN_BACKENDS.items():
         if suffix in entry.suffixes:
             return name
+    if Path(path).is_dir():
+        raise UsageError(f"{path!r} is a directory without saved_model.pb, so not a SavedModel; perfgate cannot run it")
+    if looks_like_factory(path):
+        raise UsageError(
+            f"{path!r} looks like a Python factory; it runs your code, so ask for it explicitly "
+            f"with --reference-backend torch or --candidate-backend torch"
+        )
     known = ", ".join(f"{s} ({name})" for name, entry in BUILTIN_BACKENDS.items() for s in entry.suffixes)
     raise UsageError(
-        f"cannot tell which backend runs {path!r} from its extension (known: {known}); "
-        f"name one with --reference-backend/--candidate-backend"
+        f"cannot tell which backend runs {path!r} from its extension (known: {known}, and SavedModel "
+        f"directories); name one with --reference-backend/--candidate-backend"
     )
 
 
@@ -82,8 +112,9 @@ def require_framework(name: str) -> None:
     entry = BUILTIN_BACKENDS.get(name)
     if entry is None:
         return
-    if importlib.util.find_spec(entry.framework_module) is None:
+    modules = (entry.framework_module,) if isinstance(entry.framework_module, str) else entry.framework_module
+    if all(importlib.util.find_spec(module) is None for module in modules):
         raise BackendUnavailableError(
-            f"the {name} backend needs {entry.framework_module}, which is not installed: "
+            f"the {name} backend needs {' or '.join(modules)}, which is not installed: "
             f"pip install 'perfgate[{entry.extra}]'"
         )

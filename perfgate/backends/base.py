@@ -12,20 +12,46 @@ that ``import perfgate`` imports no ML framework.
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
+from perfgate.errors import UsageError
 from perfgate.tensors import TensorSpec
+
+_DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
 
 @dataclass(frozen=True)
 class BackendOptions:
     """Settings that are equal for both models in a comparison."""
 
-    device: str = "cpu"
+    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
     threads: int = 1
+    include_transfers: bool = False  # on a GPU, time the host<->device copies too
+    signature: str | None = None  # TensorFlow SavedModel / TFLite signature
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def device_index(self) -> int:
+        """N of "cuda:N" (0 for "cuda")."""
+        match = _DEVICE.match(self.device)
+        return int(match.group(2) or 0) if match else 0
+
+
+def check_device(device: str) -> str:
+    match = _DEVICE.match(device)
+    if not match or (match.group(1) == "cpu" and match.group(2) is not None):
+        raise UsageError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    return device
 
 
 @dataclass(frozen=True)
@@ -91,6 +117,21 @@ class Backend(abc.ABC):
 
         >>> backend.close()
         """
+
+    def reset_peak_memory(self) -> None:
+        """Start the device memory high-water mark afresh (called after warm-up).
+
+        >>> backend.reset_peak_memory()
+        """
+
+    def peak_memory(self) -> dict[str, int]:
+        """Device memory high-water marks since the last reset, in bytes, where the
+        framework's allocator tells them (PyTorch, TensorFlow on a GPU); empty elsewhere.
+
+        >>> backend.peak_memory()
+        {'gpu_peak_allocated_bytes': 1048576, 'gpu_peak_reserved_bytes': 2097152}
+        """
+        return {}
 
     @abc.abstractmethod
     def info(self) -> BackendInfo:

@@ -1,9 +1,16 @@
-"""ONNX Runtime on the CPU.
+"""ONNX Runtime, on the CPU or on an NVIDIA GPU (CUDAExecutionProvider).
 
 Thread settings are fixed by perfgate and equal for both models: ``threads`` intra-op
 threads, one inter-op thread, sequential execution. With more than one intra-op thread
 the pool's spin-waiting is switched off: the two workers take turns, and a pool still
 spinning after its own block would steal the core from the other model's block.
+
+On a GPU, inputs are copied to the device beforehand and bound with IO binding, and
+outputs stay on the device, so the timed call is the model; with include_transfers the
+inputs are bound from host memory and the outputs to host memory, so ORT's copies are
+timed too. `run_with_iobinding` returns when the outputs are ready. A session that asked
+for CUDA and came back without it (a missing cuDNN, a CPU-only build) is an error: ORT
+would otherwise fall back to the CPU without a word.
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from perfgate.backends.base import Backend, BackendInfo
-from perfgate.errors import ColumnMappingError, ModelLoadError, UsageError
+from perfgate.backends.gpu import gpu_details
+from perfgate.errors import BackendUnavailableError, ColumnMappingError, ModelLoadError, first_line
 from perfgate.tensors import TensorSpec
+
+CUDA = "CUDAExecutionProvider"
 
 _DTYPES = {
     "tensor(float)": "float32",
@@ -38,8 +48,7 @@ class OnnxRuntimeBackend(Backend):
     def load(self, path: str) -> None:
         import onnxruntime as ort
 
-        if self.options.device != "cpu":
-            raise UsageError(f"the onnxruntime backend runs on the CPU only; device {self.options.device!r} is not supported")
+        self._ort = ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.options.threads
         options.inter_op_num_threads = 1
@@ -48,13 +57,29 @@ class OnnxRuntimeBackend(Backend):
         self._spinning = self.options.threads == 1
         if not self._spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if self.options.on_gpu:
+            available = ort.get_available_providers()
+            if CUDA not in available:
+                raise BackendUnavailableError(
+                    f"onnxruntime {ort.__version__} has no {CUDA} (it has {', '.join(available)}): "
+                    f"pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+                )
+            providers = [(CUDA, {"device_id": self.options.device_index}), "CPUExecutionProvider"]
         try:
-            self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(path, options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/… types, and RuntimeError
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelLoadError(f"cannot load model {path!r} with onnxruntime: {first_line}") from exc
+            raise ModelLoadError(f"cannot load model {path!r} with onnxruntime: {first_line(exc)}") from exc
+        if self.options.on_gpu and CUDA not in self._session.get_providers():
+            raise BackendUnavailableError(
+                f"onnxruntime fell back to the CPU for {path!r}: the {CUDA} could not be created "
+                f"(are the CUDA and cuDNN libraries onnxruntime-gpu needs installed?); refusing to time the CPU as {self.options.device}"
+            )
         self._output_names = [output.name for output in self._session.get_outputs()]
         self._version = ort.__version__
+        if self.options.on_gpu:
+            self.prepare = self._prepare_bound  # type: ignore[method-assign]
+            self.run = self._run_bound  # type: ignore[method-assign]
 
     def describe_inputs(self) -> tuple[TensorSpec, ...]:
         specs = []
@@ -72,21 +97,57 @@ class OnnxRuntimeBackend(Backend):
     def run(self, prepared: dict[str, np.ndarray]) -> Any:
         return self._session.run(self._output_names, prepared)
 
+    def _prepare_bound(self, feed: Mapping[str, np.ndarray]) -> Any:
+        binding = self._session.io_binding()
+        index = self.options.device_index
+        kept = []
+        for name, array in feed.items():
+            array = np.ascontiguousarray(array)
+            if self.options.include_transfers:
+                binding.bind_cpu_input(name, array)
+                kept.append(array)
+            else:
+                value = self._ort.OrtValue.ortvalue_from_numpy(array, "cuda", index)
+                binding.bind_ortvalue_input(name, value)
+                kept.append(value)
+        for name in self._output_names:
+            if self.options.include_transfers:
+                binding.bind_output(name, "cpu")
+            else:
+                binding.bind_output(name, "cuda", index)
+        return binding, kept  # the bound values must outlive the binding
+
+    def _run_bound(self, prepared: Any) -> Any:
+        binding, _ = prepared
+        self._session.run_with_iobinding(binding)
+        return binding
+
     def close(self) -> None:
         self._session = None
 
     def info(self) -> BackendInfo:
+        details: dict[str, Any] = {
+            "providers": list(self._session.get_providers()),
+            "intra_op_threads": self.options.threads,
+            "inter_op_threads": 1,
+            "execution_mode": "sequential",
+            "allow_spinning": self._spinning,
+        }
+        if self.options.on_gpu:
+            details.update(gpu_details(self.options, _cuda_version(self._ort)))
         return BackendInfo(
             backend=self.name,
             framework="onnxruntime",
             framework_version=self._version,
-            device="cpu",
+            device=self.options.device,
             threads=self.options.threads,
-            details={
-                "providers": list(self._session.get_providers()),
-                "intra_op_threads": self.options.threads,
-                "inter_op_threads": 1,
-                "execution_mode": "sequential",
-                "allow_spinning": self._spinning,
-            },
+            details=details,
         )
+
+
+def _cuda_version(ort: Any) -> str | None:
+    try:
+        from onnxruntime.capi import build_and_package_info as build
+    except ImportError:
+        return None
+    return getattr(build, "cuda_version", None)

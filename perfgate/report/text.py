@@ -39,9 +39,25 @@ def _model_lines(role: str, model: ModelReport) -> list[str]:
     backend = model.backend
     threads = f"{backend.threads} thread{'s' if backend.threads != 1 else ''}"
     pinned = f", CPU{'s' if len(model.cpus) > 1 else ''} {','.join(map(str, model.cpus))}" if model.cpus else ""
-    lines = [f"  {role}: {backend.framework} {backend.framework_version} on {backend.device}, {threads}{pinned}"]
+    form = backend.details.get("format")
+    kind = f" ({form})" if form else ""
+    lines = [f"  {role}: {backend.framework} {backend.framework_version}{kind} on {_device(backend.device, backend.details)}, {threads}{pinned}"]
     lines.extend(f"    {describe_binding(item)}" for item in model.inputs)
+    if model.peak_memory:
+        peaks = ", ".join(f"{name.replace('_bytes', '').replace('_', ' ')} {value / 2**20:.1f} MiB" for name, value in model.peak_memory.items())
+        lines.append(f"    {peaks}")
     return lines
+
+
+def _device(device: str, details: dict) -> str:
+    """'cuda:0 (NVIDIA H100, driver 550.54, CUDA 12.4, transfers timed)' or 'cpu'."""
+    gpu = details.get("gpu") or {}
+    facts = [gpu.get("name"), gpu.get("driver") and f"driver {gpu['driver']}"]
+    facts.append(details.get("cuda_version") and f"CUDA {details['cuda_version']}")
+    if "include_transfers" in details:
+        facts.append("transfers timed" if details["include_transfers"] else "transfers not timed")
+    facts = [fact for fact in facts if fact]
+    return f"{device} ({', '.join(facts)})" if facts else device
 
 
 def _table(checks: tuple[Check, ...]) -> list[str]:

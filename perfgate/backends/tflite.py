@@ -1,0 +1,182 @@
+"""TensorFlow Lite (.tflite), on the CPU, with tf.lite.Interpreter (or ai_edge_litert's).
+
+Inputs are named by the model's signature (``serving_default`` unless ``--signature``
+names another), falling back to the tensor names. TFLite fixes its tensor shapes when it
+allocates them, so perfgate resizes the inputs for each input shape it will feed (each
+batch size, and each padded length) before timing, one interpreter per shape; beyond
+eight shapes the last interpreter resizes itself inside the timed call, as it would in
+production. The interpreter uses ``--threads`` threads.
+
+The timed call copies the inputs into the interpreter (set_tensor) and runs it (invoke);
+outputs stay in the interpreter. A quantized integer input (int8/uint8 with a scale) is
+fed float columns quantized with the model's own scale and zero point, before timing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from perfgate.backends.base import Backend, BackendInfo
+from perfgate.errors import ModelLoadError, UsageError, first_line
+from perfgate.tensors import TensorSpec
+
+DEFAULT_SIGNATURE = "serving_default"
+MAX_INTERPRETERS = 8
+
+
+class TFLiteBackend(Backend):
+    name = "tflite"
+
+    def load(self, path: str) -> None:
+        if self.options.on_gpu:
+            raise UsageError(f"the tflite backend runs on the CPU only; {self.options.device} is not supported for {path!r}")
+        if not Path(path).is_file():
+            raise ModelLoadError(f"cannot load model {path!r}: no such file")
+        self._path = path
+        self._interpreter_class, self._runtime = _interpreter_class()
+        first = self._new_interpreter()
+        self._interpreters: dict[tuple, Any] = {}
+        self._details = self._input_details(first)
+        self._inputs = tuple(
+            TensorSpec(name, _logical_dtype(detail), tuple(None if d < 0 else int(d) for d in detail["shape_signature"]))
+            for name, detail in self._details.items()
+        )
+        self._spare = first
+        self._resizer: _ResizingInterpreter | None = None
+
+    def _new_interpreter(self) -> Any:
+        try:
+            return self._interpreter_class(model_path=self._path, num_threads=self.options.threads)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load model {self._path!r} with {self._runtime}: {first_line(exc)}") from exc
+
+    def _input_details(self, interpreter: Any) -> dict[str, dict]:
+        signatures = interpreter.get_signature_list()
+        if signatures:
+            key = self.options.signature or (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else next(iter(signatures)))
+            if key not in signatures:
+                raise UsageError(f"{self._path!r} has no signature {key!r}; it has {', '.join(signatures)} (--signature)")
+            return dict(interpreter.get_signature_runner(key).get_input_details())
+        return {detail["name"].split(":")[0]: detail for detail in interpreter.get_input_details()}
+
+    def describe_inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> tuple[Any, list[tuple[int, np.ndarray]]]:
+        arrays = {name: _quantized(feed[name], detail) for name, detail in self._details.items()}
+        shapes = tuple((name, array.shape) for name, array in arrays.items())
+        interpreter = self._interpreters.get(shapes)
+        if interpreter is None:
+            if len(self._interpreters) < MAX_INTERPRETERS:
+                interpreter = self._spare if self._spare is not None else self._new_interpreter()
+                self._spare = None
+                for name, array in arrays.items():
+                    interpreter.resize_tensor_input(self._details[name]["index"], list(array.shape), strict=False)
+                interpreter.allocate_tensors()
+                self._interpreters[shapes] = interpreter
+            else:
+                return self._resizing(), [(self._details[name]["index"], array) for name, array in arrays.items()]
+        return interpreter, [(self._details[name]["index"], array) for name, array in arrays.items()]
+
+    def run(self, prepared: tuple[Any, list[tuple[int, np.ndarray]]]) -> Any:
+        interpreter, tensors = prepared
+        for index, array in tensors:
+            interpreter.set_tensor(index, array)
+        interpreter.invoke()
+        return interpreter
+
+    def _resizing(self) -> Any:
+        """The one interpreter for shapes beyond MAX_INTERPRETERS: it resizes when called."""
+        if self._resizer is None:
+            self._resizer = _ResizingInterpreter(self._new_interpreter())
+        return self._resizer
+
+    def close(self) -> None:
+        self._interpreters = {}
+        self._spare = None
+        self._resizer = None
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(
+            backend=self.name,
+            framework="tflite",
+            framework_version=_runtime_version(self._runtime),
+            device="cpu",
+            threads=self.options.threads,
+            details={
+                "format": f"{self._runtime} interpreter",
+                "interpreters": len(self._interpreters),
+                "quantized_inputs": [name for name, detail in self._details.items() if _scale(detail)],
+            },
+        )
+
+
+class _ResizingInterpreter:
+    """Wraps an interpreter so that set_tensor resizes it first when the shape changed."""
+
+    def __init__(self, interpreter: Any) -> None:
+        self._interpreter = interpreter
+        self._shapes: dict[int, tuple] = {}
+
+    def set_tensor(self, index: int, array: np.ndarray) -> None:
+        if self._shapes.get(index) != array.shape:
+            self._interpreter.resize_tensor_input(index, list(array.shape), strict=False)
+            self._interpreter.allocate_tensors()
+            self._shapes[index] = array.shape
+        self._interpreter.set_tensor(index, array)
+
+    def invoke(self) -> None:
+        self._interpreter.invoke()
+
+
+def _interpreter_class() -> tuple[Any, str]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    import tensorflow as tf
+
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+    return tf.lite.Interpreter, "tensorflow"
+
+
+def _runtime_version(runtime: str) -> str:
+    from importlib import metadata
+
+    for distribution in ((runtime,) if runtime != "tensorflow" else ("tensorflow", "tensorflow-cpu")):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _scale(detail: Mapping[str, Any]) -> float:
+    scale, _ = detail.get("quantization", (0.0, 0))
+    return float(scale)
+
+
+def _logical_dtype(detail: Mapping[str, Any]) -> str:
+    """What perfgate feeds: float32 for a quantized integer input (it quantizes), else the tensor's dtype."""
+    dtype = np.dtype(detail["dtype"])
+    return "float32" if dtype.kind in "iu" and _scale(detail) else dtype.name
+
+
+def _quantized(array: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    scale = _scale(detail)
+    if not (dtype.kind in "iu" and scale):
+        return np.ascontiguousarray(array, dtype=dtype)
+    _, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(array / scale + zero_point), info.min, info.max).astype(dtype)
+

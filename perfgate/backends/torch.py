@@ -1,0 +1,234 @@
+"""PyTorch: TorchScript archives, torch.export programs, and Python factories.
+
+* ``model.pt`` (also .pth, .ts, .torchscript, .jit): a TorchScript archive (torch.jit.save),
+  loaded with torch.jit.load. An archive written by torch.save (a pickled module or a
+  state dict) is refused, not unpickled: unpickling runs arbitrary code.
+* ``model.pt2``: a torch.export program (torch.export.save), loaded with torch.export.load.
+* ``package.module:function``, only with ``--reference-backend torch`` or
+  ``--candidate-backend torch``: imports the module and calls the function, which must
+  return an ``nn.Module``. This runs your code, which is why it must be asked for.
+
+Inputs are named after the arguments of ``forward`` (the TorchScript schema, the export
+signature or the Python signature), so columns map by name as for ONNX; TorchScript and
+factories declare no dtypes, so float columns are fed as the model's parameter dtype.
+The model runs in eval mode under torch.inference_mode. On a GPU the model and the
+inputs are on the device before timing and the timed call ends with
+torch.cuda.synchronize; with include_transfers the inputs are copied to the device and
+the outputs back inside the timed call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from perfgate.backends import looks_like_factory
+from perfgate.backends.base import Backend, BackendInfo
+from perfgate.backends.gpu import gpu_details
+from perfgate.errors import BackendUnavailableError, ModelLoadError, first_line
+from perfgate.tensors import TensorSpec
+
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit")
+EXPORT_SUFFIXES = (".pt2",)
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def load(self, path: str) -> None:
+        import torch
+
+        self._torch = torch
+        torch.set_num_threads(self.options.threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set in this process: harmless
+            pass
+        self._device = self._check_device(torch)
+        module, self._inputs, self._format = _load_module(torch, path, self._device)
+        self._module = module
+        self._input_names = [spec.name for spec in self._inputs]
+        # inference mode for the life of the worker: the timed call pays no context switch
+        self._inference = torch.inference_mode()
+        self._inference.__enter__()
+
+    def _check_device(self, torch: Any) -> Any:
+        if not self.options.on_gpu:
+            return torch.device("cpu")
+        if torch.version.cuda is None:
+            raise BackendUnavailableError(
+                f"torch {torch.__version__} is a CPU-only build, so it cannot run on {self.options.device}: "
+                f"install a CUDA build, e.g. pip install torch --index-url https://download.pytorch.org/whl/cu124"
+            )
+        if not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: "
+                f"is the NVIDIA driver installed, and CUDA_VISIBLE_DEVICES not empty?"
+            )
+        index = self.options.device_index
+        if index >= torch.cuda.device_count():
+            raise BackendUnavailableError(
+                f"{self.options.device} asked for, but torch sees {torch.cuda.device_count()} GPU(s)"
+            )
+        return torch.device("cuda", index)
+
+    def describe_inputs(self) -> tuple[TensorSpec, ...]:
+        return self._inputs
+
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+        torch = self._torch
+        tensors = tuple(torch.from_numpy(np.ascontiguousarray(feed[name])) for name in self._input_names)
+        if self.options.on_gpu and not self.options.include_transfers:
+            tensors = tuple(tensor.to(self._device) for tensor in tensors)
+            torch.cuda.synchronize(self._device)
+        return tensors
+
+    def run(self, prepared: tuple[Any, ...]) -> Any:
+        if self.options.include_transfers and self.options.on_gpu:
+            outputs = self._module(*(tensor.to(self._device) for tensor in prepared))
+            return _to_host(self._torch, outputs)
+        return self._module(*prepared)
+
+    def synchronize(self) -> None:
+        if self.options.on_gpu:
+            self._torch.cuda.synchronize(self._device)
+
+    def reset_peak_memory(self) -> None:
+        if self.options.on_gpu:
+            self._torch.cuda.reset_peak_memory_stats(self._device)
+
+    def peak_memory(self) -> dict[str, int]:
+        if not self.options.on_gpu:
+            return {}
+        cuda = self._torch.cuda
+        return {
+            "gpu_peak_allocated_bytes": int(cuda.max_memory_allocated(self._device)),
+            "gpu_peak_reserved_bytes": int(cuda.max_memory_reserved(self._device)),
+        }
+
+    def close(self) -> None:
+        self._inference.__exit__(None, None, None)
+        self._module = None
+
+    def info(self) -> BackendInfo:
+        torch = self._torch
+        details: dict[str, Any] = {"format": self._format, "interop_threads": torch.get_num_interop_threads()}
+        if self.options.on_gpu:
+            details.update(
+                gpu_details(self.options, torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name(self._device))
+            )
+        return BackendInfo(
+            backend=self.name,
+            framework="torch",
+            framework_version=torch.__version__,
+            device=self.options.device,
+            threads=torch.get_num_threads(),
+            details=details,
+        )
+
+
+def _load_module(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorSpec, ...], str]:
+    if looks_like_factory(path):
+        return _from_factory(torch, path, device)
+    file = Path(path)
+    if not file.is_file():
+        raise ModelLoadError(f"cannot load model {path!r}: no such file")
+    if file.suffix.lower() in EXPORT_SUFFIXES:
+        return _from_export(torch, path, device)
+    kind = _archive_kind(file)
+    if kind == "torchscript":
+        try:
+            module = torch.jit.load(path, map_location=device)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load model {path!r} with torch.jit.load: {first_line(exc)}") from exc
+        module.eval()
+        arguments = module.forward.schema.arguments[1:]  # the first is the module itself
+        float_dtype = _float_dtype(module)
+        return module, tuple(TensorSpec(a.name, None, None, float_dtype) for a in arguments), "torchscript"
+    if kind == "pickle":
+        raise ModelLoadError(
+            f"{path!r} was written by torch.save (a pickled module or state dict); perfgate does not unpickle "
+            f"models. Save it with torch.jit.save or torch.export.save, or pass a factory "
+            f"package.module:function with --reference-backend/--candidate-backend torch"
+        )
+    raise ModelLoadError(f"cannot load model {path!r}: not a TorchScript archive or a torch.export program")
+
+
+def _archive_kind(file: Path) -> str:
+    if not zipfile.is_zipfile(file):
+        return "unknown"
+    with zipfile.ZipFile(file) as archive:
+        names = archive.namelist()
+    if any(name.endswith("/constants.pkl") for name in names) and any("/code/" in name for name in names):
+        return "torchscript"
+    if any(name.endswith("/data.pkl") for name in names):
+        return "pickle"
+    return "unknown"
+
+
+def _from_export(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorSpec, ...], str]:
+    try:
+        program = torch.export.load(path)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load model {path!r} with torch.export.load: {first_line(exc)}") from exc
+    user_inputs = list(program.graph_signature.user_inputs)
+    specs = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            value = node.meta.get("val")
+            if value is None or not hasattr(value, "shape"):
+                specs.append(TensorSpec(node.name, None, None))
+                continue
+            shape = tuple(int(d) if isinstance(d, int) else None for d in value.shape)
+            specs.append(TensorSpec(node.name, _numpy_dtype(value.dtype), shape))
+    module = program.module().to(device)
+    return module, tuple(specs), "torch.export"
+
+
+def _from_factory(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorSpec, ...], str]:
+    module_name, _, function_name = path.rpartition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot load model {path!r}: cannot import {function_name} from {module_name}: {exc}") from exc
+    try:
+        module = factory()
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load model {path!r}: the factory raised {type(exc).__name__}: {first_line(exc)}") from exc
+    if not isinstance(module, torch.nn.Module):
+        raise ModelLoadError(f"cannot load model {path!r}: the factory returned {type(module).__name__}, not a torch.nn.Module")
+    module = module.to(device).eval()
+    parameters = [
+        p for p in inspect.signature(module.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]  # fmt: skip
+    float_dtype = _float_dtype(module)
+    return module, tuple(TensorSpec(p.name, None, None, float_dtype) for p in parameters), "factory"
+
+
+def _float_dtype(module: Any) -> str:
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return _numpy_dtype(parameter.dtype) or "float32"
+    return "float32"
+
+
+def _numpy_dtype(dtype: Any) -> str | None:
+    name = str(dtype).replace("torch.", "")
+    return name if name in {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool"} else None
+
+
+def _to_host(torch: Any, outputs: Any) -> Any:
+    if isinstance(outputs, torch.Tensor):
+        return outputs.cpu()
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_to_host(torch, item) for item in outputs)
+    if isinstance(outputs, dict):
+        return {key: _to_host(torch, value) for key, value in outputs.items()}
+    return outputs
+
