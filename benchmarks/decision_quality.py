@@ -176,7 +176,7 @@ def main() -> None:
             seconds = []
             for rep in range(args.reps):
                 config = CompareConfig.from_options(
-                    reference, candidate, DATA, inputs=["features=f*"], seed=rep,
+                    reference, candidate, DATA, inputs=["features=f*"], seed=rep, cold_starts=0,
                     time_budget_s=args.time_budget, candidate_backend=backend,
                 )  # fmt: skip
                 order = ["perfgate", "naive"] if rep % 2 == 0 else ["naive", "perfgate"]

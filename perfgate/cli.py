@@ -56,7 +56,8 @@ def cli() -> None:
 )  # fmt: skip
 @click.option(
     "--budget", "budgets", multiple=True, metavar="METRIC:LIMIT",
-    help="Add or override a budget, e.g. latency.p95:+10%, latency.p99:1.25, latency.mean:+5%.",
+    help="Add or override a budget, e.g. latency.p95:+10%, throughput:-10%, memory.peak_rss:+10%, "
+    "cold_start:+50%, load.p99:+20%.",
 )  # fmt: skip
 @click.option(
     "--time-budget", type=float, default=60.0, show_default=True, metavar="SECONDS",
@@ -79,6 +80,23 @@ def cli() -> None:
     help="On a GPU, time the host-to-device input copies and device-to-host output copies too.",
 )  # fmt: skip
 @click.option("--signature", default=None, metavar="NAME", help="SavedModel/TFLite signature (default: serving_default).")
+@click.option(
+    "--cold-starts", type=click.IntRange(min=0), default=3, show_default=True, metavar="K",
+    help="Fresh worker starts per model, timed from process start to the first inference's end (0: none).",
+)  # fmt: skip
+@click.option(
+    "--concurrency", "concurrency", type=click.IntRange(min=1), multiple=True, metavar="N",
+    help="Latency under load: N clients in a closed loop; repeatable.",
+)  # fmt: skip
+@click.option(
+    "--rate", "rates", type=click.FloatRange(min=0, min_open=True), multiple=True, metavar="QPS",
+    help="Latency under load: Poisson arrivals at QPS requests per second; repeatable.",
+)  # fmt: skip
+@click.option("--size-column", default=None, metavar="COL", help="Latency against input size: a column such as a token count.")
+@click.option(
+    "--memory-floor", default="5MiB", show_default=True, metavar="SIZE",
+    help="Memory changes smaller than this never fail a memory budget.",
+)  # fmt: skip
 @click.option(
     "--reference-backend", default=None, metavar="NAME",
     help="onnxruntime, torch, tensorflow, tflite or package.module:Class (default: from the path).",
@@ -106,6 +124,11 @@ def compare(
     device: str,
     include_transfers: bool,
     signature: str | None,
+    cold_starts: int,
+    concurrency: Sequence[int],
+    rates: Sequence[float],
+    size_column: str | None,
+    memory_floor: str,
     reference_backend: str | None,
     candidate_backend: str | None,
     json_path: str | None,
@@ -127,6 +150,8 @@ def compare(
             pad_value=pad_value, confidence=confidence,
             reference_backend=reference_backend, candidate_backend=candidate_backend,
             device=device, include_transfers=include_transfers, signature=signature,
+            cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
+            memory_floor=memory_floor,
         )  # fmt: skip
         report = run_comparison(config, progress=progress)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)

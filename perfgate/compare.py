@@ -1,6 +1,7 @@
 """compare(): the one engine behind the CLI (and every other face).
 
-Parquet -> rows -> one worker per model -> inputs -> interleaved measurement -> checks ->
+Parquet -> rows -> one worker per model -> inputs -> cold starts -> interleaved
+measurement (latency blocks, throughput windows, load episodes) -> memory -> checks ->
 verdict -> Report. Errors are raised as PerfgateError subclasses; ``error_report`` turns
 one into a Report with verdict "error" for the faces that must still write one.
 """
@@ -16,30 +17,37 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
+
 from perfgate import __version__
 from perfgate.backends import require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
-from perfgate.budgets import Budget, build_budgets
-from perfgate.checks import Evaluation, evaluate, min_samples
+from perfgate.budgets import Budget, build_budgets, parse_memory_size
+from perfgate.checks import DEFAULT_MEMORY_FLOOR, Evaluation, Observations, evaluate, min_samples, where, with_mann_whitney
 from perfgate.dataset import ParquetDataset, RowSelection
 from perfgate.environment import capture
 from perfgate.errors import PerfgateError, UsageError
 from perfgate.formatting import format_change
 from perfgate.inputs import PreparedInput, build_batches, check_input_names, parse_input_options, resolve_bindings
 from perfgate.results import (
+    ColdStartRecord,
     DataReport,
     ErrorInfo,
+    LoadScenario,
     ModelReport,
     Report,
     RunSummary,
     Settings,
+    Stages,
     Verdict,
 )
 from perfgate.runner import SIDES, Measurement, MeasurementPlan, measure
-from perfgate.stats import drift_between_blocks, mann_whitney
+from perfgate.sizes import analyze, size_lookup
+from perfgate.stats import drift_between_blocks
 from perfgate.worker import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadRequest, ModelInfo, SubprocessWorker, worker_cpus
 
 NOISY_DRIFT = 0.10
+DEFAULT_COLD_STARTS = 3
 
 Progress = Callable[[str], None]
 WorkerFactory = Callable[[str, str], Any]  # (role, log_dir) -> worker
@@ -66,6 +74,11 @@ class CompareConfig:
     device: str = "cpu"
     include_transfers: bool = False
     signature: str | None = None
+    cold_starts: int = DEFAULT_COLD_STARTS
+    concurrency: tuple[int, ...] = ()
+    rates: tuple[float, ...] = ()
+    size_column: str | None = None
+    memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -83,8 +96,35 @@ class CompareConfig:
             raise UsageError(f"--rows must be at least 1, got {self.rows!r}")
         if not 0.5 <= self.confidence < 1.0:
             raise UsageError(f"--confidence must be at least 0.5 and below 1, got {self.confidence!r}")
+        if not isinstance(self.cold_starts, int) or self.cold_starts < 0:
+            raise UsageError(f"--cold-starts must be 0 or more, got {self.cold_starts!r}")
+        if any(not isinstance(n, int) or n < 1 for n in self.concurrency):
+            raise UsageError(f"--concurrency must be at least 1, got {list(self.concurrency)}")
+        if any(not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0) for r in self.rates):
+            raise UsageError(f"--rate must be a positive number of requests per second, got {list(self.rates)}")
         if not self.budgets:
             raise UsageError("at least one budget is needed")
+        self._check_budgets_have_measurements()
+
+    def _check_budgets_have_measurements(self) -> None:
+        for budget in self.budgets:
+            metric = budget.metric
+            if metric.family == "throughput" and metric.batch_size is not None and metric.batch_size not in self.batch_sizes:
+                raise UsageError(f"budget {budget}: batch {metric.batch_size} is not measured (add --batch-size {metric.batch_size})")
+            if metric.family == "load" and not self.loads:
+                raise UsageError(f"budget {budget}: latency under load needs --concurrency N or --rate QPS")
+            if metric.family == "latency_slope" and self.size_column is None:
+                raise UsageError(f"budget {budget}: a latency slope needs --size-column COL")
+            if metric.family == "cold_start" and self.cold_starts < 2:
+                raise UsageError(f"budget {budget}: a cold-start budget needs --cold-starts 2 or more")
+            if metric.name == "memory.gpu_peak" and not self.device.startswith("cuda"):
+                raise UsageError(f"budget {budget}: GPU memory needs --device cuda")
+
+    @property
+    def loads(self) -> tuple[LoadScenario, ...]:
+        return tuple(LoadScenario("closed", clients=n) for n in self.concurrency) + tuple(
+            LoadScenario("open", rate=float(r)) for r in self.rates
+        )
 
     @classmethod
     def from_options(
@@ -97,38 +137,32 @@ class CompareConfig:
         batch_sizes: Iterable[int] = (1,),
         max_latency_increase: str | float | None = None,
         budgets: Iterable[str | Budget] = (),
-        time_budget_s: float = 60.0,
-        seed: int = 0,
-        threads: int = 1,
-        rows: int | None = None,
-        pad_value: float = 0.0,
-        confidence: float = 0.95,
-        reference_backend: str | None = None,
-        candidate_backend: str | None = None,
-        device: str = "cpu",
-        include_transfers: bool = False,
-        signature: str | None = None,
+        memory_floor: str | float | None = None,
+        concurrency: Iterable[int] = (),
+        rates: Iterable[float] = (),
+        size_column: str | None = None,
+        **options: Any,
     ) -> "CompareConfig":
-        """Parse the options as a user writes them (``'features=f*'``, ``'latency.p95:+10%'``)."""
+        """Parse the options as a user writes them (``'features=f*'``, ``'latency.p95:+10%'``,
+        ``memory_floor='8MiB'``); the other options are CompareConfig's fields."""
+        unknown = set(options) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
         parsed_inputs = dict(inputs) if isinstance(inputs, Mapping) else parse_input_options(inputs)
+        concurrency, rates = tuple(concurrency), tuple(rates)
+        floor = DEFAULT_MEMORY_FLOOR if memory_floor is None else parse_memory_size(memory_floor, option="--memory-floor")
         return cls(
             reference=str(reference),
             candidate=str(candidate),
             data=str(data),
             inputs=parsed_inputs,
             batch_sizes=tuple(batch_sizes),
-            budgets=build_budgets(max_latency_increase, budgets),
-            time_budget_s=time_budget_s,
-            seed=seed,
-            threads=threads,
-            rows=rows,
-            pad_value=pad_value,
-            confidence=confidence,
-            reference_backend=reference_backend,
-            candidate_backend=candidate_backend,
-            device=device,
-            include_transfers=include_transfers,
-            signature=signature,
+            budgets=build_budgets(max_latency_increase, budgets, load=bool(concurrency or rates), sizes=size_column is not None),
+            concurrency=concurrency,
+            rates=rates,
+            size_column=size_column,
+            memory_floor=floor,
+            **options,
         )
 
     def backend_options(self) -> BackendOptions:
@@ -148,6 +182,10 @@ class CompareConfig:
             device=self.device,
             include_transfers=self.include_transfers,
             signature=self.signature,
+            cold_starts=self.cold_starts,
+            loads=tuple(scenario.label for scenario in self.loads),
+            size_column=self.size_column,
+            memory_floor=self.memory_floor,
         )
 
 
@@ -182,10 +220,10 @@ def run_comparison(
     for name in set(backends.values()):
         require_framework(name)  # before any process starts
     factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir))
+    cpus = worker_cpus(config.threads)
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
         workers = {}
-        cpus = worker_cpus(config.threads)
         for side in SIDES:
             workers[side] = factory(side, log_dir)
             cleanup.callback(workers[side].close)
@@ -194,19 +232,30 @@ def run_comparison(
             f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, "
             f"{config.threads} thread(s) each)"
         )
-        infos = _load(workers, backends, paths, config.backend_options())
-        fed = _feed(workers, infos, dataset, selection, config, paths)
+        requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
+        infos = _load(workers, requests)
+        fed = _feed(workers, infos, dataset, selection, config, paths, clock)
+        cold_starts = _cold_starts(factory, log_dir, requests, fed.first_feeds, config, cpus, clock, say)
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
-        measurement, stopped, evaluation = _measure(workers, fed.batches, config, clock, say, plan_overrides)
-        peaks = {side: workers[side].call("peak_memory", timeout=SETUP_TIMEOUT_S) for side in SIDES}
+        observed = Observations(
+            series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
+            sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor,
+        )  # fmt: skip
+        measurement, stopped = _measure(workers, fed.batches, config, observed, clock, say, plan_overrides)
+        memory = {side: {**_load_memory(infos[side]), **workers[side].call("memory", timeout=SETUP_TIMEOUT_S)} for side in SIDES}
 
+    observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory)
+    alpha = 1.0 - config.confidence
+    evaluation = evaluate(observed, config.budgets, alpha=alpha, look=measurement.look, seed=config.seed)
+    evaluation = with_mann_whitney(evaluation, observed, alpha)
     reason = evaluation.reason
     if evaluation.verdict is Verdict.INCONCLUSIVE:
         reason += f"; after {measurement.measure_seconds:.1f} s of measuring (--time-budget {config.time_budget_s:g})"
     models = {
         side: ModelReport(
-            paths[side], infos[side].backend, fed.inputs[side], infos[side].load_seconds, infos[side].cpus, peaks[side]
-        )
+            paths[side], infos[side].backend, fed.inputs[side], infos[side].load_seconds, infos[side].cpus,
+            memory[side], infos[side].setup_seconds,
+        )  # fmt: skip
         for side in SIDES
     }
     return Report(
@@ -222,7 +271,11 @@ def run_comparison(
         run=RunSummary(measurement.look, measurement.measure_seconds, clock() - started, stopped),
         checks=evaluation.checks,
         series=measurement.series,
-        warnings=fed.warnings + _drift_warnings(measurement),
+        loads=measurement.loads,
+        cold_starts=cold_starts,
+        stages=_stages(fed, measurement, selection.count),
+        sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
+        warnings=fed.warnings + _warnings(measurement, memory),
         perfgate_version=__version__,
         created=_now(),
     )
@@ -233,14 +286,17 @@ class _Fed:
     inputs: Mapping[str, tuple[PreparedInput, ...]]  # per model
     batches: Mapping[int, int]  # batch size -> how many batches each worker holds
     warnings: tuple[str, ...]
+    first_feeds: Mapping[str, dict]  # per model: the first batch of the first batch size (for cold starts)
+    read_seconds: float  # reading the chosen rows from Parquet, once for both models
+    tensor_seconds: Mapping[tuple[str, int], float]  # (model, batch size) -> building its batches
+    backend_seconds: Mapping[tuple[str, int], float]  # (model, batch size) -> the backend's prepare
+    sizes: Mapping[int, np.ndarray] = field(default_factory=dict)
 
 
-def _load(
-    workers: Mapping[str, Any], backends: Mapping[str, str], paths: Mapping[str, str], options: BackendOptions
-) -> dict[str, ModelInfo]:
+def _load(workers: Mapping[str, Any], requests: Mapping[str, LoadRequest]) -> dict[str, ModelInfo]:
     """Load both models at once, each in its worker."""
     for side in SIDES:
-        workers[side].begin("load", LoadRequest(backends[side], paths[side], options, tuple(sys.path)))
+        workers[side].begin("load", requests[side])
     return {side: workers[side].finish("load", LOAD_TIMEOUT_S) for side in SIDES}
 
 
@@ -251,45 +307,95 @@ def _feed(
     selection: RowSelection,
     config: CompareConfig,
     paths: Mapping[str, str],
+    clock: Callable[[], float],
 ) -> _Fed:
     """Map columns to each model's inputs, read the rows once, send each worker its batches."""
     check_input_names(config.inputs, {side: infos[side].inputs for side in SIDES})
     labels = {side: f"{side} {paths[side]}" for side in SIDES}
     bindings = {side: resolve_bindings(infos[side].inputs, dataset.schema, config.inputs, model=labels[side]) for side in SIDES}
-    table = dataset.read([name for side in SIDES for binding in bindings[side] for name in binding.columns], selection)
+    columns = [name for side in SIDES for binding in bindings[side] for name in binding.columns]
+    began = clock()
+    table = dataset.read(columns + ([config.size_column] if config.size_column in dataset.column_names else []), selection)
+    read_seconds = clock() - began
     inputs: dict[str, tuple[PreparedInput, ...]] = {}
     batches: dict[int, int] = {}
+    tensor_seconds: dict[tuple[str, int], float] = {}
+    backend_seconds: dict[tuple[str, int], float] = {}
+    first_feeds: dict[str, dict] = {}
     warnings = []
     if config.rows is not None and config.rows > dataset.num_rows:
         warnings.append(f"--rows {config.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
     for batch_size in config.batch_sizes:
         for side in SIDES:
+            began = clock()
             prepared = build_batches(
                 table, bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value, model=labels[side]
             )
-            workers[side].call("set_feeds", batch_size, list(prepared.feeds), timeout=SETUP_TIMEOUT_S)
+            tensor_seconds[(side, batch_size)] = clock() - began
+            backend_seconds[(side, batch_size)] = workers[side].call(
+                "set_feeds", batch_size, list(prepared.feeds), timeout=SETUP_TIMEOUT_S
+            )
             inputs.setdefault(side, prepared.inputs)
+            first_feeds.setdefault(side, prepared.feeds[0])
         batches[batch_size] = len(prepared.feeds)
         if prepared.dropped_rows:
             warnings.append(f"batch {batch_size}: the last {prepared.dropped_rows} rows do not fill a batch and are not used")
-    return _Fed(inputs, batches, tuple(warnings))
+    sizes = size_lookup(table, config.size_column, config.batch_sizes)
+    return _Fed(inputs, batches, tuple(warnings), first_feeds, read_seconds, tensor_seconds, backend_seconds, sizes)
+
+
+def _cold_starts(
+    factory: WorkerFactory,
+    log_dir: str,
+    requests: Mapping[str, LoadRequest],
+    first_feeds: Mapping[str, dict],
+    config: CompareConfig,
+    cpus: tuple[int, ...] | None,
+    clock: Callable[[], float],
+    say: Progress,
+) -> dict[str, tuple[ColdStartRecord, ...]]:
+    """``config.cold_starts`` fresh workers per model, in ABBA order: process start to the end
+    of the first inference, each timed by this process's clock."""
+    records: dict[str, list[ColdStartRecord]] = {side: [] for side in SIDES}
+    if config.cold_starts == 0:
+        return {}
+    for index in range(config.cold_starts):
+        order = SIDES if index % 2 == 0 else SIDES[::-1]
+        for side in order:
+            worker = factory(f"{side}-cold-start-{index + 1}", log_dir)
+            began = clock()
+            try:
+                worker.start(config.threads, cpus)
+                phases = worker.call("cold_start", requests[side], first_feeds[side], timeout=LOAD_TIMEOUT_S)
+                ended = clock()
+            finally:
+                worker.close()
+            records[side].append(
+                ColdStartRecord(ended - began, phases.setup_seconds, phases.load_seconds, phases.prepare_seconds, phases.first_call_seconds)
+            )
+    say(
+        "cold start (process start to first inference, mean of "
+        f"{config.cold_starts}): reference {np.mean([r.total_seconds for r in records['reference']]):.2f} s, "
+        f"candidate {np.mean([r.total_seconds for r in records['candidate']]):.2f} s"
+    )
+    return {side: tuple(values) for side, values in records.items()}
 
 
 def _measure(
     workers: Mapping[str, Any],
     batches: Mapping[int, int],
     config: CompareConfig,
+    observed: Observations,
     clock: Callable[[], float],
     say: Progress,
     plan_overrides: Mapping[str, Any] | None,
-) -> tuple[Measurement, str, Evaluation]:
-    """Measure until decided or out of time; the last look's evaluation, with Mann-Whitney added."""
+) -> tuple[Measurement, str]:
+    """Measure until every gated check is decided (memory aside: it is read at the end)."""
     alpha = 1.0 - config.confidence
-    looks: list[Evaluation] = []
 
     def on_look(measurement: Measurement) -> bool:
-        evaluation = evaluate(measurement.series, config.budgets, alpha=alpha, look=measurement.look, seed=config.seed)
-        looks.append(evaluation)
+        looked = replace(observed, series=measurement.series, loads=measurement.loads)
+        evaluation = evaluate(looked, config.budgets, alpha=alpha, look=measurement.look, seed=config.seed)
         say(_look_line(measurement, evaluation))
         return evaluation.decided
 
@@ -298,13 +404,34 @@ def _measure(
         time_budget_s=float(config.time_budget_s),
         seed=config.seed,
         min_samples=min_samples(config.budgets),
+        loads=config.loads,
         **(plan_overrides or {}),
     )
-    measurement, stopped = measure(workers, plan, batches, on_look, clock=clock, progress=say)
-    return measurement, stopped, _with_mann_whitney(looks[-1], measurement, alpha)
+    return measure(workers, plan, batches, on_look, clock=clock, progress=say)
 
 
-def _drift_warnings(measurement: Measurement) -> tuple[str, ...]:
+def _load_memory(info: ModelInfo) -> dict[str, Any]:
+    return {"load_rss": info.load_rss, "framework_rss": info.framework_rss}
+
+
+def _stages(fed: _Fed, measurement: Measurement, rows: int) -> tuple[Stages, ...]:
+    stages = []
+    for series in measurement.series:
+        count = fed.batches[series.batch_size]
+        batch = series.batch_size
+        stages.append(
+            Stages(
+                batch_size=batch,
+                read=fed.read_seconds * batch / max(rows, 1),
+                tensors={side: fed.tensor_seconds[(side, batch)] / count for side in SIDES},
+                backend={side: fed.backend_seconds[(side, batch)] / count for side in SIDES},
+                model={side: float(np.median(series.samples(side))) / 1e9 for side in SIDES},
+            )
+        )
+    return tuple(stages)
+
+
+def _warnings(measurement: Measurement, memory: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
     warnings = []
     for series in measurement.series:
         drift = drift_between_blocks(series.reference)
@@ -313,6 +440,18 @@ def _drift_warnings(measurement: Measurement) -> tuple[str, ...]:
                 f"batch {series.batch_size}: the reference's latency drifted by about {drift:.0%} between "
                 f"blocks, beyond its call-to-call spread; the machine is noisy, so decisions take longer"
             )
+    for load in measurement.loads:
+        if load.scenario.kind == "open":
+            offered = load.scenario.rate * load.batch_size
+            for side in SIDES:
+                achieved = load.throughput(side)
+                if achieved < 0.95 * offered:
+                    warnings.append(
+                        f"load {load.scenario.label}: the {side} served {achieved:.0f} samples/s of the {offered:g} offered; "
+                        f"past its capacity its queue grows with the episode, so its latencies under load grow without bound"
+                    )
+    if any(readings.get("peak_includes_load") for readings in memory.values()):
+        warnings.append("memory.peak_rss includes loading: the kernel did not let perfgate reset the peak after loading")
     return tuple(warnings)
 
 
@@ -335,26 +474,16 @@ def error_report(error: BaseException, config: CompareConfig | None = None) -> R
     )
 
 
-def _with_mann_whitney(evaluation: Evaluation, measurement: Measurement, alpha: float) -> Evaluation:
-    tests = {
-        series.batch_size: mann_whitney(series.samples("reference"), series.samples("candidate"), alpha)
-        for series in measurement.series
-    }
-    checks = tuple(
-        replace(check, mann_whitney_p=tests[check.batch_size].p_value, mann_whitney_note=tests[check.batch_size].note)
-        for check in evaluation.checks
-    )
-    return replace(evaluation, checks=checks)
-
-
 def _look_line(measurement: Measurement, evaluation: Evaluation) -> str:
     parts = []
     for check in evaluation.checks:
+        if check.verdict is Verdict.INFO:
+            continue
         if check.ci is None:
-            parts.append(f"{check.metric}@{check.batch_size} {check.verdict.value}")
+            parts.append(f"{where(check)} {check.verdict.value}")
         else:
             parts.append(
-                f"{check.metric}@{check.batch_size} {format_change(check.ratio, 1)} "
+                f"{where(check)} {format_change(check.ratio, 1)} "
                 f"[{format_change(check.ci[0], 1)}, {format_change(check.ci[1], 1)}] {check.verdict.value}"
             )
     pairs = sum(series.pairs for series in measurement.series)

@@ -12,11 +12,39 @@ def format_change(ratio: float, digits: int = 2) -> str:
     return f"{text}%"
 
 
-def format_duration(ns: float | None) -> str:
-    """3 significant digits in a readable unit: 850 ns, 10.9 us, 12.3 ms, 1.23 s."""
-    if ns is None:
+def _scaled(value: float | None, units: tuple[tuple[str, float], ...], template: str) -> str:
+    """``value`` in the largest of ``units`` it reaches (the last one is the fallback), 3 significant digits."""
+    if value is None:
         return "-"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if abs(ns) >= scale:
-            return f"{ns / scale:.3g} {unit}"
-    return f"{ns:.3g} ns"
+    unit, scale = next(((unit, scale) for unit, scale in units if abs(value) >= scale), units[-1])
+    return template.format(number=f"{value / scale:.3g}", unit=unit)
+
+
+def format_duration(ns: float | None) -> str:
+    """850 ns, 10.9 us, 12.3 ms, 1.23 s."""
+    return _scaled(ns, (("s", 1e9), ("ms", 1e6), ("us", 1e3), ("ns", 1.0)), "{number} {unit}")
+
+
+def format_bytes(count: float | None) -> str:
+    """1536 -> '1.5 KiB', 64_000_000 -> '61 MiB' (binary units)."""
+    return _scaled(count, (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1.0)), "{number} {unit}")
+
+
+def format_rate(per_second: float | None) -> str:
+    """143_250 -> '143k/s', 2.5e6 -> '2.5M/s', 12.3 -> '12.3/s'."""
+    return _scaled(per_second, (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)), "{number}{unit}/s")
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A check's value in its unit: a duration, a rate, a size, or a slope."""
+    if value is None:
+        return "-"
+    if unit == "ns":
+        return format_duration(value)
+    if unit == "samples/s":
+        return format_rate(value)
+    if unit == "bytes":
+        return format_bytes(value)
+    if unit.startswith("ns/"):
+        return f"{format_duration(value)}/{unit[3:]}"
+    return f"{value:.3g} {unit}"

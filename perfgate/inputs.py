@@ -217,7 +217,7 @@ def _input_tensors(
     what = f"{model}: input {spec.name!r} from {_columns_text(binding.columns)}"
     if len(fields) > 1 and any(kind != "scalar" for kind in kinds):
         raise ColumnMappingError(f"{what}: only scalar columns can be stacked into one input; list columns feed an input alone")
-    column_types = tuple(str(field.type) for field in fields)
+    column_types = tuple(_type_name(field.type) for field in fields)
     rows = batches * batch_size
     if kinds[0] == "list":
         return _padded_tensors(table.column(binding.columns[0]), spec, batch_size, batches, pad_value, what, binding, column_types)
@@ -288,6 +288,15 @@ def _padded_tensors(
     row_shape: Shape = (fixed_length, *inner)
     summary = PreparedInput(spec.name, binding.columns, binding.rule, column_types, str(values.dtype), row_shape, True)
     return tensors, summary
+
+
+def _type_name(kind: pa.DataType) -> str:
+    """'double', 'list<int64>', 'fixed_size_list<float>[768]' (Arrow's own names, shorter)."""
+    if pa.types.is_fixed_size_list(kind):
+        return f"fixed_size_list<{_type_name(kind.value_type)}>[{kind.list_size}]"
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return f"list<{_type_name(kind.value_type)}>"
+    return str(kind)
 
 
 def _column_kind(field: pa.Field, spec: TensorSpec, model: str) -> str:

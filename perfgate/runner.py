@@ -4,7 +4,13 @@ For each batch size: both workers warm up (per input shape), the slower model's 
 call fixes how many calls make a block (about ``target_block_s``), then block pairs run
 one after the other. A block pair is the same batches run on the reference and on the
 candidate, back to back; which model goes first follows balanced, seeded ABBA / BAAB
-quads, so that neither is always the one to find caches cold or the machine busy.
+quads, so that neither is always the one to find caches cold or the machine busy. Each
+block pair of latencies is followed, in the same order, by a pair of throughput windows
+over the same batches (calls back to back, timed as one).
+
+Each load scenario adds, per round, a pair of load episodes: the same arrivals (the same
+seed) served by each model in turn, which makes their latencies under load comparable
+pair by pair.
 
 After a first look at ``first_look_pairs`` pairs (or more, where the tail quantiles need
 more samples) and then whenever the count has grown by ``look_growth``, the caller's
@@ -23,8 +29,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from perfgate.formatting import format_duration
-from perfgate.results import Series, WarmUpSummary
-from perfgate.worker import WarmUp
+from perfgate.results import LoadScenario, LoadSeries, Series, WarmUpSummary
+from perfgate.worker import LoadPlan, WarmUp
 
 SIDES = ("reference", "candidate")
 
@@ -48,6 +54,9 @@ class MeasurementPlan:
     warmup_min_calls: int = 10
     warmup_min_s: float = 0.2
     warmup_max_s: float = 30.0
+    loads: tuple[LoadScenario, ...] = ()
+    target_episode_s: float = 0.25  # a load episode's length, at the model's typical service time
+    max_episode_requests: int = 5000
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Measurement:
     look: int
     measure_seconds: float
     final: bool  # the time budget is spent: this look decides whatever it can
+    loads: tuple[LoadSeries, ...] = ()
 
 
 Progress = Callable[[str], None]
@@ -88,10 +98,17 @@ def measure(
             f"warm-up batch {batch_size}: reference {format_duration(warmups['reference'].typical_ns)}/call, "
             f"candidate {format_duration(warmups['candidate'].typical_ns)}/call; {calls} calls per block"
         )
+    loads = [
+        _LoadBuilder(scenario, builders[plan.batch_sizes[0]], plan, seed=plan.seed * 7919 + index)
+        for index, scenario in enumerate(plan.loads)
+    ]
+    for load in loads:
+        say(f"load {load.scenario.label}: {load.requests} requests per episode at batch {load.batch_size}")
 
     next_look = max(
         plan.first_look_pairs,
         *(math.ceil(plan.min_samples / builder.calls_per_block) for builder in builders.values()),
+        *(math.ceil(plan.min_samples / load.requests) for load in loads),
     )
     look = 0
     pairs = 0
@@ -99,12 +116,18 @@ def measure(
     while True:
         for batch_size in rng.permutation(plan.batch_sizes):
             builders[int(batch_size)].run_pair(workers, rng)
+        for load in loads:
+            load.run_pair(workers, rng)
         pairs += 1
         out_of_time = clock() - began >= plan.time_budget_s
         if pairs >= next_look or out_of_time:
             look += 1
             measurement = Measurement(
-                tuple(builder.freeze() for builder in builders.values()), look, clock() - began, out_of_time
+                tuple(builder.freeze() for builder in builders.values()),
+                look,
+                clock() - began,
+                out_of_time,
+                tuple(load.freeze() for load in loads),
             )
             if on_look(measurement):
                 return measurement, "decided"
@@ -114,29 +137,44 @@ def measure(
                 next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
 
 
+class _Orders:
+    """Balanced ABBA / BAAB quads: every two pairs, each model goes first once."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, str]] = []
+
+    def next(self, rng: np.random.Generator) -> tuple[str, str]:
+        if not self._pending:
+            ab, ba = SIDES, SIDES[::-1]
+            self._pending = [ab, ba] if rng.random() < 0.5 else [ba, ab]
+        return self._pending.pop(0)
+
+
 class _SeriesBuilder:
     def __init__(self, batch_size: int, calls: int, batches: int, warmups: Mapping[str, WarmUp], slowest_ns: float):
         self.batch_size = batch_size
         self.calls_per_block = calls
         self.batches = batches
+        self.slowest_ns = slowest_ns
         self.warmups = {side: WarmUpSummary(w.calls, w.seconds, w.typical_ns, w.shapes) for side, w in warmups.items()}
         self.samples: dict[str, list[np.ndarray]] = {side: [] for side in SIDES}
+        self.windows: dict[str, list[int]] = {side: [] for side in SIDES}
         self.starts: list[int] = []
         self.first: list[str] = []
-        self._orders: list[tuple[str, str]] = []
+        self._orders = _Orders()
         self._cursor = 0
         # generous: a block that takes 50x longer than its warm-up calls did is a hung model
         self.timeout = 60.0 + 50.0 * calls * slowest_ns / 1e9
 
     def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator) -> None:
-        if not self._orders:
-            ab, ba = SIDES, SIDES[::-1]
-            self._orders = [ab, ba] if rng.random() < 0.5 else [ba, ab]
-        order = self._orders.pop(0)
+        order = self._orders.next(rng)
         start = self._cursor
         for side in order:
             durations = workers[side].call("run_block", self.batch_size, start, self.calls_per_block, timeout=self.timeout)
             self.samples[side].append(np.asarray(durations, dtype=np.int64))
+        for side in order:
+            window = workers[side].call("run_window", self.batch_size, start, self.calls_per_block, timeout=self.timeout)
+            self.windows[side].append(int(window))
         self.starts.append(start)
         self.first.append(order[0])
         self._cursor = (start + self.calls_per_block) % self.batches
@@ -151,6 +189,56 @@ class _SeriesBuilder:
             starts=tuple(self.starts),
             first=tuple(self.first),
             warmup=dict(self.warmups),
+            windows={side: tuple(values) for side, values in self.windows.items()},
+        )
+
+
+class _LoadBuilder:
+    def __init__(self, scenario: LoadScenario, latency: _SeriesBuilder, plan: MeasurementPlan, seed: int):
+        self.scenario = scenario
+        self.batch_size = latency.batch_size
+        self.batches = latency.batches
+        service_s = max(latency.slowest_ns, 1.0) / 1e9
+        if scenario.kind == "closed":
+            wanted = max(5 * scenario.clients, plan.target_episode_s / service_s)
+        else:
+            wanted = scenario.rate * plan.target_episode_s
+        self.requests = int(min(plan.max_episode_requests, max(20, round(wanted))))
+        self.seed = seed
+        self.episodes: dict[str, list[Any]] = {side: [] for side in SIDES}
+        self.first: list[str] = []
+        self.seeds: list[int] = []
+        self._orders = _Orders()
+        expected_s = self.requests * service_s + (self.requests / scenario.rate if scenario.kind == "open" else 0.0)
+        self.timeout = 60.0 + 50.0 * expected_s
+
+    def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator) -> None:
+        seed = self.seed * 1_000_003 + len(self.seeds)
+        episode_plan = self._plan(seed)
+        order = self._orders.next(rng)
+        start = (len(self.seeds) * self.requests) % self.batches
+        for side in order:
+            self.episodes[side].append(
+                workers[side].call("run_load", self.batch_size, start, episode_plan, timeout=self.timeout)
+            )
+        self.first.append(order[0])
+        self.seeds.append(seed)
+
+    def _plan(self, seed: int) -> LoadPlan:
+        if self.scenario.kind == "closed":
+            return LoadPlan("closed", self.requests, clients=self.scenario.clients)
+        gaps = np.random.default_rng(seed).exponential(1e9 / self.scenario.rate, self.requests)
+        return LoadPlan("open", self.requests, arrivals_ns=tuple(int(t) for t in np.cumsum(gaps)))
+
+    def freeze(self) -> LoadSeries:
+        return LoadSeries(
+            scenario=self.scenario,
+            batch_size=self.batch_size,
+            requests=self.requests,
+            reference=tuple(self.episodes["reference"]),
+            candidate=tuple(self.episodes["candidate"]),
+            first=tuple(self.first),
+            seeds=tuple(self.seeds),
         )
 
 
@@ -163,4 +251,3 @@ def _warm_up(workers: Mapping[str, Worker], plan: MeasurementPlan, batch_size: i
         )
         for side in order
     }
-

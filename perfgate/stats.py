@@ -123,6 +123,86 @@ def ratio_interval(
     )
 
 
+@dataclass(frozen=True)
+class SlopeComparison:
+    """Least-squares cost slopes of latency against input size, and their ratio."""
+
+    reference_slope: float
+    candidate_slope: float
+    reference_intercept: float
+    candidate_intercept: float
+    interval: RatioInterval | None  # None when the reference's slope is not clearly positive
+    note: str
+
+
+def slope_interval(
+    reference_blocks: Sequence[tuple[np.ndarray, np.ndarray]],
+    candidate_blocks: Sequence[tuple[np.ndarray, np.ndarray]],
+    level: float,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> SlopeComparison:
+    """Fit latency = a + b * size for each model and compare b_candidate / b_reference.
+
+    Block pair i holds (sizes, latencies) for each model. Latencies are winsorized at
+    their 99th percentile, so that a few stalls cannot tilt the line. The ratio's interval
+    comes from the same paired block bootstrap as every other ratio (resampled slopes are
+    computed from the blocks' sums, so a resample costs one matrix product). Without a
+    clearly positive reference slope (its 1st resampled percentile above zero) a ratio
+    means nothing: then the interval is None and the note says why.
+    """
+    if len(reference_blocks) != len(candidate_blocks):
+        raise UnusableSamples(f"unpaired blocks ({len(reference_blocks)} reference, {len(candidate_blocks)} candidate)")
+    if len(reference_blocks) < 2:
+        raise UnusableSamples(f"needs at least 2 block pairs, has {len(reference_blocks)}")
+    reference_sums, candidate_sums = regression_sums(reference_blocks), regression_sums(candidate_blocks)
+    ref_a, ref_b = fit_lines(reference_sums.sum(axis=0, keepdims=True))[0]
+    cand_a, cand_b = fit_lines(candidate_sums.sum(axis=0, keepdims=True))[0]
+    pairs = len(reference_blocks)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(pairs, np.full(pairs, 1.0 / pairs), size=resamples).astype(np.float64)
+    reference_slopes = fit_lines(weights @ reference_sums)[:, 1]
+    candidate_slopes = fit_lines(weights @ candidate_sums)[:, 1]
+    if not (np.isfinite(ref_b) and np.all(np.isfinite(reference_slopes))) or np.quantile(reference_slopes, 0.01) <= 0.0:
+        note = "the reference's latency does not clearly grow with size, so a ratio of slopes means nothing"
+        return SlopeComparison(float(ref_b), float(cand_b), float(ref_a), float(cand_a), None, note)
+    floor = 1e-9 * abs(ref_b)  # a candidate whose cost does not grow at all: a tiny positive slope
+    log_ratios = np.log(np.maximum(candidate_slopes, floor)) - np.log(reference_slopes)
+    se_log = float(np.std(log_ratios, ddof=1))
+    estimate = max(float(cand_b), floor) / float(ref_b)
+    from scipy.stats import t as student_t
+
+    half_width = float(student_t.ppf(0.5 + level / 2.0, df=pairs - 1)) * se_log
+    center = math.log(estimate)
+    interval = RatioInterval(estimate, math.exp(center - half_width), math.exp(center + half_width), level, pairs, se_log)
+    return SlopeComparison(float(ref_b), float(cand_b), float(ref_a), float(cand_a), interval, "")
+
+
+def regression_sums(blocks: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per block: n, sum x, sum y, sum x^2, sum x*y (y winsorized at its overall 99th percentile)."""
+    all_y = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in blocks])
+    if all_y.size == 0 or not np.all(np.isfinite(all_y)):
+        raise UnusableSamples("latencies are empty or not finite")
+    cap = np.quantile(all_y, 0.99)
+    rows = []
+    for x, y in blocks:
+        x = np.asarray(x, dtype=np.float64)
+        y = np.minimum(np.asarray(y, dtype=np.float64), cap)
+        rows.append((x.size, x.sum(), y.sum(), (x * x).sum(), (x * y).sum()))
+    return np.array(rows, dtype=np.float64)
+
+
+def fit_lines(totals: np.ndarray) -> np.ndarray:
+    """(intercept, slope) for each row of summed (n, sx, sy, sxx, sxy)."""
+    n, sx, sy, sxx, sxy = totals.T
+    denominator = n * sxx - sx * sx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(denominator > 0, (n * sxy - sx * sy) / denominator, np.nan)
+        intercept = (sy - slope * sx) / n
+    return np.stack([intercept, slope], axis=1)
+
+
 def min_two_sided_p(n: int, m: int) -> float:
     """The smallest two-sided p-value an exact Mann–Whitney test can give: 2 / C(n+m, n)."""
     log_comb = math.lgamma(n + m + 1) - math.lgamma(n + 1) - math.lgamma(m + 1)

@@ -1,8 +1,8 @@
 """One model in its own process: load, take batches, warm up, time calls.
 
 The parent drives a worker with a handful of calls (``load``, ``set_feeds``, ``warm_up``,
-``run_block``, ``peak_memory``, ``close``) sent over a pipe; the worker answers each with
-a result or an error. A worker that dies or stops answering is a WorkerError in the parent, never a
+``run_block``, ``run_window``, ``run_load``, ``memory``, ``cold_start``, ``close``) sent
+over a pipe; the worker answers each with a result or an error. A worker that dies or stops answering is a WorkerError in the parent, never a
 verdict.
 
 A worker is a fresh interpreter (``python -m perfgate.worker FD``), not a fork: its
@@ -14,6 +14,8 @@ quoted when the worker fails.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gc
 import os
 import signal
@@ -30,9 +32,11 @@ import numpy as np
 
 from perfgate.backends.base import Backend, BackendInfo, BackendOptions
 from perfgate.errors import PerfgateError, WorkerError, error_class, first_line
+from perfgate.memory import ProcMemory
 from perfgate.tensors import TensorSpec
 
 Clock = Callable[[], int]
+WaitUntil = Callable[[int], None]
 
 # Environment variables that size the thread pools of numpy's BLAS, OpenMP and MKL; set
 # to --threads in each worker so that neither model gets more threads than the other.
@@ -57,7 +61,39 @@ class ModelInfo:
     load_seconds: float
     pid: int
     cpus: tuple[int, ...]  # the CPUs the worker may run on, as it sees them
+    setup_seconds: float = 0.0  # importing and configuring the framework
+    framework_rss: int | None = None  # bytes the framework's import and setup took
+    load_rss: int | None = None  # bytes loading the model took
 
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """One load episode: ``requests`` requests of one batch each, served one at a time in
+    arrival order. Closed loop: ``clients`` clients, each sending its next request when
+    its last one completes. Open loop: requests arrive at ``arrivals_ns`` (offsets from
+    the episode's start), whatever the server is doing."""
+
+    kind: str  # "closed" or "open"
+    requests: int
+    clients: int = 1
+    arrivals_ns: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadEpisode:
+    queue_ns: tuple[int, ...]  # per request: from arrival to the start of its call
+    service_ns: tuple[int, ...]  # per request: the call itself
+    duration_ns: int  # from the episode's start to the last request's completion
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """Phases of one fresh worker's first inference, in seconds, by the worker's clock."""
+
+    setup_seconds: float
+    load_seconds: float
+    prepare_seconds: float
+    first_call_seconds: float
 
 def worker_cpus(threads: int) -> tuple[int, ...] | None:
     """The CPUs both workers are pinned to: the last ``threads`` this process may use.
@@ -74,6 +110,10 @@ def worker_cpus(threads: int) -> tuple[int, ...] | None:
     if threads > len(usable):
         return None
     return tuple(usable[-threads:])
+
+
+def _difference(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
 
 
 def _own_cpus() -> tuple[int, ...]:
@@ -105,9 +145,7 @@ def time_calls(
     samples = [0] * count
     size = len(feeds)
     index = start % size
-    collector_was_on = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         for position in range(count):
             feed = feeds[index]
             began = clock()
@@ -119,10 +157,80 @@ def time_calls(
             index += 1
             if index == size:
                 index = 0
-    finally:
-        if collector_was_on:
-            gc.enable()
     return samples
+
+
+def time_window(
+    run: Callable[[Any], Any], synchronize: Callable[[], None], feeds: Sequence[Any], start: int, count: int, clock: Clock
+) -> int:
+    """ns for ``count`` calls back to back, synchronized once at the end: the wall time of a
+    throughput window (a GPU may overlap one call's work with the next call's launch, as
+    it does in a service)."""
+    size = len(feeds)
+    with collector_paused():
+        began = clock()
+        for position in range(count):
+            run(feeds[(start + position) % size])
+        synchronize()
+        return clock() - began
+
+
+def serve_episode(
+    run: Callable[[Any], Any],
+    synchronize: Callable[[], None],
+    feeds: Sequence[Any],
+    start: int,
+    plan: "LoadPlan",
+    clock: Clock,
+    wait: "WaitUntil",
+) -> "LoadEpisode":
+    """One load episode (see LoadPlan): the model serves the requests one at a time, in
+    arrival order, so each request's time splits into queueing and service."""
+    size = len(feeds)
+    queue, service = [], []
+    with collector_paused():
+        began = clock()
+        waiting = collections.deque([began] * plan.clients) if plan.kind == "closed" else None
+        ended = began
+        for position in range(plan.requests):
+            if waiting is not None:
+                arrival = waiting.popleft()
+            else:
+                arrival = began + plan.arrivals_ns[position]
+                if clock() < arrival:
+                    wait(arrival)
+            served = clock()
+            outputs = run(feeds[(start + position) % size])
+            synchronize()
+            ended = clock()
+            outputs = None  # noqa: F841
+            queue.append(served - arrival)
+            service.append(ended - served)
+            if waiting is not None:
+                waiting.append(ended)  # the client sends its next request at once
+    return LoadEpisode(tuple(queue), tuple(service), ended - began)
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """The garbage collector off for a timed stretch, so that no collection lands in it."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def wait_until(deadline_ns: int, clock: Clock = time.perf_counter_ns) -> None:
+    """Return at ``deadline_ns``: sleep while it is far, then spin for the last stretch
+    (a sleep alone wakes up to ~0.1 ms late, which would count as queueing)."""
+    remaining = deadline_ns - clock()
+    if remaining > 2_000_000:
+        time.sleep((remaining - 1_000_000) / 1e9)
+    while clock() < deadline_ns:
+        pass
 
 
 class WorkerCore:
@@ -133,13 +241,18 @@ class WorkerCore:
         self,
         clock: Clock = time.perf_counter_ns,
         backend_factory: Callable[[str, BackendOptions], Backend] | None = None,
+        memory: Any = None,
+        wait: WaitUntil | None = None,
     ) -> None:
         self._clock = clock
         self._backend_factory = backend_factory
+        self._memory = memory or ProcMemory()
+        self._wait = wait or (lambda deadline: wait_until(deadline, clock))
         self._backend: Backend | None = None
         self._feeds: dict[int, list[Any]] = {}
         self._shapes: dict[int, list[tuple]] = {}
         self._path = ""
+        self._peak_reset: bool | None = None  # None until the first warm-up resets it
 
     @property
     def backend(self) -> Backend:
@@ -151,31 +264,49 @@ class WorkerCore:
         for entry in request.sys_path:
             if entry not in sys.path:
                 sys.path.append(entry)
-        began = self._clock()
         if self._backend_factory is not None:
             backend = self._backend_factory(request.backend, request.options)
         else:
             from perfgate.backends import load_backend_class
 
             backend = load_backend_class(request.backend)(request.options)
+        bare = self._memory.read().rss
+        began = self._clock()
+        backend.setup()
+        set_up = self._clock()
+        framework = self._memory.read().rss
         backend.load(request.path)
+        loaded_at = self._clock()
+        loaded = self._memory.read().rss
         self._backend = backend
         self._path = request.path
-        inputs = backend.describe_inputs()
-        seconds = (self._clock() - began) / 1e9
-        return ModelInfo(inputs, backend.info(), seconds, os.getpid(), _own_cpus())
+        return ModelInfo(
+            inputs=backend.describe_inputs(),
+            backend=backend.info(),
+            load_seconds=(loaded_at - set_up) / 1e9,
+            pid=os.getpid(),
+            cpus=_own_cpus(),
+            setup_seconds=(set_up - began) / 1e9,
+            framework_rss=_difference(framework, bare),
+            load_rss=_difference(loaded, framework),
+        )
 
-    def set_feeds(self, batch_size: int, feeds: Sequence[Mapping[str, np.ndarray]]) -> int:
+    def set_feeds(self, batch_size: int, feeds: Sequence[Mapping[str, np.ndarray]]) -> float:
+        """Prepare the batches in the backend's own form; returns the seconds that took."""
         backend = self.backend
+        began = self._clock()
         self._feeds[batch_size] = [backend.prepare(feed) for feed in feeds]
+        seconds = (self._clock() - began) / 1e9
         self._shapes[batch_size] = [tuple(sorted((k, v.shape) for k, v in feed.items())) for feed in feeds]
-        return len(feeds)
+        return seconds
 
     def warm_up(self, batch_size: int, min_calls: int, min_seconds: float, max_seconds: float) -> WarmUp:
         """Run until at least ``min_calls`` calls and ``min_seconds`` have passed and every
         distinct input shape has run once, or ``max_seconds`` have passed."""
         feeds, shapes = self._feeds_for(batch_size), self._shapes[batch_size]
         backend = self.backend
+        if self._peak_reset is None:  # the peak RSS covers inference: warm-up and measurement
+            self._peak_reset = self._memory.reset_peak()
         all_shapes = set(shapes)
         seen: set[tuple] = set()
         durations: list[int] = []
@@ -202,8 +333,36 @@ class WorkerCore:
             lambda: time_calls(backend.run, backend.synchronize, self._feeds_for(batch_size), start, count, self._clock)
         )
 
-    def peak_memory(self) -> dict[str, int]:
-        return self.backend.peak_memory()
+    def run_window(self, batch_size: int, start: int, count: int) -> int:
+        backend, feeds = self.backend, self._feeds_for(batch_size)
+        return self._timed(lambda: time_window(backend.run, backend.synchronize, feeds, start, count, self._clock))
+
+    def run_load(self, batch_size: int, start: int, plan: LoadPlan) -> LoadEpisode:
+        backend, feeds = self.backend, self._feeds_for(batch_size)
+        return self._timed(
+            lambda: serve_episode(backend.run, backend.synchronize, feeds, start, plan, self._clock, self._wait)
+        )
+
+    def memory(self) -> dict[str, Any]:
+        """Peak RSS since the first warm-up (or since the start, where it cannot be reset),
+        RSS now, and the backend's device peaks."""
+        reading = self._memory.read()
+        return {
+            "peak_rss": reading.peak,
+            "rss": reading.rss,
+            "peak_includes_load": not self._peak_reset,
+            **self.backend.peak_memory(),
+        }
+
+    def cold_start(self, request: LoadRequest, feed: Mapping[str, np.ndarray]) -> ColdStart:
+        """Load the model and run its first inference, in a fresh worker (phases by this clock)."""
+        info = self.load(request)
+        began = self._clock()
+        prepared = self.backend.prepare(feed)
+        prepared_at = self._clock()
+        self._timed(lambda: time_calls(self.backend.run, self.backend.synchronize, [prepared], 0, 1, self._clock))
+        done = self._clock()
+        return ColdStart(info.setup_seconds, info.load_seconds, (prepared_at - began) / 1e9, (done - prepared_at) / 1e9)
 
     def close(self) -> None:
         if self._backend is not None:
@@ -216,7 +375,7 @@ class WorkerCore:
             raise WorkerError(f"the worker has no batches of size {batch_size}")
         return feeds
 
-    def _timed(self, action: Callable[[], list[int]]) -> list[int]:
+    def _timed(self, action: Callable[[], Any]) -> Any:
         try:
             return action()
         except PerfgateError:
@@ -386,7 +545,7 @@ def _describe_exit(code: int | None) -> str:
 
 def serve(conn: Connection, core: WorkerCore) -> None:
     """Answer calls until ``close`` or until the parent goes away."""
-    allowed = {"load", "set_feeds", "warm_up", "run_block", "peak_memory", "close"}
+    allowed = {"load", "set_feeds", "warm_up", "run_block", "run_window", "run_load", "memory", "cold_start", "close"}
     while True:
         try:
             _, method, args = conn.recv()

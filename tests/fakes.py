@@ -38,6 +38,9 @@ class FakeClock:
     def advance(self, ns: float) -> None:
         self.now += int(round(ns))
 
+    def advance_to(self, ns: int) -> None:
+        self.now = max(self.now, int(ns))
+
 
 Latency = Callable[[np.random.Generator, "FakeClock", Any], float]
 
@@ -65,8 +68,12 @@ class FakeBackend(Backend):
     name = "fake"
 
     def __init__(self, options: BackendOptions, clock: FakeClock, latency: Latency, seed: int = 0,
-                 inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "float32", (None, FEATURES)),)) -> None:  # fmt: skip
+                 inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "float32", (None, FEATURES)),),
+                 load_ns: float = 0.0, memory: "FakeMemory | None" = None, model_bytes: int = 0) -> None:  # fmt: skip
         super().__init__(options)
+        self.load_ns = load_ns
+        self.memory = memory
+        self.model_bytes = model_bytes
         self.clock = clock
         self.latency = latency
         self.rng = np.random.default_rng(seed)
@@ -78,6 +85,9 @@ class FakeBackend(Backend):
     def load(self, path: str) -> None:
         if path.endswith("missing.fake"):
             raise ModelLoadError(f"cannot load model {path!r}: no such file")
+        self.clock.advance(self.load_ns)
+        if self.memory is not None:
+            self.memory.allocate(self.model_bytes)
 
     def describe_inputs(self) -> tuple[TensorSpec, ...]:
         return self.inputs
@@ -95,22 +105,61 @@ class FakeBackend(Backend):
         return BackendInfo("fake", "fake", "0", "cpu", self.options.threads)
 
 
+class FakeMemory:
+    """RSS in virtual bytes: what loaded models allocate, plus transient peaks."""
+
+    def __init__(self, base: int = 50 * 2**20, resettable: bool = True) -> None:
+        self.rss = base
+        self.peak = base
+        self.resettable = resettable
+
+    def allocate(self, count: int) -> None:
+        self.rss += count
+        self.peak = max(self.peak, self.rss)
+
+    def spike(self, count: int) -> None:
+        self.peak = max(self.peak, self.rss + count)
+
+    def read(self):
+        from perfgate.memory import MemoryReading
+
+        return MemoryReading(self.rss, self.peak)
+
+    def reset_peak(self) -> bool:
+        if self.resettable:
+            self.peak = self.rss
+        return self.resettable
+
+
 def in_process_factory(
-    clock: FakeClock, latencies: dict[str, Latency], made: dict | None = None, seed: int = 0, **backend_kwargs: Any
+    clock: FakeClock,
+    latencies: dict[str, Latency],
+    made: dict | None = None,
+    seed: int = 0,
+    per_role: dict[str, dict] | None = None,
+    memory_resettable: bool = True,
+    **backend_kwargs: Any,
 ):
     """A worker_factory for run_comparison: in-process workers on fake backends (collected
-    in ``made`` by role, for the test to inspect); ``seed`` varies their latency draws."""
+    in ``made`` by role, for the test to inspect); ``seed`` varies their latency draws;
+    ``per_role`` gives one model's backend its own keyword arguments (load_ns, model_bytes);
+    ``memory_resettable`` False plays a kernel that does not let the peak RSS be reset.
+    Cold-start workers ("reference-cold-start-1") get their model's settings and a memory
+    of their own."""
 
     def make(role: str, log_dir: str) -> InProcessWorker:
-        backend_seed = 2 * seed + (1 if role == "reference" else 2)
+        side = role.split("-")[0]
+        backend_seed = 2 * seed + (1 if side == "reference" else 2)
+        memory = FakeMemory(resettable=memory_resettable)
+        own = {**backend_kwargs, **(per_role or {}).get(side, {})}
 
         def backend(name: str, options: BackendOptions) -> Backend:
-            fake = FakeBackend(options, clock, latencies[role], seed=backend_seed, **backend_kwargs)
+            fake = FakeBackend(options, clock, latencies[side], seed=backend_seed, memory=memory, **own)
             if made is not None:
                 made[role] = fake
             return fake
 
-        return InProcessWorker(role, WorkerCore(clock=clock.ns, backend_factory=backend))
+        return InProcessWorker(role, WorkerCore(clock=clock.ns, backend_factory=backend, memory=memory, wait=clock.advance_to))
 
     return make
 

@@ -23,8 +23,8 @@ def test_limits_in_percent_and_ratio_forms(text, ratio):
         ("", "accepted forms"),
         ("nan", "accepted forms"),
         ("inf%", "accepted forms"),
-        ("-100%", "no time at all"),
-        ("-150%", "no time at all"),
+        ("-100%", "-100% or more"),
+        ("-150%", "-100% or more"),
         ("15%%", "accepted forms"),
     ],
 )
@@ -40,7 +40,9 @@ def test_metric_names():
     assert parse_metric("latency.p95").quantile == pytest.approx(0.95)
     assert parse_metric("latency.p99.9").quantile == pytest.approx(0.999)
     assert parse_metric("latency.mean").quantile is None
-    for bad in ("latency.p100", "latency.p0", "throughput", "latency.p", "p95"):
+    assert parse_metric("throughput").higher_is_better and parse_metric("throughput.batch32").batch_size == 32
+    assert parse_metric("load.p99").family == "load" and parse_metric("memory.peak_rss").family == "memory"
+    for bad in ("latency.p100", "latency.p0", "throughput.batch0", "memory.vms", "load", "latency.p", "p95"):
         with pytest.raises(BudgetError, match="known metrics"):
             parse_metric(bad)
 

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from conftest import FIXTURES, ROOT, run_cli, write_identity_onnx
+from perfgate.results import SCHEMA_VERSION
 
 REFERENCE = str(FIXTURES / "mlp_reference.onnx")
 AA = str(FIXTURES / "mlp_aa.onnx")
@@ -18,8 +19,8 @@ FEATURES = "features=f*"
 pytestmark = pytest.mark.e2e
 
 
-def gate(*extra, reference=REFERENCE, candidate=AA, data=DATA, inputs=(FEATURES,)):
-    args = ["compare", "-r", reference, "-c", candidate, "-d", data, "--time-budget", "30"]
+def gate(*extra, reference=REFERENCE, candidate=AA, data=DATA, inputs=(FEATURES,), cold_starts=0):
+    args = ["compare", "-r", reference, "-c", candidate, "-d", data, "--time-budget", "30", "--cold-starts", str(cold_starts)]
     for item in inputs:
         args += ["--input", item]
     return run_cli(*args, *extra)
@@ -49,7 +50,7 @@ def test_the_slow_model_fails_with_exit_1_and_its_report(tmp_path):
     assert "FAIL: latency.p" in result.stdout
 
     report = json.loads(path.read_text())
-    assert report["schema_version"] == 1 and report["verdict"] == "fail"
+    assert report["schema_version"] == SCHEMA_VERSION and report["verdict"] == "fail"
     assert report["compared"]["candidate"]["path"] == SLOW
     assert report["compared"]["reference"]["backend"]["framework"] == "onnxruntime"
     assert report["compared"]["reference"]["backend"]["threads"] == 1
@@ -60,13 +61,15 @@ def test_the_slow_model_fails_with_exit_1_and_its_report(tmp_path):
 
     assert report["environment"]["frameworks"] == {"onnxruntime": onnxruntime.__version__}
     assert report["settings"]["budgets"] == ["latency.p50:+15%", "latency.p95:+15%"]
-    assert [(c["metric"], c["batch_size"]) for c in report["checks"]] == [
+    latency = [c for c in report["checks"] if c["metric"].startswith("latency")]
+    assert [(c["metric"], c["batch_size"]) for c in latency] == [
         ("latency.p50", 1), ("latency.p95", 1), ("latency.p50", 32), ("latency.p95", 32),
     ]  # fmt: skip
-    for check in report["checks"]:
+    for check in latency:
         assert {"metric", "reference", "candidate", "ratio", "ci", "budget", "verdict", "reason",
-                "n_reference", "n_candidate", "blocks", "ci_level"} <= set(check)  # fmt: skip
+                "n_reference", "n_candidate", "blocks", "ci_level", "unit", "limit"} <= set(check)  # fmt: skip
         assert check["verdict"] == "fail" and check["ci"][0] > 1.15 and check["candidate"] > check["reference"]
+        assert check["unit"] == "ns" and check["limit"] == 1.15
     series = report["series"][0]
     assert len(series["reference"]["samples_ns"]) == len(series["pairs"]) == report["checks"][0]["blocks"]
     assert series["reference"]["summary"]["n"] == report["checks"][0]["n_reference"]
@@ -169,6 +172,8 @@ def test_a_worker_crash_is_a_runtime_error_not_a_verdict(tmp_path):
     result = gate("-q", "--candidate-backend", "fakes:CrashingBackend", "--json", str(tmp_path / "c.json"))
     assert_one_line_error(result, 3, "candidate: the worker died during 'warm_up' (exit code 7)")
     assert json.loads((tmp_path / "c.json").read_text())["verdict"] == "error"
+    in_cold_start = gate("-q", "--candidate-backend", "fakes:CrashingBackend", cold_starts=1)
+    assert_one_line_error(in_cold_start, 3, "candidate-cold-start-1: the worker died during 'cold_start' (exit code 7)")
 
 
 def test_debug_shows_the_traceback():

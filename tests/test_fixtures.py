@@ -30,9 +30,21 @@ def test_rebuilding_gives_the_committed_fixtures(tmp_path):
     first = {path.name: path.read_bytes() for path in builder.build(tmp_path / "a", ("onnx",))}
     second = {path.name: path.read_bytes() for path in builder.build(tmp_path / "b", ("onnx",))}
     assert first == second  # deterministic, byte for byte
-    for name in MODELS:
+    for name in MODELS + ["seq_linear.onnx", "seq_quadratic.onnx"]:
         assert onnx.load(tmp_path / "a" / name) == onnx.load(FIXTURES / name)
-    assert pq.read_table(tmp_path / "a" / "features.parquet").equals(pq.read_table(FIXTURES / "features.parquet"))
+    for data in ("features.parquet", "sequences.parquet"):
+        assert pq.read_table(tmp_path / "a" / data).equals(pq.read_table(FIXTURES / data))
+
+
+def test_the_sequence_fixtures_grow_linearly_and_quadratically():
+    table = pq.read_table(FIXTURES / "sequences.parquet")
+    assert table.num_rows == 1000 and table.column_names == ["id", "tokens", "n_tokens", "label"]
+    lengths = [len(row) for row in table.column("tokens").to_pylist()]
+    assert lengths == table.column("n_tokens").to_pylist() and min(lengths) >= 8 and max(lengths) <= 256
+    linear, quadratic = (onnx.load(FIXTURES / f"seq_{kind}.onnx") for kind in ("linear", "quadratic"))
+    assert [i.name for i in linear.graph.input] == [i.name for i in quadratic.graph.input] == ["tokens"]
+    assert sum(node.op_type == "MatMul" for node in quadratic.graph.node) == 3  # dense, X X^T, attention X
+    assert sum(node.op_type == "MatMul" for node in linear.graph.node) == 1
 
 
 def test_fixtures_are_small_and_shaped_as_documented():

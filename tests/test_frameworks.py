@@ -24,7 +24,7 @@ TF = FIXTURES / "tensorflow"
 
 
 def gate(reference, candidate, *extra, inputs=("features=f*",)):
-    args = ["compare", "-q", "-r", str(reference), "-c", str(candidate), "-d", DATA, "--time-budget", "30"]
+    args = ["compare", "-q", "-r", str(reference), "-c", str(candidate), "-d", DATA, "--time-budget", "30", "--cold-starts", "0"]
     for item in inputs:
         args += ["--input", item]
     return run_cli(*args, *extra)
@@ -66,7 +66,7 @@ def test_torchscript_against_onnx_of_the_same_network():
     assert report["compared"]["reference"]["backend"]["framework"] == "torch"
     assert report["compared"]["candidate"]["backend"]["framework"] == "onnxruntime"
     assert report["verdict"] in ("pass", "fail")
-    assert all(check["ci"] is not None for check in report["checks"])
+    assert all(check["ci"] is not None for check in report["checks"] if check["metric"].startswith("latency"))
 
 
 def test_keras_against_its_tflite_int8_conversion():

@@ -37,18 +37,18 @@ def test_a_report_survives_json_and_renders_the_same(report, tmp_path):
 def test_the_text_report_shows_the_table_and_the_verdict(report):
     text = render(report, "text")
     header = next(line for line in text.splitlines() if line.startswith("metric"))
-    assert header.split()[:6] == ["metric", "batch", "reference", "candidate", "change", "CI"]
+    assert header.split()[:6] == ["metric", "at", "reference", "candidate", "change", "CI"]
     assert "budget" in header and "verdict" in header
     assert text.count("FAIL") >= 4
     assert "\nFAIL: latency.p" in text
     # reference about 1 ms, candidate about 3 ms, change about +200 %
-    assert re.search(r"^latency\.p50 +1 +1(\.\d+)? ms +(2\.9|3)(\.\d+)? ms +\+(19|20)\d\.\d%", text, re.M), text
+    assert re.search(r"^latency\.p50 +batch 1 +1(\.\d+)? ms +(2\.9|3)(\.\d+)? ms +\+(19|20)\d\.\d%", text, re.M), text
 
 
 def test_a_newer_schema_is_refused(report):
     data = report.to_dict()
     data["schema_version"] = SCHEMA_VERSION + 1
-    with pytest.raises(DataError, match="schema_version 2 is not one this perfgate reads"):
+    with pytest.raises(DataError, match=f"schema_version {SCHEMA_VERSION + 1} is not one this perfgate reads"):
         Report.from_dict(data)
 
 

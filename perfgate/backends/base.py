@@ -1,9 +1,11 @@
 """The small interface every backend implements.
 
 A backend lives inside one worker process and wraps one loaded model. The worker calls,
-in this order: ``load`` once, ``describe_inputs`` once, ``prepare`` once per batch
-(outside any timed region), then ``run`` + ``synchronize`` inside the timed region as
-often as the measurement needs, and finally ``close``.
+in this order: ``setup`` once (import the framework, set threads and device), ``load``
+once, ``describe_inputs`` once, ``prepare`` once per batch (outside any timed region),
+then ``run`` + ``synchronize`` inside the timed region as often as the measurement
+needs, and finally ``close``. The worker reads its memory between ``setup`` and ``load``,
+so that the memory a model takes is not mixed with the framework's own.
 
 A backend must import its framework inside its methods, never at module top level, so
 that ``import perfgate`` imports no ML framework.
@@ -73,6 +75,13 @@ class Backend(abc.ABC):
 
     def __init__(self, options: BackendOptions) -> None:
         self.options = options
+
+    def setup(self) -> None:
+        """Import the framework and apply the options (threads, device); fail here, with
+        what to install, when the framework cannot serve the options.
+
+        >>> backend.setup()
+        """
 
     @abc.abstractmethod
     def load(self, path: str) -> None:

@@ -45,10 +45,20 @@ _DTYPES = {
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
-    def load(self, path: str) -> None:
+    def setup(self) -> None:
         import onnxruntime as ort
 
         self._ort = ort
+        if self.options.on_gpu and CUDA not in ort.get_available_providers():
+            raise BackendUnavailableError(
+                f"onnxruntime {ort.__version__} has no {CUDA} (it has {', '.join(ort.get_available_providers())}): "
+                f"pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
+            )
+
+    def load(self, path: str) -> None:
+        if not hasattr(self, "_ort"):
+            self.setup()
+        ort = self._ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.options.threads
         options.inter_op_num_threads = 1
@@ -59,12 +69,6 @@ class OnnxRuntimeBackend(Backend):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list[Any] = ["CPUExecutionProvider"]
         if self.options.on_gpu:
-            available = ort.get_available_providers()
-            if CUDA not in available:
-                raise BackendUnavailableError(
-                    f"onnxruntime {ort.__version__} has no {CUDA} (it has {', '.join(available)}): "
-                    f"pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
-                )
             providers = [(CUDA, {"device_id": self.options.device_index}), "CPUExecutionProvider"]
         try:
             self._session = ort.InferenceSession(path, options, providers=providers)

@@ -71,10 +71,14 @@ def import_tensorflow(options: Any) -> Any:
 class TensorFlowBackend(Backend):
     name = "tensorflow"
 
-    def load(self, path: str) -> None:
-        tf = import_tensorflow(self.options)
-        self._tf = tf
+    def setup(self) -> None:
+        self._tf = import_tensorflow(self.options)
         self._placement = "/GPU:0" if self.options.on_gpu else "/CPU:0"  # the one visible GPU
+
+    def load(self, path: str) -> None:
+        if not hasattr(self, "_tf"):
+            self.setup()
+        tf = self._tf
         if is_saved_model(path):
             self._load_saved_model(tf, path)
         elif Path(path).suffix.lower() == ".keras":

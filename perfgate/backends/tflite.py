@@ -31,13 +31,17 @@ MAX_INTERPRETERS = 8
 class TFLiteBackend(Backend):
     name = "tflite"
 
-    def load(self, path: str) -> None:
+    def setup(self) -> None:
         if self.options.on_gpu:
-            raise UsageError(f"the tflite backend runs on the CPU only; {self.options.device} is not supported for {path!r}")
+            raise UsageError(f"the tflite backend runs on the CPU only; {self.options.device} is not supported")
+        self._interpreter_class, self._runtime = _interpreter_class()
+
+    def load(self, path: str) -> None:
+        if not hasattr(self, "_interpreter_class"):
+            self.setup()
         if not Path(path).is_file():
             raise ModelLoadError(f"cannot load model {path!r}: no such file")
         self._path = path
-        self._interpreter_class, self._runtime = _interpreter_class()
         first = self._new_interpreter()
         self._interpreters: dict[tuple, Any] = {}
         self._details = self._input_details(first)

@@ -40,7 +40,7 @@ EXPORT_SUFFIXES = (".pt2",)
 class TorchBackend(Backend):
     name = "torch"
 
-    def load(self, path: str) -> None:
+    def setup(self) -> None:
         import torch
 
         self._torch = torch
@@ -50,6 +50,11 @@ class TorchBackend(Backend):
         except RuntimeError:  # already set in this process: harmless
             pass
         self._device = self._check_device(torch)
+
+    def load(self, path: str) -> None:
+        if not hasattr(self, "_torch"):
+            self.setup()
+        torch = self._torch
         module, self._inputs, self._format = _load_module(torch, path, self._device)
         self._module = module
         self._input_names = [spec.name for spec in self._inputs]

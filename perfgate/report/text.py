@@ -1,12 +1,16 @@
-"""The terminal report: what was compared, a table of checks, and the verdict."""
+"""The terminal report: what was compared, a table of checks, the verdict, and where the
+time and memory go (memory, cold start, stages, load, latency against input size)."""
 
 from __future__ import annotations
 
-from perfgate.formatting import format_change, format_duration
+import numpy as np
+
+from perfgate.formatting import format_bytes, format_change, format_duration, format_rate, format_value
 from perfgate.inputs import describe_binding
 from perfgate.results import Check, ModelReport, Report, Verdict
 
-_HEADERS = ("metric", "batch", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
+_HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
+SIDES = ("reference", "candidate")
 
 
 def render_text(report: Report) -> str:
@@ -14,6 +18,11 @@ def render_text(report: Report) -> str:
     if report.checks:
         lines.append("")
         lines.extend(_table(report.checks))
+    for section in (_memory, _cold_starts, _stages, _loads, _sizes):
+        part = section(report)
+        if part:
+            lines.append("")
+            lines.extend(part)
     lines.append("")
     lines.append(f"{report.verdict.value.upper()}: {report.reason}")
     if report.run is not None:
@@ -41,16 +50,14 @@ def _model_lines(role: str, model: ModelReport) -> list[str]:
     pinned = f", CPU{'s' if len(model.cpus) > 1 else ''} {','.join(map(str, model.cpus))}" if model.cpus else ""
     form = backend.details.get("format")
     kind = f" ({form})" if form else ""
-    lines = [f"  {role}: {backend.framework} {backend.framework_version}{kind} on {_device(backend.device, backend.details)}, {threads}{pinned}"]
+    device = _device(backend.device, backend.details)
+    lines = [f"  {role}: {backend.framework} {backend.framework_version}{kind} on {device}, {threads}{pinned}"]
     lines.extend(f"    {describe_binding(item)}" for item in model.inputs)
-    if model.peak_memory:
-        peaks = ", ".join(f"{name.replace('_bytes', '').replace('_', ' ')} {value / 2**20:.1f} MiB" for name, value in model.peak_memory.items())
-        lines.append(f"    {peaks}")
     return lines
 
 
 def _device(device: str, details: dict) -> str:
-    """'cuda:0 (NVIDIA H100, driver 550.54, CUDA 12.4, transfers timed)' or 'cpu'."""
+    """'cuda:0 (NVIDIA H100, driver 550.54, CUDA 12.4, transfers not timed)' or 'cpu'."""
     gpu = details.get("gpu") or {}
     facts = [gpu.get("name"), gpu.get("driver") and f"driver {gpu['driver']}"]
     facts.append(details.get("cuda_version") and f"CUDA {details['cuda_version']}")
@@ -61,13 +68,16 @@ def _device(device: str, details: dict) -> str:
 
 
 def _table(checks: tuple[Check, ...]) -> list[str]:
-    levels = sorted({check.ci_level for check in checks if check.ci_level is not None})
-    ci_header = f"CI ({_percent(levels[0])})" if len(levels) == 1 else "CI"
+    levels = sorted({check.ci_level for check in checks if check.ci_level is not None and check.verdict is not Verdict.INFO})
     headers = list(_HEADERS)
-    headers[5] = ci_header
-    rows = [headers] + [_row(check, show_level=len(levels) > 1) for check in checks]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
-    right = {1, 2, 3, 4}
+    headers[5] = f"CI ({_percent(levels[0])})" if len(levels) == 1 else "CI"
+    notes: list[str] = []
+    rows = [headers] + [_row(check, show_level=len(levels) > 1, notes=notes) for check in checks]
+    return _columns(rows, right={2, 3, 4}) + [f"  [{index}] {note}" for index, note in enumerate(notes, 1)]
+
+
+def _columns(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = []
     for row in rows:
         cells = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
@@ -75,25 +85,40 @@ def _table(checks: tuple[Check, ...]) -> list[str]:
     return out
 
 
-def _row(check: Check, show_level: bool) -> list[str]:
+def _row(check: Check, show_level: bool, notes: list[str]) -> list[str]:
+    """A check's cells; a check without an interval that was not decided gets a numbered note."""
     change = "-" if check.ratio is None else format_change(check.ratio, 1)
     if check.ci is None:
-        interval = check.reason if check.verdict is Verdict.INCONCLUSIVE else "-"
+        interval = "-"
+        if check.verdict in (Verdict.INCONCLUSIVE, Verdict.INFO) and check.unit != "bytes":
+            notes.append(f"{check.metric} {_place(check)}: {check.reason}".replace("  ", " "))
+            interval = f"see [{len(notes)}]"
     else:
         interval = f"{format_change(check.ci[0], 1)} .. {format_change(check.ci[1], 1)}"
-        if show_level and check.ci_level is not None:
+        if show_level and check.ci_level is not None and check.verdict is not Verdict.INFO:
             interval += f" ({_percent(check.ci_level)})"
+    if check.unit == "bytes" and check.reference is not None and check.candidate is not None:
+        difference = check.candidate - check.reference
+        interval = f"{'+' if difference >= 0 else '-'}{format_bytes(abs(difference))}"
     return [
         check.metric,
-        str(check.batch_size),
-        format_duration(check.reference),
-        format_duration(check.candidate),
+        _place(check),
+        format_value(check.reference, check.unit),
+        format_value(check.candidate, check.unit),
         change,
         interval,
-        check.budget,
-        check.verdict.value.upper(),
+        check.budget or "-",
+        check.verdict.value.upper() if check.verdict is not Verdict.INFO else "info",
         _p_value(check),
     ]
+
+
+def _place(check: Check) -> str:
+    if check.metric.startswith("load."):
+        return check.scenario
+    if check.batch_size is None:
+        return ""
+    return f"batch {check.batch_size}"
 
 
 def _p_value(check: Check) -> str:
@@ -107,6 +132,85 @@ def _p_value(check: Check) -> str:
 def _percent(level: float) -> str:
     text = f"{level * 100:.2f}".rstrip("0").rstrip(".")
     return f"{text}%"
+
+
+def _memory(report: Report) -> list[str]:
+    models = {side: getattr(report, side) for side in SIDES}
+    if not all(model is not None and model.memory for model in models.values()):
+        return []
+    rows = [["memory", "peak RSS", "model load", "framework", "GPU peak"]]
+    for side, model in models.items():
+        memory = model.memory
+        gpu = memory.get("gpu_peak_allocated_bytes")
+        rows.append([side, format_bytes(memory.get("peak_rss")), format_bytes(memory.get("load_rss")),
+                     format_bytes(memory.get("framework_rss")), format_bytes(gpu) if gpu is not None else "-"])  # fmt: skip
+    return _columns(rows, right={1, 2, 3, 4})
+
+
+def _cold_starts(report: Report) -> list[str]:
+    if not report.cold_starts:
+        return []
+    count = min(len(records) for records in report.cold_starts.values())
+    rows = [[f"cold start (mean of {count})", "total", "process", "framework", "load", "first call"]]
+    for side in SIDES:
+        records = report.cold_starts.get(side, ())
+        if not records:
+            continue
+
+        def mean(values):
+            return sum(values) / len(values) * 1e9
+
+        rows.append([side, format_duration(mean([r.total_seconds for r in records])),
+                     format_duration(mean([r.process_seconds for r in records])),
+                     format_duration(mean([r.setup_seconds for r in records])),
+                     format_duration(mean([r.load_seconds for r in records])),
+                     format_duration(mean([r.first_call_seconds + r.prepare_seconds for r in records]))])  # fmt: skip
+    return _columns(rows, right={1, 2, 3, 4, 5})
+
+
+def _stages(report: Report) -> list[str]:
+    if not report.stages:
+        return []
+    rows = [["stages, per batch", "read Parquet", "to tensors", "backend prepare", "model p50"]]
+    for stage in report.stages:
+        for side in SIDES:
+            rows.append([f"batch {stage.batch_size} {side}", format_duration(stage.read * 1e9),
+                         format_duration(stage.tensors[side] * 1e9), format_duration(stage.backend[side] * 1e9),
+                         format_duration(stage.model[side] * 1e9)])  # fmt: skip
+    return _columns(rows, right={1, 2, 3, 4})
+
+
+def _loads(report: Report) -> list[str]:
+    if not report.loads:
+        return []
+    rows = [["under load", "p50", "p99", "queue p99", "service p99", "served"]]
+    for load in report.loads:
+        for side in SIDES:
+            latency = np.concatenate(load.latencies(side)) if load.pairs else np.empty(0)
+            if latency.size == 0:
+                continue
+            queue, service = load.part(side, "queue_ns"), load.part(side, "service_ns")
+            rows.append([f"{load.scenario.label} {side}", format_duration(float(np.quantile(latency, 0.5))),
+                         format_duration(float(np.quantile(latency, 0.99))), format_duration(float(np.quantile(queue, 0.99))),
+                         format_duration(float(np.quantile(service, 0.99))), format_rate(load.throughput(side))])  # fmt: skip
+    return _columns(rows, right={1, 2, 3, 4, 5})
+
+
+def _sizes(report: Report) -> list[str]:
+    lines = []
+    for analysis in report.sizes:
+        rows = [[f"batch {analysis.batch_size} by {analysis.column}", "calls", "reference p50", "p95", "candidate p50", "p95"]]
+        for bucket in analysis.buckets:
+            rows.append([f"{bucket.low:g} to {bucket.high:g}", str(bucket.calls["reference"]),
+                         format_duration(bucket.p50["reference"]), format_duration(bucket.p95["reference"]),
+                         format_duration(bucket.p50["candidate"]), format_duration(bucket.p95["candidate"])])  # fmt: skip
+        lines.extend(_columns(rows, right={1, 2, 3, 4, 5}))
+        slopes = ", ".join(
+            f"{side} {format_duration(analysis.intercept[side])} + {format_duration(analysis.slope[side])}/{analysis.column}"
+            for side in SIDES
+        )
+        lines.append(f"  fitted: {slopes}")
+    return lines
 
 
 def _run_line(report: Report) -> str:

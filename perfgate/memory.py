@@ -1,0 +1,62 @@
+"""A process's own memory, from /proc/self/status (Linux).
+
+Peak RSS is the kernel's high-water mark, VmHWM. Writing "5" to /proc/self/clear_refs
+resets it to the current RSS, so that a peak taken after loading covers inference only;
+where the kernel does not allow it (not Linux, no write access), the peak includes
+loading, and the report says so. Sampling RSS from a thread instead would miss short
+spikes, and tracemalloc sees only Python's own heap, not the framework's.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    rss: int | None  # bytes resident now
+    peak: int | None  # bytes, the high-water mark since the last reset (or since start)
+
+
+class ProcMemory:
+    """RSS and its high-water mark for this process."""
+
+    def read(self) -> MemoryReading:
+        fields = _status_fields(("VmRSS:", "VmHWM:"))
+        if fields:
+            return MemoryReading(fields.get("VmRSS:"), fields.get("VmHWM:"))
+        return MemoryReading(None, _ru_maxrss())
+
+    def reset_peak(self) -> bool:
+        """Reset the high-water mark to the current RSS; False where that is not possible."""
+        try:
+            with open("/proc/self/clear_refs", "w") as clear_refs:
+                clear_refs.write("5")
+            return True
+        except OSError:
+            return False
+
+
+def _status_fields(names: tuple[str, ...]) -> dict[str, int]:
+    try:
+        with open("/proc/self/status") as status:
+            lines = status.readlines()
+    except OSError:
+        return {}
+    found = {}
+    for line in lines:
+        for name in names:
+            if line.startswith(name):
+                parts = line.split()
+                found[name] = int(parts[1]) * 1024  # reported in kB
+    return found
+
+
+def _ru_maxrss() -> int | None:
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, kB on Linux
