@@ -114,6 +114,13 @@ class LoadSeries:
         episodes = self.reference if side == "reference" else self.candidate
         return np.concatenate([np.asarray(getattr(e, which), dtype=np.int64) for e in episodes])
 
+    def offered_load(self, side: str) -> float | None:
+        """Open loop: arrival rate x mean service time, the share of time the model must serve
+        to keep up (1 or more: it cannot). None for a closed loop, which is always busy."""
+        if self.scenario.kind != "open":
+            return None
+        return self.scenario.rate * float(np.mean(self.part(side, "service_ns"))) / 1e9
+
     def throughput(self, side: str) -> float:
         """Achieved samples per second over all episodes."""
         episodes = self.reference if side == "reference" else self.candidate

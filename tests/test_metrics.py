@@ -2,6 +2,8 @@
 stage breakdown, on fake backends in virtual time: every number here is exact or follows
 from the fake's latency model, nothing is timed for real."""
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,6 +12,7 @@ import pytest
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.compare import CompareConfig, run_comparison
 from perfgate.errors import BudgetError, ColumnMappingError, UsageError
+from perfgate.report.text import render_text
 from perfgate.results import Verdict
 
 MS = 1e6
@@ -129,6 +132,26 @@ def test_near_capacity_queueing_dominates_the_tail(feature_table_path):
     assert busy_queue > 0.7 * busy_total  # and most of the total p99
     assert idle_queue < 1.1 * MS  # at 10 % load a request rarely waits a whole service time
     assert check(busy, "load.p99", scenario="rate 900/s").reference > 4 * MS
+
+
+def test_a_model_at_or_past_its_capacity_is_warned_about(feature_table_path):
+    # 1 ms per call serves 1000/s: at 900/s the reference is 90 % busy and keeps up; the
+    # candidate, at 1.1 ms, would need 99 % of the time. Within a 0.25 s episode its backlog
+    # hardly lowers the served rate (about 860/s), but its queue never drains.
+    report = run(feature_table_path, constant(1 * MS), constant(1.1 * MS), rates=(900,), time_budget_s=30.0)
+    (load,) = report.loads
+    assert load.offered_load("reference") == pytest.approx(0.9)
+    assert load.offered_load("candidate") == pytest.approx(0.99)
+    assert load.throughput("candidate") > 0.9 * 900
+    (warning,) = [w for w in report.warnings if w.startswith("load rate 900/s")]
+    assert "the candidate needs 99% of the time" in warning and "at or past its capacity" in warning
+    text = render_text(report)
+    assert re.search(r"rate 900/s candidate .* 99%\n", text) and re.search(r"rate 900/s reference .* 90%\n", text)
+    calm = run(feature_table_path, constant(1 * MS), constant(1 * MS), rates=(900,), time_budget_s=30.0)
+    assert not [w for w in calm.warnings if w.startswith("load")]
+    closed = run(feature_table_path, constant(1 * MS), constant(1.1 * MS), concurrency=(4,))
+    assert closed.loads[0].offered_load("candidate") is None
+    assert not [w for w in closed.warnings if w.startswith("load")]
 
 
 def test_a_slower_service_fails_under_load_by_more_than_it_fails_alone(feature_table_path):

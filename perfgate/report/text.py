@@ -183,7 +183,7 @@ def _stages(report: Report) -> list[str]:
 def _loads(report: Report) -> list[str]:
     if not report.loads:
         return []
-    rows = [["under load", "p50", "p99", "queue p99", "service p99", "served"]]
+    rows = [["under load", "p50", "p99", "queue p99", "service p99", "served", "busy"]]
     for load in report.loads:
         for side in SIDES:
             latency = np.concatenate(load.latencies(side)) if load.pairs else np.empty(0)
@@ -192,8 +192,14 @@ def _loads(report: Report) -> list[str]:
             queue, service = load.part(side, "queue_ns"), load.part(side, "service_ns")
             rows.append([f"{load.scenario.label} {side}", format_duration(float(np.quantile(latency, 0.5))),
                          format_duration(float(np.quantile(latency, 0.99))), format_duration(float(np.quantile(queue, 0.99))),
-                         format_duration(float(np.quantile(service, 0.99))), format_rate(load.throughput(side))])  # fmt: skip
-    return _columns(rows, right={1, 2, 3, 4, 5})
+                         format_duration(float(np.quantile(service, 0.99))), format_rate(load.throughput(side)),
+                         _busy(load.offered_load(side))])  # fmt: skip
+    return _columns(rows, right={1, 2, 3, 4, 5, 6})
+
+
+def _busy(offered_load: float | None) -> str:
+    # a closed loop is always busy by construction: the share says nothing there
+    return "-" if offered_load is None else f"{offered_load:.0%}"
 
 
 def _sizes(report: Report) -> list[str]:
