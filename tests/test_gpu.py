@@ -33,9 +33,14 @@ def test_torch_on_cuda_passes_its_a_a_pair_fails_its_slow_model_and_reports_the_
     backend = report["compared"]["reference"]["backend"]
     assert backend["device"] == "cuda" and backend["details"]["gpu"]["name"]
     assert backend["details"]["cuda_version"] and backend["details"]["gpu"].get("driver")
-    assert report["compared"]["reference"]["peak_memory"]["gpu_peak_allocated_bytes"] > 0
-    slower = gate(FIXTURES / "torch" / "mlp_reference.pt", FIXTURES / "torch" / "mlp_slow.pt", "--batch-size", "512", "--rows", "2000")
+    assert report["compared"]["reference"]["memory"]["gpu_peak_allocated_bytes"] > 0
+    slower = gate(FIXTURES / "torch" / "mlp_reference.pt", FIXTURES / "torch" / "mlp_slow.pt", "--batch-size", "512",
+                  "--rows", "2000", "--budget", "memory.gpu_peak:+10%", "--budget", "throughput:-10%")  # fmt: skip
     assert slower.returncode == 1, slower.stderr
+    checks = {check["metric"]: check for check in json.loads(slower.stdout)["checks"]}
+    gpu_peak = checks["memory.gpu_peak"]
+    assert gpu_peak["reference"] > 0 and gpu_peak["candidate"] > 0 and gpu_peak["verdict"] in ("pass", "fail")
+    assert checks["throughput.batch512"]["verdict"] == "fail"
 
 
 def test_onnxruntime_on_cuda_binds_on_the_device():
