@@ -35,6 +35,7 @@ import numpy as np
 from perfgate.budgets import Budget, Metric, parse_metric
 from perfgate.formatting import format_bytes, format_change
 from perfgate.results import Check, LoadSeries, Series, Verdict
+from perfgate.sizes import sized_blocks
 from perfgate.stats import (
     RatioInterval,
     UnusableSamples,
@@ -90,19 +91,19 @@ def evaluate(
     alpha: float,
     look: int,
     seed: int = 0,
-    with_mann_whitney: bool = False,
+    gated_only: bool = False,
 ) -> Evaluation:
-    """Every check the observations allow: the budgeted ones, and the rest for information."""
+    """Every check the observations allow: the budgeted ones, and the rest for information
+    (left out with ``gated_only``: a look needs only what can decide the verdict)."""
     slots = _slots(observations, budgets)
     gated_statistical = sum(1 for _, budget, _ in slots if budget is not None and budget.metric.family != "memory")
     level = check_level(alpha, look, gated_statistical)
-    mwu_alpha = alpha if with_mann_whitney else None
-    checks = tuple(judge(budget, level, seed, mwu_alpha) for _, budget, judge in slots)
+    checks = tuple(judge(budget, level, seed) for _, budget, judge in slots if budget is not None or not gated_only)
     verdict, reason = overall(checks)
     return Evaluation(checks, verdict, reason)
 
 
-Judge = Callable[[Budget | None, float, int, float | None], Check]
+Judge = Callable[[Budget | None, float, int], Check]
 
 
 def _slots(observations: Observations, budgets: Sequence[Budget]) -> list[tuple[Metric, Budget | None, Judge]]:
@@ -138,35 +139,32 @@ def _slots(observations: Observations, budgets: Sequence[Budget]) -> list[tuple[
 
 
 def _bind(function: Callable[..., Check], *args: Any) -> Judge:
-    return lambda budget, level, seed, mwu_alpha: function(*args, budget=budget, level=level, seed=seed, mwu_alpha=mwu_alpha)
+    return lambda budget, level, seed: function(*args, budget=budget, level=level, seed=seed)
 
 
 # --- the families ----------------------------------------------------------------------------
 
 
-def _latency_check(series: Series, metric: Metric, *, budget, level, seed, mwu_alpha) -> Check:
+def _latency_check(series: Series, metric: Metric, *, budget, level, seed) -> Check:
     return _quantile_check(
-        metric, series.reference, series.candidate, budget, level, seed, mwu_alpha,
+        metric, series.reference, series.candidate, budget, level, seed,
         place=dict(batch_size=series.batch_size), blocks=series.pairs,
     )  # fmt: skip
 
 
-def _load_check(load: LoadSeries, metric: Metric, *, budget, level, seed, mwu_alpha) -> Check:
+def _load_check(load: LoadSeries, metric: Metric, *, budget, level, seed) -> Check:
     return _quantile_check(
-        metric, load.latencies("reference"), load.latencies("candidate"), budget, level, seed, mwu_alpha,
+        metric, load.latencies("reference"), load.latencies("candidate"), budget, level, seed,
         place=dict(batch_size=load.batch_size, scenario=load.scenario.label), blocks=load.pairs,
     )  # fmt: skip
 
 
-def _quantile_check(metric, reference_blocks, candidate_blocks, budget, level, seed, mwu_alpha, *, place, blocks) -> Check:
+def _quantile_check(metric, reference_blocks, candidate_blocks, budget, level, seed, *, place, blocks) -> Check:
     q = metric.quantile
     reference = _pooled(reference_blocks)
     candidate = _pooled(candidate_blocks)
     common = dict(metric=metric.name, unit="ns", n_reference=int(reference.size), n_candidate=int(candidate.size),
                   blocks=blocks, **place, **_budget_fields(budget))  # fmt: skip
-    if mwu_alpha is not None:
-        test = mann_whitney(reference, candidate, mwu_alpha)
-        common.update(mann_whitney_p=test.p_value, mann_whitney_note=test.note)
     needed = min_samples_for_quantile(q)
     if min(reference.size, candidate.size) < needed:
         reason = f"insufficient samples: {min(reference.size, candidate.size)} per model, {metric.name} needs {needed}"
@@ -179,7 +177,7 @@ def _quantile_check(metric, reference_blocks, candidate_blocks, budget, level, s
     return _decided(common, budget, interval, values, higher_is_better=False)
 
 
-def _throughput_check(series: Series, metric: Metric, *, budget, level, seed, mwu_alpha) -> Check:
+def _throughput_check(series: Series, metric: Metric, *, budget, level, seed) -> Check:
     samples_per_window = series.calls_per_block * series.batch_size
     windows = {side: np.asarray(series.windows.get(side, ()), dtype=np.float64) for side in ("reference", "candidate")}
     common = dict(metric=metric.name, batch_size=series.batch_size, unit="samples/s", higher_is_better=True,
@@ -198,19 +196,12 @@ def _throughput_check(series: Series, metric: Metric, *, budget, level, seed, mw
     return _decided(common, budget, interval, values, higher_is_better=True)
 
 
-def _slope_check(series: Series, sizes: np.ndarray, column: str, *, budget, level, seed, mwu_alpha) -> Check:
-    def blocks(side: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        latencies = series.reference if side == "reference" else series.candidate
-        return [
-            (sizes[(start + np.arange(len(block))) % series.batches], block)
-            for start, block in zip(series.starts, latencies)
-        ]
-
+def _slope_check(series: Series, sizes: np.ndarray, column: str, *, budget, level, seed) -> Check:
     common = dict(metric="latency_slope", batch_size=series.batch_size, unit=f"ns/{column}", scenario=column,
                   n_reference=sum(map(len, series.reference)), n_candidate=sum(map(len, series.candidate)),
                   blocks=series.pairs, **_budget_fields(budget))  # fmt: skip
     try:
-        fit = slope_interval(blocks("reference"), blocks("candidate"), level, seed=seed)
+        fit = slope_interval(sized_blocks(series, sizes, "reference"), sized_blocks(series, sizes, "candidate"), level, seed=seed)
     except UnusableSamples as exc:
         return _undecided(common, budget, f"unusable samples: {exc}")
     if fit.interval is None:
@@ -218,7 +209,7 @@ def _slope_check(series: Series, sizes: np.ndarray, column: str, *, budget, leve
     return _decided(common, budget, fit.interval, (fit.reference_slope, fit.candidate_slope), higher_is_better=False)
 
 
-def _cold_start_check(cold_starts: Mapping[str, Sequence[float]], *, budget, level, seed, mwu_alpha) -> Check:
+def _cold_start_check(cold_starts: Mapping[str, Sequence[float]], *, budget, level, seed) -> Check:
     reference = np.asarray(cold_starts.get("reference", ()), dtype=np.float64) * 1e9
     candidate = np.asarray(cold_starts.get("candidate", ()), dtype=np.float64) * 1e9
     common = dict(metric="cold_start", batch_size=None, unit="ns", n_reference=int(reference.size),
@@ -232,7 +223,7 @@ def _cold_start_check(cold_starts: Mapping[str, Sequence[float]], *, budget, lev
     return _decided(common, budget, interval, (float(reference.mean()), float(candidate.mean())), higher_is_better=False)
 
 
-def _memory_check(memory: Mapping[str, Mapping[str, Any]], metric: Metric, floor: float, *, budget, level, seed, mwu_alpha) -> Check:
+def _memory_check(memory: Mapping[str, Mapping[str, Any]], metric: Metric, floor: float, *, budget, level, seed) -> Check:
     reference = _memory_value(memory.get("reference", {}), metric.name)
     candidate = _memory_value(memory.get("candidate", {}), metric.name)
     common = dict(metric=metric.name, batch_size=None, unit="bytes", n_reference=1, n_candidate=1, blocks=0,

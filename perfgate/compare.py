@@ -402,7 +402,7 @@ def _measure(
 
     def on_look(measurement: Measurement) -> bool:
         looked = replace(observed, series=measurement.series, loads=measurement.loads)
-        evaluation = evaluate(looked, config.budgets, alpha=alpha, look=measurement.look, seed=config.seed)
+        evaluation = evaluate(looked, config.budgets, alpha=alpha, look=measurement.look, seed=config.seed, gated_only=True)
         say(_look_line(measurement, evaluation))
         return evaluation.decided
 

@@ -69,8 +69,11 @@ class Series:
     def pairs(self) -> int:
         return len(self.reference)
 
+    def blocks(self, side: str) -> tuple[np.ndarray, ...]:
+        return self.reference if side == "reference" else self.candidate
+
     def samples(self, side: str) -> np.ndarray:
-        blocks = self.reference if side == "reference" else self.candidate
+        blocks = self.blocks(side)
         return np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
 
 
@@ -104,15 +107,16 @@ class LoadSeries:
     def pairs(self) -> int:
         return len(self.reference)
 
+    def episodes(self, side: str) -> tuple[LoadEpisode, ...]:
+        return self.reference if side == "reference" else self.candidate
+
     def latencies(self, side: str) -> tuple[np.ndarray, ...]:
         """Per episode: each request's queueing plus service ns."""
-        episodes = self.reference if side == "reference" else self.candidate
-        return tuple(np.add(e.queue_ns, e.service_ns, dtype=np.int64) for e in episodes)
+        return tuple(np.add(e.queue_ns, e.service_ns, dtype=np.int64) for e in self.episodes(side))
 
     def part(self, side: str, which: str) -> np.ndarray:
         """All requests' "queue_ns" or "service_ns"."""
-        episodes = self.reference if side == "reference" else self.candidate
-        return np.concatenate([np.asarray(getattr(e, which), dtype=np.int64) for e in episodes])
+        return np.concatenate([np.asarray(getattr(e, which), dtype=np.int64) for e in self.episodes(side)])
 
     def offered_load(self, side: str) -> float | None:
         """Open loop: arrival rate x mean service time, the share of time the model must serve
@@ -123,7 +127,7 @@ class LoadSeries:
 
     def throughput(self, side: str) -> float:
         """Achieved samples per second over all episodes."""
-        episodes = self.reference if side == "reference" else self.candidate
+        episodes = self.episodes(side)
         seconds = sum(e.duration_ns for e in episodes) / 1e9
         return len(episodes) * self.requests * self.batch_size / seconds if seconds else 0.0
 
@@ -400,10 +404,9 @@ def _check_dict(check: Check) -> dict[str, Any]:
 
 def _series_dict(series: Series) -> dict[str, Any]:
     def side(name: str) -> dict[str, Any]:
-        blocks = series.reference if name == "reference" else series.candidate
         return {
             "summary": summarize(series.samples(name)),
-            "samples_ns": _plain(blocks),
+            "samples_ns": _plain(series.blocks(name)),
             "windows_ns": list(series.windows.get(name, ())),
         }
 
@@ -420,7 +423,7 @@ def _series_dict(series: Series) -> dict[str, Any]:
 
 def _load_dict(load: LoadSeries) -> dict[str, Any]:
     def side(name: str) -> dict[str, Any]:
-        episodes = load.reference if name == "reference" else load.candidate
+        episodes = load.episodes(name)
         return {
             "latency": summarize(_concatenate(load.latencies(name))),
             "queue": summarize(load.part(name, "queue_ns")) if episodes else {"n": 0},

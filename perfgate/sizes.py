@@ -35,13 +35,17 @@ def batch_sizes(table: pa.Table, column: str, batch_size: int) -> np.ndarray:
     return array[: batches * batch_size].reshape(batches, batch_size).sum(axis=1)
 
 
+def sized_blocks(series: Series, sizes: np.ndarray, side: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per block of ``side``: each call's batch size (from ``sizes``, per batch) and its latency."""
+    return [(sizes[(start + np.arange(len(block))) % series.batches], block) for start, block in zip(series.starts, series.blocks(side))]
+
+
 def analyze(series: Series, sizes: np.ndarray, column: str) -> SizeAnalysis:
     """Per-bucket p50/p95 and fitted lines for both models at one batch size."""
     calls = {}
     for side in ("reference", "candidate"):
-        blocks = series.reference if side == "reference" else series.candidate
-        x = np.concatenate([sizes[(start + np.arange(len(block))) % series.batches] for start, block in zip(series.starts, blocks)])
-        calls[side] = (x, series.samples(side).astype(np.float64))
+        blocks = sized_blocks(series, sizes, side)
+        calls[side] = (np.concatenate([x for x, _ in blocks]), np.concatenate([y for _, y in blocks]).astype(np.float64))
     edges = np.unique(np.quantile(calls["reference"][0], np.linspace(0.0, 1.0, BUCKETS + 1)))
     buckets = []
     for low, high in zip(edges[:-1], edges[1:]):

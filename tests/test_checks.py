@@ -97,6 +97,10 @@ def test_every_gated_metric_at_every_batch_size_and_only_gated_ones_split_alpha(
     ]  # fmt: skip
     assert evaluation.verdict is Verdict.PASS and evaluation.reason == "all 4 checks within budget"
     assert [c.ci_level for c in evaluation.checks if c.verdict is not Verdict.INFO] == [pytest.approx(1 - 0.05 / 2 / 4)] * 4
+    # a look evaluates only what can decide: the same gated checks, the same verdict
+    look = evaluate(observed, build_budgets(), alpha=0.05, look=1, gated_only=True)
+    assert look.checks == tuple(c for c in evaluation.checks if c.verdict is not Verdict.INFO)
+    assert (look.verdict, look.reason) == (evaluation.verdict, evaluation.reason)
 
 
 def test_throughput_is_samples_over_window_time_and_higher_is_better():

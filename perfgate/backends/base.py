@@ -16,10 +16,11 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
+from perfgate.backends.gpu import gpu_details
 from perfgate.errors import UsageError
 from perfgate.tensors import TensorSpec
 
@@ -149,3 +150,21 @@ class Backend(abc.ABC):
         >>> backend.info().framework_version
         '1.31.1'
         """
+
+    def _info(
+        self,
+        framework: str,
+        version: str,
+        details: Mapping[str, Any],
+        *,
+        threads: int | None = None,
+        gpu: Callable[[], tuple[Any, ...]] | None = None,
+    ) -> BackendInfo:
+        """This backend's BackendInfo. On a GPU, ``gpu()`` gives (cuda_version[, cudnn_version[, name]])
+        for the GPU facts; it is called only there, since some frameworks need a GPU to answer."""
+        details = dict(details)
+        if self.options.on_gpu and gpu is not None:
+            details.update(gpu_details(self.options, *gpu()))
+        threads = self.options.threads if threads is None else threads
+        return BackendInfo(self.name, framework, version, self.options.device, threads, details)
+

@@ -20,7 +20,6 @@ from typing import Any, Mapping
 import numpy as np
 
 from perfgate.backends.base import Backend, BackendInfo
-from perfgate.backends.gpu import gpu_details
 from perfgate.errors import BackendUnavailableError, ColumnMappingError, ModelLoadError, first_line
 from perfgate.tensors import TensorSpec
 
@@ -137,16 +136,7 @@ class OnnxRuntimeBackend(Backend):
             "execution_mode": "sequential",
             "allow_spinning": self._spinning,
         }
-        if self.options.on_gpu:
-            details.update(gpu_details(self.options, _cuda_version(self._ort)))
-        return BackendInfo(
-            backend=self.name,
-            framework="onnxruntime",
-            framework_version=self._version,
-            device=self.options.device,
-            threads=self.options.threads,
-            details=details,
-        )
+        return self._info("onnxruntime", self._version, details, gpu=lambda: (_cuda_version(self._ort),))
 
 
 def _cuda_version(ort: Any) -> str | None:

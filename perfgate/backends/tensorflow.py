@@ -26,7 +26,6 @@ import numpy as np
 
 from perfgate.backends import is_saved_model
 from perfgate.backends.base import Backend, BackendInfo
-from perfgate.backends.gpu import gpu_details
 from perfgate.errors import BackendUnavailableError, ModelLoadError, UsageError, first_line
 from perfgate.tensors import TensorSpec
 
@@ -167,17 +166,12 @@ class TensorFlowBackend(Backend):
     def info(self) -> BackendInfo:
         tf = self._tf
         details: dict[str, Any] = {"format": self._format, "inter_op_threads": 1}
-        if self.options.on_gpu:
-            build = tf.sysconfig.get_build_info()
-            details.update(gpu_details(self.options, build.get("cuda_version"), build.get("cudnn_version")))
-        return BackendInfo(
-            backend=self.name,
-            framework="tensorflow",
-            framework_version=tf.__version__,
-            device=self.options.device,
-            threads=self.options.threads,
-            details=details,
-        )
+        return self._info("tensorflow", tf.__version__, details, gpu=lambda: _cuda_versions(tf))
+
+
+def _cuda_versions(tf: Any) -> tuple[Any, Any]:
+    build = tf.sysconfig.get_build_info()
+    return build.get("cuda_version"), build.get("cudnn_version")
 
 
 def _spec(key: str, spec: Any) -> TensorSpec:

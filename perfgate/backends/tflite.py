@@ -105,13 +105,10 @@ class TFLiteBackend(Backend):
         self._resizer = None
 
     def info(self) -> BackendInfo:
-        return BackendInfo(
-            backend=self.name,
-            framework="tflite",
-            framework_version=_runtime_version(self._runtime),
-            device="cpu",
-            threads=self.options.threads,
-            details={
+        return self._info(
+            "tflite",
+            _runtime_version(self._runtime),
+            {
                 "format": f"{self._runtime} interpreter",
                 "interpreters": len(self._interpreters),
                 "quantized_inputs": [name for name, detail in self._details.items() if _scale(detail)],

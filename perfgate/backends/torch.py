@@ -29,7 +29,6 @@ import numpy as np
 
 from perfgate.backends import looks_like_factory
 from perfgate.backends.base import Backend, BackendInfo
-from perfgate.backends.gpu import gpu_details
 from perfgate.errors import BackendUnavailableError, ModelLoadError, first_line
 from perfgate.tensors import TensorSpec
 
@@ -123,18 +122,11 @@ class TorchBackend(Backend):
     def info(self) -> BackendInfo:
         torch = self._torch
         details: dict[str, Any] = {"format": self._format, "interop_threads": torch.get_num_interop_threads()}
-        if self.options.on_gpu:
-            details.update(
-                gpu_details(self.options, torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name(self._device))
-            )
-        return BackendInfo(
-            backend=self.name,
-            framework="torch",
-            framework_version=torch.__version__,
-            device=self.options.device,
-            threads=torch.get_num_threads(),
-            details=details,
-        )
+        return self._info("torch", torch.__version__, details, threads=torch.get_num_threads(), gpu=self._gpu_facts)
+
+    def _gpu_facts(self) -> tuple[Any, ...]:
+        torch = self._torch
+        return torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name(self._device)
 
 
 def _load_module(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorSpec, ...], str]:
