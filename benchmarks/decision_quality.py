@@ -39,11 +39,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from perfgate.backends.base import BackendOptions  # noqa: E402
-from perfgate.compare import CompareConfig, run_comparison  # noqa: E402
+from perfgate.config import CompareConfig  # noqa: E402
+from perfgate.pipeline import run_comparison  # noqa: E402
 from perfgate.environment import capture  # noqa: E402
 from perfgate.inputs import build_batches, resolve_bindings  # noqa: E402
 from perfgate.dataset import ParquetDataset  # noqa: E402
-from perfgate.worker import LoadRequest, SubprocessWorker, worker_cpus  # noqa: E402
+from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WarmUpModel, worker_cpus  # noqa: E402
 
 FIXTURES = ROOT / "fixtures"
 DATA = str(FIXTURES / "features.parquet")
@@ -105,10 +106,10 @@ def naive_sequential(reference: str, candidate: str, backend: str | None, feeds:
             worker = SubprocessWorker(role, log_dir)
             worker.start(1, worker_cpus(1))
             try:
-                worker.call("load", LoadRequest(name, path, BackendOptions(), tuple(sys.path)), timeout=120)
-                worker.call("set_feeds", 1, feeds, timeout=120)
-                worker.call("warm_up", 1, 10, 0.2, 10.0, timeout=120)
-                means.append(np.mean(worker.call("run_block", 1, 0, NAIVE_CALLS, timeout=120)))
+                worker.call(LoadModel(LoadRequest(name, path, BackendOptions(), tuple(sys.path))), timeout=120)
+                worker.call(SetFeeds(1, feeds), timeout=120)
+                worker.call(WarmUpModel(1, 10, 0.2, 10.0), timeout=120)
+                means.append(np.mean(worker.call(RunBlock(1, 0, NAIVE_CALLS), timeout=120)))
             finally:
                 worker.close()
     return means[1] / means[0]

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from perfgate.backends.base import BackendOptions  # noqa: E402
-from perfgate.worker import LoadRequest, SubprocessWorker, time_calls, worker_cpus  # noqa: E402
+from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WarmUpModel, time_calls, worker_cpus  # noqa: E402
 
 
 def measured_ms(backend: str, device: str, blocks: int = 20, calls: int = 20) -> float:
@@ -37,12 +37,12 @@ def measured_ms(backend: str, device: str, blocks: int = 20, calls: int = 20) ->
         worker.start(1, worker_cpus(1))
         try:
             request = LoadRequest(backend, "gpu_sleep:sleeper", BackendOptions(device=device), tuple(sys.path))
-            worker.call("load", request, timeout=300)
-            worker.call("set_feeds", 1, feeds, timeout=300)
-            worker.call("warm_up", 1, 10, 0.2, 30.0, timeout=300)
+            worker.call(LoadModel(request), timeout=300)
+            worker.call(SetFeeds(1, feeds), timeout=300)
+            worker.call(WarmUpModel(1, 10, 0.2, 30.0), timeout=300)
             samples = []
             for block in range(blocks):
-                samples += worker.call("run_block", 1, block * calls, calls, timeout=300)
+                samples += worker.call(RunBlock(1, block * calls, calls), timeout=300)
         finally:
             worker.close()
     return float(np.median(samples)) / 1e6

@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from overhead import feeds_for  # noqa: E402
 from perfgate.backends.base import BackendOptions  # noqa: E402
 from perfgate.stats import drift_between_blocks, ratio_interval  # noqa: E402
-from perfgate.worker import LoadRequest, SubprocessWorker, worker_cpus  # noqa: E402
+from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WarmUpModel, worker_cpus  # noqa: E402
 
 
 def main() -> None:
@@ -43,9 +43,9 @@ def main() -> None:
             for side in ("a", "b"):
                 worker = SubprocessWorker(f"{threads}{side}", log_dir)
                 worker.start(threads, worker_cpus(threads))
-                worker.call("load", LoadRequest("onnxruntime", model, BackendOptions(threads=threads)), timeout=120)
-                worker.call("set_feeds", args.batch_size, feeds, timeout=120)
-                worker.call("warm_up", args.batch_size, 100, 0.5, 10.0, timeout=120)
+                worker.call(LoadModel(LoadRequest("onnxruntime", model, BackendOptions(threads=threads))), timeout=120)
+                worker.call(SetFeeds(args.batch_size, feeds), timeout=120)
+                worker.call(WarmUpModel(args.batch_size, 100, 0.5, 10.0), timeout=120)
                 workers[(threads, side)] = worker
         blocks = {key: [] for key in workers}
         rng = np.random.default_rng(0)
@@ -53,7 +53,7 @@ def main() -> None:
         for pair in range(args.pairs):
             for index in rng.permutation(len(keys)):
                 key = keys[index]
-                samples = workers[key].call("run_block", args.batch_size, pair * args.calls, args.calls, timeout=120)
+                samples = workers[key].call(RunBlock(args.batch_size, pair * args.calls, args.calls), timeout=120)
                 blocks[key].append(np.asarray(samples, dtype=np.float64))
         for worker in workers.values():
             worker.close()

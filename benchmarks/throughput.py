@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from perfgate.compare import CompareConfig, run_comparison  # noqa: E402
+from perfgate.config import CompareConfig  # noqa: E402
+from perfgate.pipeline import run_comparison  # noqa: E402
 from perfgate.formatting import format_change, format_rate  # noqa: E402
 
 FIXTURES = ROOT / "fixtures"

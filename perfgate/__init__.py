@@ -19,10 +19,13 @@ _EXPORTS = {
     "Metric": "perfgate.budgets",
     "build_budgets": "perfgate.budgets",
     "parse_budget": "perfgate.budgets",
-    "CompareConfig": "perfgate.compare",
-    "compare": "perfgate.compare",
-    "error_report": "perfgate.compare",
-    "run_comparison": "perfgate.compare",
+    "CompareConfig": "perfgate.config",
+    "compare": "perfgate.pipeline",
+    "error_report": "perfgate.pipeline",
+    "run_comparison": "perfgate.pipeline",
+    "judge_again": "perfgate.rejudge",
+    "Family": "perfgate.metrics",
+    "register_family": "perfgate.metrics",
     "BackendUnavailableError": "perfgate.errors",
     "BudgetError": "perfgate.errors",
     "ColumnMappingError": "perfgate.errors",
@@ -36,7 +39,7 @@ _EXPORTS = {
     "Check": "perfgate.results",
     "Report": "perfgate.results",
     "Verdict": "perfgate.results",
-    "read_report": "perfgate.results",
+    "read_report": "perfgate.report.json",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

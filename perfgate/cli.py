@@ -24,6 +24,7 @@ from perfgate.errors import (
     PerfgateError,
 )
 from perfgate.report import FORMATS, render
+from perfgate.report.json import dumps, read_report
 from perfgate.results import Report, Verdict
 
 
@@ -138,7 +139,8 @@ def compare(
     debug: bool,
 ) -> int:
     """Compare a candidate model against a reference on a Parquet dataset."""
-    from perfgate.compare import CompareConfig, error_report, run_comparison
+    from perfgate.config import CompareConfig
+    from perfgate.pipeline import error_report, run_comparison
 
     progress = None if quiet else (lambda message: click.echo(f"perfgate: {message}", err=True))
     config = None
@@ -155,15 +157,54 @@ def compare(
         )  # fmt: skip
         report = run_comparison(config, progress=progress)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)
-        report = error_report(exc, config)
+        report = error_report(exc, config, message=_in_cli_words(exc))
         _write_json(report, json_path, debug)
         if fmt == "json":
-            click.echo(report.to_json())
+            click.echo(dumps(report))
         _say_error(exc, debug)
         return exc.exit_code if isinstance(exc, PerfgateError) else EXIT_RUNTIME
 
     _write_json(report, json_path, debug)
     click.echo(render(report, fmt), nl=fmt == "json")
+    return _verdict_exit(report, fail_on_inconclusive)
+
+
+@cli.command("report")
+@click.argument("path", metavar="REPORT.json")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "--budget", "budgets", multiple=True, metavar="METRIC:LIMIT",
+    help="Judge the saved samples again with this budget (replaces the report's budget for that metric, or adds one).",
+)  # fmt: skip
+@click.option(
+    "--max-latency-increase", default=None, metavar="LIMIT",
+    help="Judge again with the default budgets at this limit instead of the report's own.",
+)  # fmt: skip
+@click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the verdict is inconclusive.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def report_command(
+    path: str, fmt: str, budgets: Sequence[str], max_latency_increase: str | None, fail_on_inconclusive: bool, debug: bool
+) -> int:
+    """Render a saved JSON report again, or judge its samples again with other budgets;
+    exits with the verdict's code, as compare does."""
+    from perfgate.rejudge import judge_again
+
+    try:
+        report = read_report(path)
+        if budgets or max_latency_increase is not None:
+            report = judge_again(report, budgets, max_latency_increase=max_latency_increase)
+    except PerfgateError as exc:
+        _say_error(exc, debug)
+        return exc.exit_code
+    click.echo(render(report, fmt), nl=fmt == "json")
+    return _verdict_exit(report, fail_on_inconclusive)
+
+
+def _verdict_exit(report: Report, fail_on_inconclusive: bool) -> int:
+    """The exit code of a verdict: 0 pass (and inconclusive, with a warning), 1 fail, 4
+    inconclusive with --fail-on-inconclusive; a report of an error keeps its error's code."""
+    if report.verdict is Verdict.ERROR:
+        return report.error.exit_code if report.error is not None else EXIT_RUNTIME
     if report.verdict is Verdict.INCONCLUSIVE:
         if fail_on_inconclusive:
             click.echo("perfgate: INCONCLUSIVE, and --fail-on-inconclusive is set: failing the build", err=True)
@@ -176,28 +217,11 @@ def compare(
     return EXIT_REGRESSION if report.verdict is Verdict.FAIL else EXIT_PASS
 
 
-@cli.command("report")
-@click.argument("path", metavar="REPORT.json")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def report_command(path: str, fmt: str, debug: bool) -> int:
-    """Render a saved JSON report again."""
-    from perfgate.results import read_report
-
-    try:
-        report = read_report(path)
-    except PerfgateError as exc:
-        _say_error(exc, debug)
-        return exc.exit_code
-    click.echo(render(report, fmt), nl=fmt == "json")
-    return EXIT_PASS
-
-
 def _write_json(report: Report, path: str | None, debug: bool) -> None:
     if path is None:
         return
     try:
-        Path(path).write_text(report.to_json() + "\n")
+        Path(path).write_text(dumps(report) + "\n")
     except OSError as exc:
         click.echo(f"perfgate: error: cannot write the JSON report to {path!r}: {exc.strerror or exc}", err=True)
         if debug:
@@ -205,9 +229,25 @@ def _write_json(report: Report, path: str | None, debug: bool) -> None:
         sys.exit(EXIT_RUNTIME)
 
 
+def _flag(name: str, value: str | None) -> str:
+    """An option's API keyword as compare's flag ('time_budget_s' -> '--time-budget')."""
+    flags = {param.name: max(param.opts, key=len) for param in compare.params if param.opts}
+    flag = flags.get(_API_TO_PARAM.get(name, name), f"--{name.replace('_', '-')}")
+    return flag if value is None else f"{flag} {value}"
+
+
+_API_TO_PARAM = {"time_budget_s": "time_budget"}  # where the Python keyword and the click parameter differ
+
+
+def _in_cli_words(exc: BaseException) -> str:
+    if isinstance(exc, PerfgateError):
+        return exc.in_words(_flag)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
 def _say_error(exc: BaseException, debug: bool) -> None:
     if isinstance(exc, PerfgateError):
-        click.echo(f"perfgate: error: {exc.message}", err=True)
+        click.echo(f"perfgate: error: {_in_cli_words(exc)}", err=True)
         if debug:
             traceback.print_exception(exc)
             if exc.details:

@@ -7,24 +7,9 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Mapping
 
-
-@dataclass(frozen=True)
-class Environment:
-    os: str
-    kernel: str
-    machine: str
-    cpu: str
-    logical_cpus: int
-    usable_cpus: int
-    memory_gib: float | None
-    python: str
-    ci: str | None  # the CI service, when one is detected
-    packages: Mapping[str, str] = field(default_factory=dict)
-    frameworks: Mapping[str, str] = field(default_factory=dict)  # as the workers report them
+from perfgate.results import Environment
 
 
 def capture() -> Environment:

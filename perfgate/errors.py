@@ -14,9 +14,16 @@
 A regression is not an error: it is a verdict (exit 1). Every message is one line that
 names the file, column or model concerned; ``details`` may carry more (a worker's log)
 for ``--debug``.
+
+An option named in a message is written with ``option()``, so that each face names it in
+its own words: ``message`` says ``time_budget_s`` to a Python caller, and the command line
+says ``--time-budget`` (``PerfgateError.in_words``).
 """
 
 from __future__ import annotations
+
+import re
+from typing import Callable
 
 EXIT_PASS = 0
 EXIT_REGRESSION = 1
@@ -25,13 +32,33 @@ EXIT_RUNTIME = 3
 EXIT_INCONCLUSIVE = 4  # only with --fail-on-inconclusive
 
 
+_OPTION = re.compile("\x1f([^\x1e\x1f]+)(?:\x1e([^\x1f]*))?\x1f")
+
+Spelling = Callable[[str, str | None], str]  # (option's API name, example value or None) -> words
+
+
+def option(name: str, value: object | None = None) -> str:
+    """Option ``name`` (its keyword in the Python API), with an example value, inside an
+    error message; see ``PerfgateError.in_words``."""
+    return f"\x1f{name}\x1f" if value is None else f"\x1f{name}\x1e{value}\x1f"
+
+
+def api_words(name: str, value: str | None) -> str:
+    return name if value is None else f"{name}={value}"
+
+
 class PerfgateError(Exception):
     exit_code = EXIT_RUNTIME
 
     def __init__(self, message: str, *, details: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+        self.template = message
+        self.message = _OPTION.sub(lambda m: api_words(m.group(1), m.group(2)), message)
+        super().__init__(self.message)
         self.details = details
+
+    def in_words(self, spell: Spelling) -> str:
+        """The message with each option named by ``spell`` (the command line's flags, say)."""
+        return _OPTION.sub(lambda m: spell(m.group(1), m.group(2)), self.template)
 
 
 class UsageError(PerfgateError):

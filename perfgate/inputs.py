@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from perfgate.errors import ColumnMappingError, InputCastError, UsageError
+from perfgate.results import PreparedInput
 from perfgate.tensors import Shape, TensorSpec
 
 @dataclass(frozen=True)
@@ -39,19 +40,6 @@ class InputBinding:
     input: str
     columns: tuple[str, ...]
     rule: str  # "by name" or "--input NAME=COLS"
-
-
-@dataclass(frozen=True)
-class PreparedInput:
-    """What a model input was fed, for the report."""
-
-    input: str
-    columns: tuple[str, ...]
-    rule: str
-    column_types: tuple[str, ...]
-    dtype: str
-    row_shape: Shape  # None where padding makes the length vary by batch
-    padded: bool
 
 
 @dataclass(frozen=True)

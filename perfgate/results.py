@@ -1,27 +1,23 @@
-"""Immutable results of a comparison, and their JSON form.
+"""What a comparison found, as plain immutable dataclasses.
 
 A report holds what was compared, the settings, the environment, the checks with their
 verdicts, and the raw samples (in ns, block by block) from which the checks were
-computed, so that a saved report can be rendered again, or re-analysed, later.
+computed, so that a saved report can be rendered again, or judged again with other
+budgets, later. This module sits at the bottom of the house: it imports nothing of
+perfgate's, so every other module (the worker protocol included) can build on it. The
+JSON form lives in ``perfgate.report.json``.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from perfgate.backends.base import BackendInfo
-from perfgate.environment import Environment
-from perfgate.errors import DataError
-from perfgate.inputs import PreparedInput
-from perfgate.worker import LoadEpisode
-
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (2, 3)
 # Schema history: bump on any change a reader has to know about, and say what changed.
 #   1 (2026-11-22) first version: verdict, compared, settings, environment, run, checks,
 #                  series with raw samples per block pair, warnings, error.
@@ -30,6 +26,11 @@ SCHEMA_VERSION = 2
 #                  budget null with verdict "info" for metrics reported without a budget;
 #                  batch_size null for per-model metrics. series: throughput windows.
 #                  New: loads, cold_starts, stages, sizes; compared.<side>.memory.
+#   3 (2026-11-22) sizes: batch_totals (each batch's total of the size column), so that
+#                  a saved report's latency_slope can be judged again. Version 2 reports
+#                  are still read; their slope cannot be judged again.
+
+SIDES = ("reference", "candidate")
 
 
 class Verdict(str, enum.Enum):
@@ -38,6 +39,102 @@ class Verdict(str, enum.Enum):
     INCONCLUSIVE = "inconclusive"
     ERROR = "error"
     INFO = "info"  # a check measured and reported without a budget; never part of the verdict
+
+
+class Metric(str):
+    """A metric's name as budgets and reports write it (``latency.p95``), carrying what
+    the name means: its family, its quantile (latency and load; None is the mean), the
+    batch size it is pinned to (``throughput.batch32``) and its direction.
+
+    It is a ``str`` so that a metric compares, hashes and serializes as its name; the
+    family module that parsed it (see ``perfgate.metrics``) gives it its meaning.
+    """
+
+    family: str
+    quantile: float | None
+    batch_size: int | None
+    higher_is_better: bool
+
+    def __new__(
+        cls,
+        name: str,
+        family: str,
+        quantile: float | None = None,
+        batch_size: int | None = None,
+        higher_is_better: bool = False,
+    ) -> "Metric":
+        self = super().__new__(cls, name)
+        self.__dict__.update(family=family, quantile=quantile, batch_size=batch_size, higher_is_better=higher_is_better)
+        return self
+
+    @property
+    def name(self) -> str:
+        return str.__str__(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a Metric cannot be changed")
+
+    def __reduce__(self) -> tuple:
+        return (Metric, (self.name, self.family, self.quantile, self.batch_size, self.higher_is_better))
+
+    def __repr__(self) -> str:
+        return f"Metric({self.name!r}, family={self.family!r})"
+
+
+def concatenated(blocks: tuple[np.ndarray, ...] | list[np.ndarray]) -> np.ndarray:
+    """All of the blocks' samples in one array (an empty int64 array for no blocks)."""
+    return np.concatenate(blocks) if len(blocks) else np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What machine a comparison ran on: enough to tell two runs' conditions apart."""
+
+    os: str
+    kernel: str
+    machine: str
+    cpu: str
+    logical_cpus: int
+    usable_cpus: int
+    memory_gib: float | None
+    python: str
+    ci: str | None  # the CI service, when one is detected
+    packages: Mapping[str, str] = field(default_factory=dict)
+    frameworks: Mapping[str, str] = field(default_factory=dict)  # as the workers report them
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a loaded backend reports about itself, for the report."""
+
+    backend: str
+    framework: str
+    framework_version: str
+    device: str
+    threads: int
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """What a model input was fed, for the report."""
+
+    input: str
+    columns: tuple[str, ...]
+    rule: str
+    column_types: tuple[str, ...]
+    dtype: str
+    row_shape: tuple[int | None, ...] | None  # None where padding makes the length vary by batch
+    padded: bool
+
+
+@dataclass(frozen=True)
+class LoadEpisode:
+    """One model's load episode (see the worker protocol's LoadPlan)."""
+
+    queue_ns: tuple[int, ...]  # per request: from arrival to the start of its call
+    service_ns: tuple[int, ...]  # per request: the call itself
+    duration_ns: int  # from the episode's start to the last request's completion
 
 
 @dataclass(frozen=True)
@@ -73,8 +170,7 @@ class Series:
         return self.reference if side == "reference" else self.candidate
 
     def samples(self, side: str) -> np.ndarray:
-        blocks = self.blocks(side)
-        return np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
+        return concatenated(self.blocks(side))
 
 
 @dataclass(frozen=True)
@@ -116,7 +212,7 @@ class LoadSeries:
 
     def part(self, side: str, which: str) -> np.ndarray:
         """All requests' "queue_ns" or "service_ns"."""
-        return np.concatenate([np.asarray(getattr(e, which), dtype=np.int64) for e in self.episodes(side)])
+        return concatenated([np.asarray(getattr(e, which), dtype=np.int64) for e in self.episodes(side)])
 
     def offered_load(self, side: str) -> float | None:
         """Open loop: arrival rate x mean service time, the share of time the model must serve
@@ -137,7 +233,7 @@ class Check:
     """One metric at one place (a batch size, a load scenario, or the model as a whole),
     against its budget, or reported for information where it has none."""
 
-    metric: str
+    metric: Metric
     batch_size: int | None  # None for per-model metrics (memory, cold start)
     verdict: Verdict
     reason: str
@@ -218,6 +314,7 @@ class SizeAnalysis:
     buckets: tuple[SizeBucket, ...]
     slope: Mapping[str, float]  # ns per unit of the size column
     intercept: Mapping[str, float]
+    batch_totals: tuple[float, ...] = ()  # each batch's total of the size column, by batch index
 
 
 @dataclass(frozen=True)
@@ -284,262 +381,3 @@ class Report:
     perfgate_version: str = ""
     created: str = ""
     schema_version: int = SCHEMA_VERSION
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "tool": {"name": "perfgate", "version": self.perfgate_version},
-            "created": self.created,
-            "verdict": self.verdict.value,
-            "reason": self.reason,
-            "error": _plain(self.error),
-            "compared": {
-                "reference": _plain(self.reference),
-                "candidate": _plain(self.candidate),
-                "data": _plain(self.data),
-            },
-            "settings": _plain(self.settings),
-            "environment": _plain(self.environment),
-            "run": _plain(self.run),
-            "checks": [_check_dict(check) for check in self.checks],
-            "stages": _plain(self.stages),
-            "sizes": _plain(self.sizes),
-            "cold_starts": {side: [_cold_start_dict(r) for r in records] for side, records in self.cold_starts.items()},
-            "loads": [_load_dict(load) for load in self.loads],
-            "series": [_series_dict(series) for series in self.series],
-            "warnings": list(self.warnings),
-        }
-
-    def to_json(self) -> str:
-        """Indented, except that each series (the raw samples) is one compact line."""
-        data = self.to_dict()
-        series = data.pop("series")
-        head = json.dumps(data, indent=1, allow_nan=False)
-        lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in series)
-        return head[: -len("\n}")] + ',\n "series": [' + (f"\n{lines}\n ]" if lines else "]") + "\n}"
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Report":
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise DataError(f"report schema_version {version!r} is not one this perfgate reads ({SCHEMA_VERSION})")
-        compared = data.get("compared") or {}
-        return cls(
-            verdict=Verdict(data["verdict"]),
-            reason=data.get("reason", ""),
-            reference=_model_from(compared.get("reference")),
-            candidate=_model_from(compared.get("candidate")),
-            data=_build(DataReport, compared.get("data")),
-            settings=_settings_from(data.get("settings")),
-            environment=_build(Environment, data.get("environment")),
-            run=_build(RunSummary, data.get("run")),
-            checks=tuple(_check_from(item) for item in data.get("checks", ())),
-            series=tuple(_series_from(item) for item in data.get("series", ())),
-            loads=tuple(_load_from(item) for item in data.get("loads", ())),
-            cold_starts={
-                side: tuple(_build(ColdStartRecord, {k: v for k, v in r.items() if k != "process_seconds"}) for r in records)
-                for side, records in (data.get("cold_starts") or {}).items()
-            },
-            stages=tuple(_build(Stages, item) for item in data.get("stages", ())),
-            sizes=tuple(_size_from(item) for item in data.get("sizes", ())),
-            warnings=tuple(data.get("warnings", ())),
-            error=_build(ErrorInfo, data.get("error")),
-            perfgate_version=(data.get("tool") or {}).get("version", ""),
-            created=data.get("created", ""),
-            schema_version=version,
-        )
-
-
-def read_report(path: str | Path) -> Report:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DataError(f"cannot read report {str(path)!r}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read report {str(path)!r}: {exc}") from None
-    try:
-        return Report.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataError(f"cannot read report {str(path)!r}: not a perfgate report ({type(exc).__name__}: {exc})") from None
-
-
-def summarize(samples: np.ndarray) -> dict[str, float | int]:
-    if samples.size == 0:
-        return {"n": 0}
-    p50, p95, p99 = np.quantile(samples, [0.5, 0.95, 0.99])
-    return {
-        "n": int(samples.size),
-        "min": float(samples.min()),
-        "p50": float(p50),
-        "p95": float(p95),
-        "p99": float(p99),
-        "max": float(samples.max()),
-        "mean": float(samples.mean()),
-    }
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    if isinstance(value, enum.Enum):
-        return value.value
-    if is_dataclass(value):
-        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
-    raise TypeError(f"cannot write {type(value).__name__} to a report")
-
-
-def _check_dict(check: Check) -> dict[str, Any]:
-    data = _plain(check)
-    data["change"] = None if check.ratio is None else check.ratio - 1.0
-    return data
-
-
-def _series_dict(series: Series) -> dict[str, Any]:
-    def side(name: str) -> dict[str, Any]:
-        return {
-            "summary": summarize(series.samples(name)),
-            "samples_ns": _plain(series.blocks(name)),
-            "windows_ns": list(series.windows.get(name, ())),
-        }
-
-    return {
-        "batch_size": series.batch_size,
-        "calls_per_block": series.calls_per_block,
-        "batches": series.batches,
-        "pairs": [{"start": start, "first": first} for start, first in zip(series.starts, series.first)],
-        "warmup": _plain(series.warmup),
-        "reference": side("reference"),
-        "candidate": side("candidate"),
-    }
-
-
-def _load_dict(load: LoadSeries) -> dict[str, Any]:
-    def side(name: str) -> dict[str, Any]:
-        episodes = load.episodes(name)
-        return {
-            "latency": summarize(_concatenate(load.latencies(name))),
-            "queue": summarize(load.part(name, "queue_ns")) if episodes else {"n": 0},
-            "service": summarize(load.part(name, "service_ns")) if episodes else {"n": 0},
-            "throughput": load.throughput(name),
-            "episodes": _plain(episodes),
-        }
-
-    return {
-        "scenario": _plain(load.scenario),
-        "label": load.scenario.label,
-        "batch_size": load.batch_size,
-        "requests": load.requests,
-        "pairs": [{"seed": seed, "first": first} for seed, first in zip(load.seeds, load.first)],
-        "reference": side("reference"),
-        "candidate": side("candidate"),
-    }
-
-
-def _cold_start_dict(record: ColdStartRecord) -> dict[str, Any]:
-    return {**_plain(record), "process_seconds": record.process_seconds}
-
-
-def _concatenate(blocks: tuple[np.ndarray, ...]) -> np.ndarray:
-    return np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
-
-
-def _build(cls: type, data: Mapping[str, Any] | None) -> Any:
-    if data is None:
-        return None
-    names = {item.name for item in fields(cls)}
-    return cls(**{key: value for key, value in data.items() if key in names})
-
-
-def _model_from(data: Mapping[str, Any] | None) -> ModelReport | None:
-    if data is None:
-        return None
-    inputs = tuple(
-        PreparedInput(
-            input=item["input"],
-            columns=tuple(item["columns"]),
-            rule=item["rule"],
-            column_types=tuple(item["column_types"]),
-            dtype=item["dtype"],
-            row_shape=tuple(item["row_shape"]),
-            padded=item["padded"],
-        )
-        for item in data.get("inputs", ())
-    )
-    return ModelReport(
-        data["path"],
-        _build(BackendInfo, data["backend"]),
-        inputs,
-        data["load_seconds"],
-        tuple(data.get("cpus", ())),
-        dict(data.get("memory") or {}),
-        data.get("setup_seconds", 0.0),
-    )
-
-
-def _settings_from(data: Mapping[str, Any] | None) -> Settings | None:
-    if data is None:
-        return None
-    values = dict(data)
-    values["batch_sizes"] = tuple(values["batch_sizes"])
-    values["budgets"] = tuple(values["budgets"])
-    values["loads"] = tuple(values.get("loads", ()))
-    return _build(Settings, values)
-
-
-def _check_from(data: Mapping[str, Any]) -> Check:
-    values = dict(data)
-    values["verdict"] = Verdict(values["verdict"])
-    values["ci"] = None if values.get("ci") is None else tuple(values["ci"])
-    return _build(Check, values)
-
-
-def _load_from(data: Mapping[str, Any]) -> LoadSeries:
-    def episodes(side: str) -> tuple[LoadEpisode, ...]:
-        return tuple(
-            LoadEpisode(tuple(item["queue_ns"]), tuple(item["service_ns"]), item["duration_ns"])
-            for item in data[side]["episodes"]
-        )
-
-    pairs = data.get("pairs", ())
-    return LoadSeries(
-        scenario=_build(LoadScenario, data["scenario"]),
-        batch_size=data["batch_size"],
-        requests=data["requests"],
-        reference=episodes("reference"),
-        candidate=episodes("candidate"),
-        first=tuple(pair["first"] for pair in pairs),
-        seeds=tuple(pair["seed"] for pair in pairs),
-    )
-
-
-def _size_from(data: Mapping[str, Any]) -> SizeAnalysis:
-    return SizeAnalysis(
-        batch_size=data["batch_size"],
-        column=data["column"],
-        buckets=tuple(_build(SizeBucket, bucket) for bucket in data["buckets"]),
-        slope=dict(data["slope"]),
-        intercept=dict(data["intercept"]),
-    )
-
-
-def _series_from(data: Mapping[str, Any]) -> Series:
-    pairs = data.get("pairs", ())
-    return Series(
-        batch_size=data["batch_size"],
-        calls_per_block=data["calls_per_block"],
-        batches=data["batches"],
-        reference=tuple(np.asarray(block, dtype=np.int64) for block in data["reference"]["samples_ns"]),
-        candidate=tuple(np.asarray(block, dtype=np.int64) for block in data["candidate"]["samples_ns"]),
-        starts=tuple(pair["start"] for pair in pairs),
-        first=tuple(pair["first"] for pair in pairs),
-        warmup={side: _build(WarmUpSummary, item) for side, item in (data.get("warmup") or {}).items()},
-        windows={side: tuple(data[side].get("windows_ns", ())) for side in ("reference", "candidate")},
-    )

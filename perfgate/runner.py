@@ -24,21 +24,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from perfgate.formatting import format_duration
-from perfgate.results import LoadScenario, LoadSeries, Series, WarmUpSummary
-from perfgate.worker import LoadPlan, WarmUp
-
-SIDES = ("reference", "candidate")
-
-
-class Worker(Protocol):
-    role: str
-
-    def call(self, method: str, *args: Any, timeout: float) -> Any: ...
+from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSummary
+from perfgate.worker.process import Worker
+from perfgate.worker.protocol import LoadPlan, RunBlock, RunLoad, RunWindow, WarmUp, WarmUpModel
 
 
 @dataclass(frozen=True)
@@ -170,10 +163,10 @@ class _SeriesBuilder:
         order = self._orders.next(rng)
         start = self._cursor
         for side in order:
-            durations = workers[side].call("run_block", self.batch_size, start, self.calls_per_block, timeout=self.timeout)
+            durations = workers[side].call(RunBlock(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
             self.samples[side].append(np.asarray(durations, dtype=np.int64))
         for side in order:
-            window = workers[side].call("run_window", self.batch_size, start, self.calls_per_block, timeout=self.timeout)
+            window = workers[side].call(RunWindow(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
             self.windows[side].append(int(window))
         self.starts.append(start)
         self.first.append(order[0])
@@ -219,7 +212,7 @@ class _LoadBuilder:
         start = (len(self.seeds) * self.requests) % self.batches
         for side in order:
             self.episodes[side].append(
-                workers[side].call("run_load", self.batch_size, start, episode_plan, timeout=self.timeout)
+                workers[side].call(RunLoad(self.batch_size, start, episode_plan), timeout=self.timeout)
             )
         self.first.append(order[0])
         self.seeds.append(seed)
@@ -247,7 +240,7 @@ def _warm_up(workers: Mapping[str, Worker], plan: MeasurementPlan, batch_size: i
     timeout = plan.warmup_max_s + 120.0
     return {
         side: workers[side].call(
-            "warm_up", batch_size, plan.warmup_min_calls, plan.warmup_min_s, plan.warmup_max_s, timeout=timeout
+            WarmUpModel(batch_size, plan.warmup_min_calls, plan.warmup_min_s, plan.warmup_max_s), timeout=timeout
         )
         for side in order
     }

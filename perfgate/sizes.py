@@ -14,13 +14,13 @@ import numpy as np
 import pyarrow as pa
 
 from perfgate.errors import ColumnMappingError
-from perfgate.results import Series, SizeAnalysis, SizeBucket
+from perfgate.results import SIDES, Series, SizeAnalysis, SizeBucket
 from perfgate.stats import fit_lines, regression_sums
 
 BUCKETS = 5
 
 
-def batch_sizes(table: pa.Table, column: str, batch_size: int) -> np.ndarray:
+def batch_totals(table: pa.Table, column: str, batch_size: int) -> np.ndarray:
     """Each full batch's total of ``column`` (rows in order, as the models see them)."""
     if column not in table.column_names:
         raise ColumnMappingError(f"--size-column {column}: no such column (columns: {', '.join(table.column_names)})")
@@ -43,7 +43,7 @@ def sized_blocks(series: Series, sizes: np.ndarray, side: str) -> list[tuple[np.
 def analyze(series: Series, sizes: np.ndarray, column: str) -> SizeAnalysis:
     """Per-bucket p50/p95 and fitted lines for both models at one batch size."""
     calls = {}
-    for side in ("reference", "candidate"):
+    for side in SIDES:
         blocks = sized_blocks(series, sizes, side)
         calls[side] = (np.concatenate([x for x, _ in blocks]), np.concatenate([y for _, y in blocks]).astype(np.float64))
     edges = np.unique(np.quantile(calls["reference"][0], np.linspace(0.0, 1.0, BUCKETS + 1)))
@@ -61,10 +61,10 @@ def analyze(series: Series, sizes: np.ndarray, column: str) -> SizeAnalysis:
     for side, (x, y) in calls.items():
         line = fit_lines(regression_sums([(x, y)]))[0]
         intercept[side], slope[side] = float(line[0]), float(line[1])
-    return SizeAnalysis(series.batch_size, column, tuple(buckets), slope, intercept)
+    return SizeAnalysis(series.batch_size, column, tuple(buckets), slope, intercept, tuple(float(v) for v in sizes))
 
 
 def size_lookup(table: pa.Table, column: str | None, batch_sizes_measured: tuple[int, ...]) -> Mapping[int, np.ndarray]:
     if column is None:
         return {}
-    return {batch_size: batch_sizes(table, column, batch_size) for batch_size in batch_sizes_measured}
+    return {batch_size: batch_totals(table, column, batch_size) for batch_size in batch_sizes_measured}

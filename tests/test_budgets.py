@@ -51,18 +51,18 @@ def test_budget_syntax():
     budget = parse_budget("latency.p95:+10%")
     assert budget == Budget(parse_metric("latency.p95"), pytest.approx(1.10))
     assert str(budget) == "latency.p95:+10%"
-    assert parse_budget("latency.p50:1.25").max_ratio == pytest.approx(1.25)
+    assert parse_budget("latency.p50:1.25").limit == pytest.approx(1.25)
     for bad in ("latency.p95=10%", "latency.p95", ":10%", "latency.p95:"):
         with pytest.raises(BudgetError, match="METRIC:LIMIT"):
             parse_budget(bad)
 
 
 def test_default_budgets_cover_p50_and_p95_and_extra_budgets_override_or_add():
-    names = [(b.metric.name, round(b.max_ratio, 4)) for b in build_budgets()]
+    names = [(b.metric.name, round(b.limit, 4)) for b in build_budgets()]
     assert names == [("latency.p50", 1.15), ("latency.p95", 1.15)]
 
     chosen = build_budgets("1.2", ["latency.p95:+10%", "latency.p99:+30%", "latency.mean:5%"])
-    assert [(b.metric.name, round(b.max_ratio, 4)) for b in chosen] == [
+    assert [(b.metric.name, round(b.limit, 4)) for b in chosen] == [
         ("latency.p50", 1.2),
         ("latency.p95", 1.1),
         ("latency.p99", 1.3),

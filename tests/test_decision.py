@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from fakes import FakeClock, drifting, in_process_factory, lognormal
-from perfgate.compare import CompareConfig, run_comparison
+from perfgate.config import CompareConfig
+from perfgate.pipeline import run_comparison
 from perfgate.results import Verdict
 
 MS = 1e6  # ns

@@ -4,10 +4,12 @@ import json
 import pytest
 
 from fakes import FakeClock, in_process_factory, lognormal
-from perfgate.compare import CompareConfig, error_report, run_comparison
+from perfgate.config import CompareConfig
+from perfgate.pipeline import error_report, run_comparison
 from perfgate.errors import BudgetError, DataError
 from perfgate.report import render
-from perfgate.results import SCHEMA_VERSION, Report, Verdict, read_report
+from perfgate.report.json import dumps, from_dict, read_report, to_dict
+from perfgate.results import SCHEMA_VERSION, Report, Verdict
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def report(feature_table_path):
 
 def test_a_report_survives_json_and_renders_the_same(report, tmp_path):
     path = tmp_path / "report.json"
-    path.write_text(report.to_json())
+    path.write_text(dumps(report))
     again = read_report(path)
     assert again.checks == report.checks
     assert again.settings == report.settings
@@ -46,16 +48,16 @@ def test_the_text_report_shows_the_table_and_the_verdict(report):
 
 
 def test_a_newer_schema_is_refused(report):
-    data = report.to_dict()
+    data = to_dict(report)
     data["schema_version"] = SCHEMA_VERSION + 1
     with pytest.raises(DataError, match=f"schema_version {SCHEMA_VERSION + 1} is not one this perfgate reads"):
-        Report.from_dict(data)
+        from_dict(data)
 
 
 def test_an_error_report_records_the_error():
     failed = error_report(BudgetError("cannot parse budget 'x'"))
     assert failed.verdict is Verdict.ERROR
-    data = json.loads(failed.to_json())
+    data = json.loads(dumps(failed))
     assert data["error"] == {"type": "BudgetError", "message": "cannot parse budget 'x'", "exit_code": 2}
     assert data["checks"] == [] and data["schema_version"] == SCHEMA_VERSION
     crashed = error_report(RuntimeError("boom"))

@@ -10,7 +10,7 @@ from fakes import FakeBackend, FakeClock
 from perfgate.backends import load_backend_class, require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions
 from perfgate.errors import BackendUnavailableError, UsageError, WorkerError
-from perfgate.worker import LoadRequest, SubprocessWorker, WorkerCore, time_calls, worker_cpus
+from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WorkerCore, time_calls, worker_cpus
 
 
 def test_only_run_and_synchronize_are_inside_the_clock_readings():
@@ -81,15 +81,15 @@ def test_run_block_needs_feeds_of_that_batch_size():
 def start(tmp_path, backend, role="candidate"):
     worker = SubprocessWorker(role, tmp_path)
     worker.start(1, None)
-    info = worker.call("load", LoadRequest(backend, "model.bin", BackendOptions(), tuple(sys.path)), timeout=60)
-    worker.call("set_feeds", 1, [{"features": np.zeros((1, 16), np.float32)}], timeout=60)
+    info = worker.call(LoadModel(LoadRequest(backend, "model.bin", BackendOptions(), tuple(sys.path))), timeout=60)
+    worker.call(SetFeeds(1, [{"features": np.zeros((1, 16), np.float32)}]), timeout=60)
     return worker, info
 
 
 def test_a_worker_that_dies_is_an_error_with_its_exit_status(tmp_path):
     worker, _ = start(tmp_path, "fakes:CrashingBackend")
     with pytest.raises(WorkerError, match=r"candidate: the worker died during 'run_block' \(exit code 7\)"):
-        worker.call("run_block", 1, 0, 10, timeout=60)
+        worker.call(RunBlock(1, 0, 10), timeout=60)
     worker.close()
 
 
@@ -97,14 +97,14 @@ def test_a_worker_that_dies_while_loading(tmp_path):
     worker = SubprocessWorker("reference", tmp_path)
     worker.start(1, None)
     with pytest.raises(WorkerError, match=r"reference: the worker died during 'load' \(exit code 9\)"):
-        worker.call("load", LoadRequest("fakes:CrashOnLoadBackend", "m", BackendOptions(), tuple(sys.path)), timeout=60)
+        worker.call(LoadModel(LoadRequest("fakes:CrashOnLoadBackend", "m", BackendOptions(), tuple(sys.path))), timeout=60)
     worker.close()
 
 
 def test_a_worker_that_hangs_is_stopped_after_the_timeout(tmp_path):
     worker, _ = start(tmp_path, "fakes:HangingBackend")
     with pytest.raises(WorkerError, match="did not answer 'run_block' within 1 s and was stopped"):
-        worker.call("run_block", 1, 0, 1, timeout=1.0)
+        worker.call(RunBlock(1, 0, 1), timeout=1.0)
     assert worker._process.poll() is not None
     worker.close()
 
@@ -112,7 +112,7 @@ def test_a_worker_that_hangs_is_stopped_after_the_timeout(tmp_path):
 def test_a_framework_error_in_the_worker_comes_back_as_one_line(tmp_path):
     worker, _ = start(tmp_path, "fakes:FailingBackend")
     with pytest.raises(WorkerError) as info:
-        worker.call("run_block", 1, 0, 1, timeout=60)
+        worker.call(RunBlock(1, 0, 1), timeout=60)
     assert info.value.message == (
         "candidate: model 'model.bin' failed while running: [ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions"
     )
@@ -127,7 +127,7 @@ def test_workers_are_pinned_to_the_cpus_they_are_given(tmp_path):
     assert cpus == (max(os.sched_getaffinity(0)),)
     worker = SubprocessWorker("reference", tmp_path)
     worker.start(1, cpus)
-    info = worker.call("load", LoadRequest("fakes:CrashingBackend", "m", BackendOptions(), tuple(sys.path)), timeout=60)
+    info = worker.call(LoadModel(LoadRequest("fakes:CrashingBackend", "m", BackendOptions(), tuple(sys.path))), timeout=60)
     assert info.cpus == cpus and info.pid != os.getpid()
     worker.close()
     assert worker_cpus(len(os.sched_getaffinity(0)) + 1) is None

@@ -8,20 +8,22 @@ needs, and finally ``close``. The worker reads its memory between ``setup`` and 
 so that the memory a model takes is not mixed with the framework's own.
 
 A backend must import its framework inside its methods, never at module top level, so
-that ``import perfgate`` imports no ML framework.
+that ``import perfgate`` imports no ML framework. ``load`` may rely on ``setup`` having
+run (the worker always calls it first; so must anyone driving a backend by hand).
 """
 
 from __future__ import annotations
 
 import abc
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
 from perfgate.backends.gpu import gpu_details
-from perfgate.errors import UsageError
+from perfgate.errors import UsageError, option
+from perfgate.results import BackendInfo
 from perfgate.tensors import TensorSpec
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
@@ -35,9 +37,6 @@ class BackendOptions:
     threads: int = 1
     include_transfers: bool = False  # on a GPU, time the host<->device copies too
     signature: str | None = None  # TensorFlow SavedModel / TFLite signature
-
-    def __post_init__(self) -> None:
-        check_device(self.device)
 
     @property
     def on_gpu(self) -> bool:
@@ -53,20 +52,8 @@ class BackendOptions:
 def check_device(device: str) -> str:
     match = _DEVICE.match(device)
     if not match or (match.group(1) == "cpu" and match.group(2) is not None):
-        raise UsageError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        raise UsageError(f"{option('device')} {device!r}: expected cpu, cuda or cuda:N")
     return device
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """What a loaded backend reports about itself, for the report."""
-
-    backend: str
-    framework: str
-    framework_version: str
-    device: str
-    threads: int
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Backend(abc.ABC):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from perfgate.formatting import format_bytes, format_change, format_duration, format_rate, format_value
+from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
 from perfgate.inputs import describe_binding
-from perfgate.results import Check, ModelReport, Report, Verdict
+from perfgate.metrics import family_of
+from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 
 _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
-SIDES = ("reference", "candidate")
 
 
 def render_text(report: Report) -> str:
@@ -91,7 +91,7 @@ def _row(check: Check, show_level: bool, notes: list[str]) -> list[str]:
     if check.ci is None:
         interval = "-"
         if check.verdict in (Verdict.INCONCLUSIVE, Verdict.INFO) and check.unit != "bytes":
-            notes.append(f"{check.metric} {_place(check)}: {check.reason}".replace("  ", " "))
+            notes.append(f"{check.metric} {family_of(check).place(check)}: {check.reason}".replace("  ", " "))
             interval = f"see [{len(notes)}]"
     else:
         interval = f"{format_change(check.ci[0], 1)} .. {format_change(check.ci[1], 1)}"
@@ -100,25 +100,18 @@ def _row(check: Check, show_level: bool, notes: list[str]) -> list[str]:
     if check.unit == "bytes" and check.reference is not None and check.candidate is not None:
         difference = check.candidate - check.reference
         interval = f"{'+' if difference >= 0 else '-'}{format_bytes(abs(difference))}"
+    family = family_of(check)
     return [
-        check.metric,
-        _place(check),
-        format_value(check.reference, check.unit),
-        format_value(check.candidate, check.unit),
+        str(check.metric),
+        family.place(check),
+        family.format_value(check.reference, check),
+        family.format_value(check.candidate, check),
         change,
         interval,
         check.budget or "-",
         check.verdict.value.upper() if check.verdict is not Verdict.INFO else "info",
         _p_value(check),
     ]
-
-
-def _place(check: Check) -> str:
-    if check.metric.startswith("load."):
-        return check.scenario
-    if check.batch_size is None:
-        return ""
-    return f"batch {check.batch_size}"
 
 
 def _p_value(check: Check) -> str:
@@ -186,7 +179,7 @@ def _loads(report: Report) -> list[str]:
     rows = [["under load", "p50", "p99", "queue p99", "service p99", "served", "busy"]]
     for load in report.loads:
         for side in SIDES:
-            latency = np.concatenate(load.latencies(side)) if load.pairs else np.empty(0)
+            latency = concatenated(load.latencies(side))
             if latency.size == 0:
                 continue
             queue, service = load.part(side, "queue_ns"), load.part(side, "service_ns")

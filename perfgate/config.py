@@ -1,0 +1,161 @@
+"""CompareConfig: everything a comparison needs, validated, in the Python API's words.
+
+Errors name options by their keyword here (``time_budget_s``, ``include_transfers``)
+through ``perfgate.errors.option``; the command line shows the same errors with its own
+flag names. Budgets that nothing in the comparison would measure are refused by their
+family (see ``perfgate.budgets.check_measured``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from perfgate.backends.base import BackendOptions, check_device
+from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
+from perfgate.errors import UsageError, option
+from perfgate.inputs import parse_input_options
+from perfgate.metrics import Scope
+from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
+from perfgate.results import LoadScenario, Settings
+
+DEFAULT_COLD_STARTS = 3
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Everything a comparison needs, validated. Build it with ``from_options``."""
+
+    reference: str
+    candidate: str
+    data: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    batch_sizes: tuple[int, ...] = (1,)
+    budgets: tuple[Budget, ...] = field(default_factory=build_budgets)
+    time_budget_s: float = 60.0
+    seed: int = 0
+    threads: int = 1
+    rows: int | None = None
+    pad_value: float = 0.0
+    confidence: float = 0.95
+    reference_backend: str | None = None
+    candidate_backend: str | None = None
+    device: str = "cpu"
+    include_transfers: bool = False
+    signature: str | None = None
+    cold_starts: int = DEFAULT_COLD_STARTS
+    concurrency: tuple[int, ...] = ()
+    rates: tuple[float, ...] = ()
+    size_column: str | None = None
+    memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        if self.include_transfers and not self.on_gpu:
+            raise UsageError(f"{option('include_transfers')} times host<->device copies, so it needs {option('device', 'cuda')}")
+        if not self.batch_sizes or any(not _whole(b) or b < 1 for b in self.batch_sizes):
+            raise UsageError(f"{option('batch_sizes')} must be whole numbers of at least 1, got {list(self.batch_sizes)}")
+        if len(set(self.batch_sizes)) != len(self.batch_sizes):
+            raise UsageError(f"a batch size is given twice: {list(self.batch_sizes)}")
+        if not (_number(self.time_budget_s) and self.time_budget_s > 0):
+            raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {self.time_budget_s!r}")
+        if not _whole(self.threads) or self.threads < 1:
+            raise UsageError(f"{option('threads')} must be at least 1, got {self.threads!r}")
+        if self.rows is not None and (not _whole(self.rows) or self.rows < 1):
+            raise UsageError(f"{option('rows')} must be at least 1, got {self.rows!r}")
+        if not (_number(self.confidence) and 0.5 <= self.confidence < 1.0):
+            raise UsageError(f"{option('confidence')} must be at least 0.5 and below 1, got {self.confidence!r}")
+        if not _whole(self.cold_starts) or self.cold_starts < 0:
+            raise UsageError(f"{option('cold_starts')} must be 0 or more, got {self.cold_starts!r}")
+        if any(not _whole(n) or n < 1 for n in self.concurrency):
+            raise UsageError(f"{option('concurrency')} must be at least 1, got {list(self.concurrency)}")
+        if any(not (_number(r) and r > 0) for r in self.rates):
+            raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(self.rates)}")
+        if not self.budgets:
+            raise UsageError("at least one budget is needed")
+        check_measured(self.budgets, self.scope)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.backend_options().on_gpu
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu)
+
+    @property
+    def loads(self) -> tuple[LoadScenario, ...]:
+        return tuple(LoadScenario("closed", clients=n) for n in self.concurrency) + tuple(
+            LoadScenario("open", rate=float(r)) for r in self.rates
+        )
+
+    @classmethod
+    def from_options(
+        cls,
+        reference: str,
+        candidate: str,
+        data: str,
+        *,
+        inputs: Mapping[str, str] | Iterable[str] = (),
+        batch_sizes: Iterable[int] = (1,),
+        max_latency_increase: str | float | None = None,
+        budgets: Iterable[str | Budget] = (),
+        memory_floor: str | float | None = None,
+        concurrency: Iterable[int] = (),
+        rates: Iterable[float] = (),
+        size_column: str | None = None,
+        **options: Any,
+    ) -> "CompareConfig":
+        """Parse the options as a user writes them (``'features=f*'``, ``'latency.p95:+10%'``,
+        ``memory_floor='8MiB'``); the other options are CompareConfig's fields."""
+        unknown = set(options) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        parsed_inputs = dict(inputs) if isinstance(inputs, Mapping) else parse_input_options(inputs)
+        concurrency, rates = tuple(concurrency), tuple(rates)
+        floor = DEFAULT_MEMORY_FLOOR if memory_floor is None else parse_memory_size(memory_floor, option_name="memory_floor")
+        return cls(
+            reference=str(reference),
+            candidate=str(candidate),
+            data=str(data),
+            inputs=parsed_inputs,
+            batch_sizes=tuple(batch_sizes),
+            budgets=build_budgets(max_latency_increase, budgets, load=bool(concurrency or rates), sizes=size_column is not None),
+            concurrency=concurrency,
+            rates=rates,
+            size_column=size_column,
+            memory_floor=floor,
+            **options,
+        )
+
+    def backend_options(self) -> BackendOptions:
+        return BackendOptions(self.device, self.threads, self.include_transfers, self.signature)
+
+    def settings(self) -> Settings:
+        return Settings(
+            batch_sizes=self.batch_sizes,
+            budgets=tuple(str(budget) for budget in self.budgets),
+            time_budget_s=float(self.time_budget_s),
+            confidence=self.confidence,
+            seed=self.seed,
+            threads=self.threads,
+            rows=self.rows,
+            pad_value=self.pad_value,
+            inputs=dict(self.inputs),
+            device=self.device,
+            include_transfers=self.include_transfers,
+            signature=self.signature,
+            cold_starts=self.cold_starts,
+            loads=tuple(scenario.label for scenario in self.loads),
+            size_column=self.size_column,
+            memory_floor=self.memory_floor,
+        )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

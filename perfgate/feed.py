@@ -1,0 +1,97 @@
+"""Feeding: map columns to each model's inputs, read the chosen rows once, build each
+model's batches and hand them to its worker; and where a batch's time goes (stages)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from perfgate.config import CompareConfig
+from perfgate.dataset import ParquetDataset, RowSelection
+from perfgate.inputs import build_batches, check_input_names, resolve_bindings
+from perfgate.results import SIDES, PreparedInput, Series, Stages
+from perfgate.sizes import size_lookup
+from perfgate.worker.process import Worker
+from perfgate.worker.protocol import SETUP_TIMEOUT_S, ModelInfo, SetFeeds
+
+
+@dataclass(frozen=True)
+class Fed:
+    inputs: Mapping[str, tuple[PreparedInput, ...]]  # per model
+    batches: Mapping[int, int]  # batch size -> how many batches each worker holds
+    warnings: tuple[str, ...]
+    first_feeds: Mapping[str, dict]  # per model: the first batch of the first batch size (for cold starts)
+    read_seconds: float  # reading the chosen rows from Parquet, once for both models
+    tensor_seconds: Mapping[tuple[str, int], float]  # (model, batch size) -> building its batches
+    backend_seconds: Mapping[tuple[str, int], float]  # (model, batch size) -> the backend's prepare
+    sizes: Mapping[int, np.ndarray] = field(default_factory=dict)  # batch size -> each batch's total size
+
+
+def feed(
+    workers: Mapping[str, Worker],
+    infos: Mapping[str, ModelInfo],
+    dataset: ParquetDataset,
+    selection: RowSelection,
+    config: CompareConfig,
+    paths: Mapping[str, str],
+    clock: Callable[[], float],
+) -> Fed:
+    """Map columns to each model's inputs, read the rows once, send each worker its batches."""
+    check_input_names(config.inputs, {side: infos[side].inputs for side in SIDES})
+    labels = {side: f"{side} {paths[side]}" for side in SIDES}
+    bindings = {side: resolve_bindings(infos[side].inputs, dataset.schema, config.inputs, model=labels[side]) for side in SIDES}
+    columns = [name for side in SIDES for binding in bindings[side] for name in binding.columns]
+    began = clock()
+    table = dataset.read(columns + ([config.size_column] if config.size_column in dataset.column_names else []), selection)
+    read_seconds = clock() - began
+    inputs: dict[str, tuple[PreparedInput, ...]] = {}
+    batches: dict[int, int] = {}
+    tensor_seconds: dict[tuple[str, int], float] = {}
+    backend_seconds: dict[tuple[str, int], float] = {}
+    first_feeds: dict[str, dict] = {}
+    warnings = []
+    if config.rows is not None and config.rows > dataset.num_rows:
+        warnings.append(f"--rows {config.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
+    for batch_size in config.batch_sizes:
+        for position, side in enumerate(SIDES):
+            build = functools.partial(
+                build_batches, table, bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value, model=labels[side]
+            )
+            if position == 0:
+                # Untimed: the first build of a batch size pays for fresh memory pages, which the
+                # builds after it reuse, so timing it would charge the reference for going first.
+                build()
+            began = clock()
+            prepared = build()
+            tensor_seconds[(side, batch_size)] = clock() - began
+            backend_seconds[(side, batch_size)] = workers[side].call(
+                SetFeeds(batch_size, list(prepared.feeds)), timeout=SETUP_TIMEOUT_S
+            )
+            inputs.setdefault(side, prepared.inputs)
+            first_feeds.setdefault(side, prepared.feeds[0])
+        batches[batch_size] = len(prepared.feeds)
+        if prepared.dropped_rows:
+            warnings.append(f"batch {batch_size}: the last {prepared.dropped_rows} rows do not fill a batch and are not used")
+    sizes = size_lookup(table, config.size_column, config.batch_sizes)
+    return Fed(inputs, batches, tuple(warnings), first_feeds, read_seconds, tensor_seconds, backend_seconds, sizes)
+
+
+def stages(fed: Fed, series: tuple[Series, ...], rows: int) -> tuple[Stages, ...]:
+    """Per batch size and model: seconds per batch to read, build tensors, prepare, run (p50)."""
+    found = []
+    for one in series:
+        count = fed.batches[one.batch_size]
+        batch = one.batch_size
+        found.append(
+            Stages(
+                batch_size=batch,
+                read=fed.read_seconds * batch / max(rows, 1),
+                tensors={side: fed.tensor_seconds[(side, batch)] / count for side in SIDES},
+                backend={side: fed.backend_seconds[(side, batch)] / count for side in SIDES},
+                model={side: float(np.median(one.samples(side))) / 1e9 for side in SIDES},
+            )
+        )
+    return tuple(found)

@@ -1,0 +1,50 @@
+"""cold_start: process start to the end of the first inference, in fresh workers started
+in ABBA order, per model (``--cold-starts K``)."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from perfgate.errors import option
+from perfgate.metrics.base import PER_MODEL, Budget, Family, Observations, Scope, Slot, bind, budget_fields, decided, undecided
+from perfgate.results import Check, Metric
+from perfgate.stats import UnusableSamples, ratio_interval
+
+
+class ColdStart(Family):
+    name = "cold_start"
+    forms = "cold_start"
+    order = 5
+
+    def parse(self, name: str) -> Metric | None:
+        return Metric(name, self.name) if name == "cold_start" else None
+
+    def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        if scope.cold_starts < 2:
+            return f"a cold-start budget needs {option('cold_starts', 2)} or more"
+        return None
+
+    def slots(self, observations: Observations, budgets: Mapping[str, Budget]) -> list[Slot]:
+        if not observations.cold_starts:
+            return []
+        metric = self.parse("cold_start")
+        return [Slot(metric, budgets.get(metric.name), bind(_check, metric, observations.cold_starts), PER_MODEL)]
+
+
+def _check(metric: Metric, cold_starts: Mapping[str, Sequence[float]], *, budget, level, seed) -> Check:
+    reference = np.asarray(cold_starts.get("reference", ()), dtype=np.float64) * 1e9
+    candidate = np.asarray(cold_starts.get("candidate", ()), dtype=np.float64) * 1e9
+    common = dict(metric=metric, batch_size=None, unit="ns", n_reference=int(reference.size),
+                  n_candidate=int(candidate.size), blocks=int(min(reference.size, candidate.size)),
+                  **budget_fields(budget))  # fmt: skip
+    try:
+        interval = ratio_interval([v[None] for v in reference], [v[None] for v in candidate], None, level, seed=seed)
+    except UnusableSamples as exc:
+        values = (float(reference.mean()), float(candidate.mean())) if reference.size and candidate.size else None
+        return undecided(common, budget, f"unusable samples: {exc} (--cold-starts 2 or more)", values=values)
+    return decided(common, budget, interval, (float(reference.mean()), float(candidate.mean())), higher_is_better=False)
+
+
+FAMILY = ColdStart()

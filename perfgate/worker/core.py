@@ -1,0 +1,247 @@
+"""The worker's side: its state (one loaded model, its prepared batches) and the loop
+that answers the parent's calls.
+
+``WorkerCore`` runs inside the worker process or, for tests and the overhead benchmark,
+in the caller's process (see ``process.InProcessWorker``). ``serve`` dispatches each
+message by its type to the core method that answers it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from perfgate.backends.base import Backend, BackendOptions
+from perfgate.errors import PerfgateError, WorkerError, first_line
+from perfgate.memory import ProcMemory
+from perfgate.worker.protocol import (
+    Call,
+    ColdStart,
+    FirstInference,
+    LoadEpisode,
+    LoadModel,
+    LoadPlan,
+    LoadRequest,
+    ModelInfo,
+    ReadMemory,
+    RunBlock,
+    RunLoad,
+    RunWindow,
+    SetFeeds,
+    Shutdown,
+    WarmUp,
+    WarmUpModel,
+)
+from perfgate.worker.timing import Clock, WaitUntil, serve_episode, time_calls, time_window, wait_until
+
+
+class WorkerCore:
+    """The worker's state and calls; runs inside the worker process or, for tests and
+    the overhead benchmark, in the caller's process."""
+
+    def __init__(
+        self,
+        clock: Clock = time.perf_counter_ns,
+        backend_factory: Callable[[str, BackendOptions], Backend] | None = None,
+        memory: Any = None,
+        wait: WaitUntil | None = None,
+    ) -> None:
+        self._clock = clock
+        self._backend_factory = backend_factory
+        self._memory = memory or ProcMemory()
+        self._wait = wait or (lambda deadline: wait_until(deadline, clock))
+        self._backend: Backend | None = None
+        self._feeds: dict[int, list[Any]] = {}
+        self._shapes: dict[int, list[tuple]] = {}
+        self._path = ""
+        self._peak_reset: bool | None = None  # None until the first warm-up resets it
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            raise WorkerError("the worker has no model loaded")
+        return self._backend
+
+    def load(self, request: LoadRequest) -> ModelInfo:
+        for entry in request.sys_path:
+            if entry not in sys.path:
+                sys.path.append(entry)
+        if self._backend_factory is not None:
+            backend = self._backend_factory(request.backend, request.options)
+        else:
+            from perfgate.backends import load_backend_class
+
+            backend = load_backend_class(request.backend)(request.options)
+        bare = self._memory.read().rss
+        began = self._clock()
+        backend.setup()
+        set_up = self._clock()
+        framework = self._memory.read().rss
+        backend.load(request.path)
+        loaded_at = self._clock()
+        loaded = self._memory.read().rss
+        self._backend = backend
+        self._path = request.path
+        return ModelInfo(
+            inputs=backend.describe_inputs(),
+            backend=backend.info(),
+            load_seconds=(loaded_at - set_up) / 1e9,
+            pid=os.getpid(),
+            cpus=_own_cpus(),
+            setup_seconds=(set_up - began) / 1e9,
+            framework_rss=_difference(framework, bare),
+            load_rss=_difference(loaded, framework),
+        )
+
+    def set_feeds(self, batch_size: int, feeds: Sequence[Mapping[str, np.ndarray]]) -> float:
+        """Prepare the batches in the backend's own form; returns the seconds that took."""
+        backend = self.backend
+        began = self._clock()
+        self._feeds[batch_size] = [backend.prepare(feed) for feed in feeds]
+        seconds = (self._clock() - began) / 1e9
+        self._shapes[batch_size] = [tuple(sorted((k, v.shape) for k, v in feed.items())) for feed in feeds]
+        return seconds
+
+    def warm_up(self, batch_size: int, min_calls: int, min_seconds: float, max_seconds: float) -> WarmUp:
+        """Run until at least ``min_calls`` calls and ``min_seconds`` have passed and every
+        distinct input shape has run once, or ``max_seconds`` have passed."""
+        feeds, shapes = self._feeds_for(batch_size), self._shapes[batch_size]
+        backend = self.backend
+        if self._peak_reset is None:  # the peak RSS covers inference: warm-up and measurement
+            self._peak_reset = self._memory.reset_peak()
+        all_shapes = set(shapes)
+        seen: set[tuple] = set()
+        durations: list[int] = []
+        began = self._clock()
+        index = 0
+        while True:
+            durations.extend(
+                self._timed(lambda: time_calls(backend.run, backend.synchronize, feeds, index, 1, self._clock))
+            )
+            seen.add(shapes[index])
+            index = (index + 1) % len(feeds)
+            elapsed = (self._clock() - began) / 1e9
+            if len(durations) >= min_calls and elapsed >= min_seconds and seen == all_shapes:
+                break
+            if elapsed >= max_seconds:
+                break
+        steady = durations[len(durations) // 2 :]
+        backend.reset_peak_memory()  # the last warm-up's reset starts the measured high-water mark
+        return WarmUp(len(durations), (self._clock() - began) / 1e9, float(np.median(steady)), len(seen))
+
+    def run_block(self, batch_size: int, start: int, count: int) -> list[int]:
+        backend = self.backend
+        return self._timed(
+            lambda: time_calls(backend.run, backend.synchronize, self._feeds_for(batch_size), start, count, self._clock)
+        )
+
+    def run_window(self, batch_size: int, start: int, count: int) -> int:
+        backend, feeds = self.backend, self._feeds_for(batch_size)
+        return self._timed(lambda: time_window(backend.run, backend.synchronize, feeds, start, count, self._clock))
+
+    def run_load(self, batch_size: int, start: int, plan: LoadPlan) -> LoadEpisode:
+        backend, feeds = self.backend, self._feeds_for(batch_size)
+        return self._timed(
+            lambda: serve_episode(backend.run, backend.synchronize, feeds, start, plan, self._clock, self._wait)
+        )
+
+    def memory(self) -> dict[str, Any]:
+        """Peak RSS since the first warm-up (or since the start, where it cannot be reset),
+        RSS now, and the backend's device peaks."""
+        reading = self._memory.read()
+        return {
+            "peak_rss": reading.peak,
+            "rss": reading.rss,
+            "peak_includes_load": not self._peak_reset,
+            **self.backend.peak_memory(),
+        }
+
+    def cold_start(self, request: LoadRequest, feed: Mapping[str, np.ndarray]) -> ColdStart:
+        """Load the model and run its first inference, in a fresh worker (phases by this clock)."""
+        info = self.load(request)
+        began = self._clock()
+        prepared = self.backend.prepare(feed)
+        prepared_at = self._clock()
+        self._timed(lambda: time_calls(self.backend.run, self.backend.synchronize, [prepared], 0, 1, self._clock))
+        done = self._clock()
+        return ColdStart(info.setup_seconds, info.load_seconds, (prepared_at - began) / 1e9, (done - prepared_at) / 1e9)
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def _feeds_for(self, batch_size: int) -> list[Any]:
+        feeds = self._feeds.get(batch_size)
+        if not feeds:
+            raise WorkerError(f"the worker has no batches of size {batch_size}")
+        return feeds
+
+    def _timed(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except PerfgateError:
+            raise
+        except Exception as exc:
+            raise WorkerError(f"model {self._path!r} failed while running: {first_line(exc)}") from exc
+
+
+def _difference(after: int | None, before: int | None) -> int | None:
+    return None if after is None or before is None else after - before
+
+
+def _own_cpus() -> tuple[int, ...]:
+    return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
+
+
+_ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
+    LoadModel: lambda core, call: core.load(call.request),
+    SetFeeds: lambda core, call: core.set_feeds(call.batch_size, call.feeds),
+    WarmUpModel: lambda core, call: core.warm_up(call.batch_size, call.min_calls, call.min_seconds, call.max_seconds),
+    RunBlock: lambda core, call: core.run_block(call.batch_size, call.start, call.count),
+    RunWindow: lambda core, call: core.run_window(call.batch_size, call.start, call.count),
+    RunLoad: lambda core, call: core.run_load(call.batch_size, call.start, call.plan),
+    ReadMemory: lambda core, call: core.memory(),
+    FirstInference: lambda core, call: core.cold_start(call.request, call.feed),
+    Shutdown: lambda core, call: core.close(),
+}
+
+
+def answer(core: WorkerCore, call: Call) -> Any:
+    """What ``core`` answers to ``call``."""
+    respond = _ANSWERS.get(type(call))
+    if respond is None:
+        raise WorkerError(f"unknown worker call {type(call).__name__}")
+    return respond(core, call)
+
+
+def serve(conn: Connection, core: WorkerCore) -> None:
+    """Answer calls until Shutdown or until the parent goes away."""
+    while True:
+        try:
+            call = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("ok", answer(core, call)))
+        except PerfgateError as exc:
+            conn.send(("error", type(exc).__name__, exc.message, traceback.format_exc()))
+        except Exception as exc:  # a framework's own error: report it, the parent decides
+            conn.send(("error", "WorkerError", f"{type(exc).__name__}: {first_line(exc)}", traceback.format_exc()))
+        if isinstance(call, Shutdown):
+            return
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    conn = Connection(int(args[0]))
+    try:
+        serve(conn, WorkerCore())
+    finally:
+        conn.close()

@@ -1,0 +1,170 @@
+"""What the parent and a worker process say to each other: one message type per call,
+and the answers.
+
+This module sits just above ``perfgate.results`` and imports nothing else of perfgate's
+that could import it back, so results, the runner and the core can all use its types.
+Each call is a frozen dataclass; ``name`` is how errors name it ("the worker died during
+'run_block'"). The worker answers ("ok", value) or ("error", class name, message,
+traceback); see ``perfgate.worker.core.serve``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from perfgate.backends.base import BackendOptions
+from perfgate.results import BackendInfo, LoadEpisode
+from perfgate.tensors import TensorSpec
+
+__all__ = [
+    "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "ColdStart", "WarmUp", "Call",
+    "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
+    "FirstInference", "Shutdown",
+]  # fmt: skip
+
+LOAD_TIMEOUT_S = 600.0
+SETUP_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    backend: str  # built-in name or "module:Class"
+    path: str
+    options: BackendOptions
+    sys_path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    inputs: tuple[TensorSpec, ...]
+    backend: BackendInfo
+    load_seconds: float
+    pid: int
+    cpus: tuple[int, ...]  # the CPUs the worker may run on, as it sees them
+    setup_seconds: float = 0.0  # importing and configuring the framework
+    framework_rss: int | None = None  # bytes the framework's import and setup took
+    load_rss: int | None = None  # bytes loading the model took
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """One load episode: ``requests`` requests of one batch each, served one at a time in
+    arrival order. Closed loop: ``clients`` clients, each sending its next request when
+    its last one completes. Open loop: requests arrive at ``arrivals_ns`` (offsets from
+    the episode's start), whatever the server is doing."""
+
+    kind: str  # "closed" or "open"
+    requests: int
+    clients: int = 1
+    arrivals_ns: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """Phases of one fresh worker's first inference, in seconds, by the worker's clock."""
+
+    setup_seconds: float
+    load_seconds: float
+    prepare_seconds: float
+    first_call_seconds: float
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    calls: int
+    seconds: float
+    typical_ns: float  # median of the second half of the warm-up calls
+    shapes: int  # distinct input shapes run
+
+
+# --- the calls -------------------------------------------------------------------------------
+
+
+class Call:
+    """A message the parent sends; the worker answers it with the result named beside it."""
+
+    name: ClassVar[str]
+
+
+@dataclass(frozen=True)
+class LoadModel(Call):
+    """-> ModelInfo: import the framework, load the model."""
+
+    name: ClassVar[str] = "load"
+    request: LoadRequest
+
+
+@dataclass(frozen=True)
+class SetFeeds(Call):
+    """-> float: prepare these batches in the backend's own form; the seconds it took."""
+
+    name: ClassVar[str] = "set_feeds"
+    batch_size: int
+    feeds: Sequence[Mapping[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class WarmUpModel(Call):
+    """-> WarmUp: run until ``min_calls`` and ``min_seconds`` and every shape, or ``max_seconds``."""
+
+    name: ClassVar[str] = "warm_up"
+    batch_size: int
+    min_calls: int
+    min_seconds: float
+    max_seconds: float
+
+
+@dataclass(frozen=True)
+class RunBlock(Call):
+    """-> list[int]: ns of each of ``count`` calls from batch ``start`` on."""
+
+    name: ClassVar[str] = "run_block"
+    batch_size: int
+    start: int
+    count: int
+
+
+@dataclass(frozen=True)
+class RunWindow(Call):
+    """-> int: ns of ``count`` calls back to back, synchronized once."""
+
+    name: ClassVar[str] = "run_window"
+    batch_size: int
+    start: int
+    count: int
+
+
+@dataclass(frozen=True)
+class RunLoad(Call):
+    """-> LoadEpisode: serve one load episode."""
+
+    name: ClassVar[str] = "run_load"
+    batch_size: int
+    start: int
+    plan: LoadPlan
+
+
+@dataclass(frozen=True)
+class ReadMemory(Call):
+    """-> dict: peak RSS since the first warm-up, RSS now, the backend's device peaks."""
+
+    name: ClassVar[str] = "memory"
+
+
+@dataclass(frozen=True)
+class FirstInference(Call):
+    """-> ColdStart: in a fresh worker, load the model and run its first inference."""
+
+    name: ClassVar[str] = "cold_start"
+    request: LoadRequest
+    feed: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Shutdown(Call):
+    """-> None: release the model; the worker exits after answering."""
+
+    name: ClassVar[str] = "close"
