@@ -23,8 +23,10 @@ def test_onnxruntime_refuses_a_session_that_fell_back_to_the_cpu(monkeypatch):
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(ort, "InferenceSession", cpu_only_session)
+    backend = OnnxRuntimeBackend(CUDA)
+    backend.setup()
     with pytest.raises(BackendUnavailableError, match="fell back to the CPU") as info:
-        OnnxRuntimeBackend(CUDA).load(str(FIXTURES / "mlp_reference.onnx"))
+        backend.load(str(FIXTURES / "mlp_reference.onnx"))
     assert "refusing to time the CPU as cuda:0" in info.value.message
 
 
@@ -37,7 +39,7 @@ def test_onnxruntime_without_the_cuda_provider_says_what_to_install():
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     with pytest.raises(BackendUnavailableError, match="pip install onnxruntime-gpu"):
-        OnnxRuntimeBackend(CUDA).load(str(FIXTURES / "mlp_reference.onnx"))
+        OnnxRuntimeBackend(CUDA).setup()
 
 
 def test_torch_with_cuda_but_no_gpu(monkeypatch):

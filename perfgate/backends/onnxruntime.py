@@ -15,7 +15,8 @@ would otherwise fall back to the CPU without a word.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import functools
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -55,8 +56,6 @@ class OnnxRuntimeBackend(Backend):
             )
 
     def load(self, path: str) -> None:
-        if not hasattr(self, "_ort"):
-            self.setup()
         ort = self._ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.options.threads
@@ -80,9 +79,6 @@ class OnnxRuntimeBackend(Backend):
             )
         self._output_names = [output.name for output in self._session.get_outputs()]
         self._version = ort.__version__
-        if self.options.on_gpu:
-            self.prepare = self._prepare_bound  # type: ignore[method-assign]
-            self.run = self._run_bound  # type: ignore[method-assign]
 
     def describe_inputs(self) -> tuple[TensorSpec, ...]:
         specs = []
@@ -94,13 +90,18 @@ class OnnxRuntimeBackend(Backend):
             specs.append(TensorSpec(node.name, dtype, shape))
         return tuple(specs)
 
-    def prepare(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {name: np.ascontiguousarray(array) for name, array in feed.items()}
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> Callable[[], Any]:
+        """The call itself, bound to its inputs: ``session.run`` on host arrays on the CPU,
+        ``run_with_iobinding`` on inputs already on the device on a GPU."""
+        if self.options.on_gpu:
+            return self._bound_call(feed)
+        arrays = {name: np.ascontiguousarray(array) for name, array in feed.items()}
+        return functools.partial(self._session.run, self._output_names, arrays)
 
-    def run(self, prepared: dict[str, np.ndarray]) -> Any:
-        return self._session.run(self._output_names, prepared)
+    def run(self, prepared: Callable[[], Any]) -> Any:
+        return prepared()
 
-    def _prepare_bound(self, feed: Mapping[str, np.ndarray]) -> Any:
+    def _bound_call(self, feed: Mapping[str, np.ndarray]) -> Callable[[], Any]:
         binding = self._session.io_binding()
         index = self.options.device_index
         kept = []
@@ -118,12 +119,9 @@ class OnnxRuntimeBackend(Backend):
                 binding.bind_output(name, "cpu")
             else:
                 binding.bind_output(name, "cuda", index)
-        return binding, kept  # the bound values must outlive the binding
-
-    def _run_bound(self, prepared: Any) -> Any:
-        binding, _ = prepared
-        self._session.run_with_iobinding(binding)
-        return binding
+        call = functools.partial(self._session.run_with_iobinding, binding)
+        call.kept = kept  # the bound values must outlive the binding
+        return call
 
     def close(self) -> None:
         self._session = None

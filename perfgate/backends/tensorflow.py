@@ -75,8 +75,6 @@ class TensorFlowBackend(Backend):
         self._placement = "/GPU:0" if self.options.on_gpu else "/CPU:0"  # the one visible GPU
 
     def load(self, path: str) -> None:
-        if not hasattr(self, "_tf"):
-            self.setup()
         tf = self._tf
         if is_saved_model(path):
             self._load_saved_model(tf, path)

@@ -37,8 +37,6 @@ class TFLiteBackend(Backend):
         self._interpreter_class, self._runtime = _interpreter_class()
 
     def load(self, path: str) -> None:
-        if not hasattr(self, "_interpreter_class"):
-            self.setup()
         if not Path(path).is_file():
             raise ModelLoadError(f"cannot load model {path!r}: no such file")
         self._path = path

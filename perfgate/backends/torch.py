@@ -51,8 +51,6 @@ class TorchBackend(Backend):
         self._device = self._check_device(torch)
 
     def load(self, path: str) -> None:
-        if not hasattr(self, "_torch"):
-            self.setup()
         torch = self._torch
         module, self._inputs, self._format = _load_module(torch, path, self._device)
         self._module = module
