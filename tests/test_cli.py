@@ -38,9 +38,17 @@ def assert_one_line_error(result, code, fragment):
 def test_the_a_a_pair_passes(tmp_path):
     result = gate("--json", str(tmp_path / "aa.json"))
     assert result.returncode == 0, result.stderr
-    assert "PASS: all 2 checks within budget" in result.stdout
     assert "perfgate: look 1" in result.stderr  # progress goes to stderr
-    assert json.loads((tmp_path / "aa.json").read_text())["verdict"] == "pass"
+    report = json.loads((tmp_path / "aa.json").read_text())
+    # An A/A pair never fails. On a busy machine its p95 can stay undecided for the whole
+    # time budget: that is "inconclusive" (exit 0, with a warning), never a failure.
+    assert report["verdict"] in ("pass", "inconclusive"), report["reason"]
+    if report["verdict"] == "pass":
+        assert "PASS: all 2 checks within budget" in result.stdout
+    else:
+        assert "INCONCLUSIVE: " in result.stdout and " of 2 checks undecided" in result.stdout
+        assert "WARNING: INCONCLUSIVE: the build passes" in result.stderr
+        assert report["run"]["stopped_because"] == "time budget"  # undecided only once the budget is spent
 
 
 def test_the_slow_model_fails_with_exit_1_and_its_report(tmp_path):
@@ -68,8 +76,15 @@ def test_the_slow_model_fails_with_exit_1_and_its_report(tmp_path):
     for check in latency:
         assert {"metric", "reference", "candidate", "ratio", "ci", "budget", "verdict", "reason",
                 "n_reference", "n_candidate", "blocks", "ci_level", "unit", "limit"} <= set(check)  # fmt: skip
-        assert check["verdict"] == "fail" and check["ci"][0] > 1.15 and check["candidate"] > check["reference"]
         assert check["unit"] == "ns" and check["limit"] == 1.15
+        # The gate stops at its first look with a failed check, so the other checks may still
+        # be undecided then (a heavy tail on a busy machine): fail or inconclusive, never pass.
+        assert check["verdict"] in ("fail", "inconclusive"), check
+    failed = [check for check in latency if check["verdict"] == "fail"]
+    assert failed, report["reason"]
+    for check in failed:
+        assert check["ci"][0] > 1.15 and check["candidate"] > check["reference"]
+    assert any(report["reason"].startswith(f"{c['metric']} at batch {c['batch_size']}: ") for c in failed), report["reason"]
     series = report["series"][0]
     assert len(series["reference"]["samples_ns"]) == len(series["pairs"]) == report["checks"][0]["blocks"]
     assert series["reference"]["summary"]["n"] == report["checks"][0]["n_reference"]
@@ -83,7 +98,7 @@ def test_json_on_stdout_and_the_saved_report_renders_again(tmp_path):
     assert result.stderr == ""
     text = gate("--candidate", SLOW, "-q")
     again = run_cli("report", str(path))
-    assert again.returncode == 0
+    assert again.returncode == 1  # a saved failure renders again with its exit code
     assert "FAIL: latency.p" in again.stdout and "latency.p95" in again.stdout
     assert again.stdout.splitlines()[0] == text.stdout.splitlines()[0]
 

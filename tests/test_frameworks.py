@@ -48,9 +48,14 @@ def test_each_format_passes_its_a_a_pair_and_fails_its_slow_model(tmp_path, fold
     path = tmp_path / "aa.json"
     same = gate(folder / f"mlp_reference{suffix}", folder / f"mlp_aa{suffix}", "--json", str(path))
     assert same.returncode == 0, same.stderr
-    assert "PASS: all 2 checks within budget" in same.stdout
     assert f"({form}) on cpu" in same.stdout
     report = json.loads(path.read_text())
+    # never a failure; on a busy machine the p95 may stay undecided for the whole time budget
+    assert report["verdict"] in ("pass", "inconclusive"), report["reason"]
+    if report["verdict"] == "pass":
+        assert "PASS: all 2 checks within budget" in same.stdout
+    else:
+        assert report["run"]["stopped_because"] == "time budget"
     assert report["compared"]["reference"]["backend"]["framework"] == framework
     assert report["compared"]["reference"]["inputs"][0]["input"] == "features"
 
@@ -65,7 +70,7 @@ def test_torchscript_against_onnx_of_the_same_network():
     report = json.loads(result.stdout)
     assert report["compared"]["reference"]["backend"]["framework"] == "torch"
     assert report["compared"]["candidate"]["backend"]["framework"] == "onnxruntime"
-    assert report["verdict"] in ("pass", "fail")
+    assert report["verdict"] in ("pass", "fail", "inconclusive")  # whichever runtime is faster here
     assert all(check["ci"] is not None for check in report["checks"] if check["metric"].startswith("latency"))
 
 

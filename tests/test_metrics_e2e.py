@@ -26,10 +26,15 @@ def test_every_metric_for_both_models_and_budgets_that_fail_the_gate(tmp_path):
                 ("memory.load_rss", None, ""), ("cold_start", None, "")]:  # fmt: skip
         assert key in checks, sorted(checks)
         assert checks[key]["reference"] > 0 and checks[key]["candidate"] > 0
-    # the slow model (about 11x the work) loses far more than half its throughput: a failed budget
-    assert checks[("throughput.batch32", 32, "")]["verdict"] == "fail"
-    assert checks[("memory.peak_rss", None, "")]["verdict"] == "pass"
-    assert checks[("load.p50", 1, "concurrency 4")]["verdict"] == "pass"  # within the 10000% latency budget
+    # the slow model (about 11x the work) loses far more than half its throughput: a failed budget,
+    # the one that decides; the gate stops at its first look with a failed check, so any other
+    # check may still be undecided then: never on the wrong side of its budget
+    throughput = [checks[("throughput.batch1", 1, "")], checks[("throughput.batch32", 32, "")]]
+    assert all(check["verdict"] in ("fail", "inconclusive") for check in throughput), throughput
+    assert any(check["verdict"] == "fail" and check["ci"][1] < 0.5 for check in throughput), throughput
+    assert report["verdict"] == "fail" and report["reason"].startswith("throughput.batch"), report["reason"]
+    assert checks[("memory.peak_rss", None, "")]["verdict"] == "pass"  # read once, at the end: not timed
+    assert checks[("load.p50", 1, "concurrency 4")]["verdict"] in ("pass", "inconclusive")  # within 10000%
     for side in ("reference", "candidate"):
         memory = report["compared"][side]["memory"]
         assert memory["peak_rss"] > memory["load_rss"] > 0 and memory["peak_includes_load"] is False
