@@ -42,7 +42,8 @@ from perfgate.backends.base import BackendOptions  # noqa: E402
 from perfgate.config import CompareConfig  # noqa: E402
 from perfgate.pipeline import run_comparison  # noqa: E402
 from perfgate.environment import capture  # noqa: E402
-from perfgate.inputs import build_batches, resolve_bindings  # noqa: E402
+from perfgate.batches import build_batches  # noqa: E402
+from perfgate.inputs import resolve_bindings  # noqa: E402
 from perfgate.dataset import ParquetDataset  # noqa: E402
 from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WarmUpModel, worker_cpus  # noqa: E402
 

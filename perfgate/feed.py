@@ -11,7 +11,8 @@ import numpy as np
 
 from perfgate.config import CompareConfig
 from perfgate.dataset import ParquetDataset, RowSelection
-from perfgate.inputs import build_batches, check_input_names, resolve_bindings
+from perfgate.batches import build_batches
+from perfgate.inputs import check_input_names, resolve_bindings
 from perfgate.results import SIDES, PreparedInput, Series, Stages
 from perfgate.sizes import size_lookup
 from perfgate.worker.process import Worker

@@ -8,14 +8,8 @@ import pytest
 import perfgate.dataset as dataset_module
 from perfgate.dataset import ParquetDataset
 from perfgate.errors import ColumnMappingError, DataError, InputCastError, UsageError
-from perfgate.inputs import (
-    build_batches,
-    cast_exactly,
-    check_input_names,
-    expand_columns,
-    parse_input_options,
-    resolve_bindings,
-)
+from perfgate.batches import build_batches, cast_exactly
+from perfgate.inputs import check_input_names, expand_columns, parse_input_options, resolve_bindings
 from perfgate.tensors import TensorSpec
 
 NAMES = ["id", "f00", "f01", "f10", "g0", "label"]
