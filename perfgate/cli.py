@@ -43,10 +43,15 @@ def cli() -> None:
 @click.option("--candidate", "-c", required=True, metavar="MODEL", help="The model under test.")
 @click.option("--data", "-d", required=True, metavar="PARQUET", help="Parquet file whose rows feed both models.")
 @click.option(
-    "--input", "inputs", multiple=True, metavar="NAME=COLS",
-    help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'). "
-    "Inputs without one take the column of their own name.",
+    "--input", "inputs", multiple=True, metavar="[NAME=]COLS",
+    help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'); COLS alone "
+    "feeds a model's only input. Inputs without one take the column of their own name.",
 )  # fmt: skip
+@click.option(
+    "--reference-input", "reference_inputs", multiple=True, metavar="[NAME=]COLS",
+    help="As --input, for the reference model only (where the two models name their inputs differently).",
+)  # fmt: skip
+@click.option("--candidate-input", "candidate_inputs", multiple=True, metavar="[NAME=]COLS", help="As --reference-input, for the candidate.")
 @click.option(
     "--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True, default=(1,), show_default=True,
     help="Rows per call; repeat for several batch sizes.",
@@ -113,6 +118,8 @@ def compare(
     candidate: str,
     data: str,
     inputs: Sequence[str],
+    reference_inputs: Sequence[str],
+    candidate_inputs: Sequence[str],
     batch_sizes: Sequence[int],
     max_latency_increase: str,
     budgets: Sequence[str],
@@ -147,7 +154,8 @@ def compare(
     try:
         config = CompareConfig.from_options(
             reference, candidate, data,
-            inputs=inputs, batch_sizes=batch_sizes, max_latency_increase=max_latency_increase,
+            inputs=inputs, reference_inputs=reference_inputs, candidate_inputs=candidate_inputs,
+            batch_sizes=batch_sizes, max_latency_increase=max_latency_increase,
             budgets=budgets, time_budget_s=time_budget, seed=seed, threads=threads, rows=rows,
             pad_value=pad_value, confidence=confidence,
             reference_backend=reference_backend, candidate_backend=candidate_backend,
