@@ -1,27 +1,34 @@
 """A model's batches from the chosen rows of the columns that feed it (see ``perfgate.inputs``).
 
-Several scalar columns are stacked into one (rows, k) tensor. A fixed-size list column
-becomes a (rows, k, …) tensor. A variable-length list column is padded, per batch, to
-the longest row of the batch (or to the model's fixed length) with ``pad_value``. A row
-of the wrong shape is reshaped to the model's declared per-row shape when the element
-counts match (a flat list of 784 values feeds a [batch, 1, 28, 28] input).
+Several scalar columns are stacked into one (rows, k) tensor, each cast exactly on its
+own. A fixed-size list column becomes a (rows, k, …) tensor. A variable-length list column
+is padded, per batch, to the longest row of the batch (or to the model's fixed length)
+with ``pad_value``, where the input is a sequence ([batch, length, …]); where it is not
+(an image, [batch, 32, 32, 3]), every row used must hold the same number of values, and
+the column is then a tensor like a fixed-size list's. A row of the wrong shape is
+reshaped to the model's declared per-row shape when the element counts match (a flat
+list of 784 values feeds a [batch, 1, 28, 28] input).
 
 Values are cast to the dtype the model declares. A cast that would change a value is an
-error (1.5 into int64, 300 into uint8, 2**40 into float32), except rounding a float to a
-narrower float, which is what every inference pipeline does; a float that would overflow
-to infinity is still an error.
+error (1.5 into int64, 300 into uint8, 2**40 + 1 into float32), except rounding a float to
+a narrower float, which is what every inference pipeline does; a float that would
+overflow to infinity is still an error. Nulls are errors, and so are NaN and infinite
+values unless ``allow_nonfinite``: a model's time on them need not be its time on real
+data. Errors name the column and the first row concerned, counted from 0 in the file.
+
+Only the rows that are fed are read here: rows past the last full batch are never checked.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from perfgate.errors import ColumnMappingError, InputCastError, UsageError
+from perfgate.errors import ColumnMappingError, InputCastError, UsageError, option
 from perfgate.inputs import InputBinding, column_kind, type_name
 from perfgate.results import PreparedInput
 from perfgate.tensors import Shape, TensorSpec
@@ -34,6 +41,17 @@ class PreparedBatches:
     dropped_rows: int  # rows after the last full batch
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """How the rows being fed are numbered in messages, and whether NaN may be fed."""
+
+    file_rows: np.ndarray | None  # the file's row of each table row; None: the same
+    allow_nonfinite: bool
+
+    def number(self, index: int) -> int:
+        return int(index if self.file_rows is None else self.file_rows[index])
+
+
 def build_batches(
     table: pa.Table,
     bindings: Sequence[InputBinding],
@@ -42,19 +60,24 @@ def build_batches(
     *,
     pad_value: float = 0,
     model: str = "model",
+    allow_nonfinite: bool = False,
+    file_rows: np.ndarray | None = None,
 ) -> PreparedBatches:
-    """The model's feeds, one dict per batch, in row order; a last partial batch is dropped."""
+    """The model's feeds, one dict per batch, in row order; a last partial batch is dropped.
+    ``file_rows``: the file's row number of each row of ``table`` (for messages)."""
     rows = table.num_rows
     batches = rows // batch_size
     if batches == 0:
         raise UsageError(f"--batch-size {batch_size} is larger than the {rows} rows chosen from the data")
+    used = table.slice(0, batches * batch_size)
+    numbering = _Rows(file_rows, allow_nonfinite)
     by_name = {spec.name: spec for spec in specs}
     per_input: dict[str, list[np.ndarray]] = {}
     prepared = []
     for binding in bindings:
         spec = by_name[binding.input]
         _check_batch_dim(spec, batch_size, model)
-        tensors, summary = _input_tensors(table, binding, spec, batch_size, batches, pad_value, model)
+        tensors, summary = _input_tensors(used, binding, spec, batch_size, pad_value, model, numbering)
         per_input[binding.input] = tensors
         prepared.append(summary)
     feeds = tuple({name: tensors[i] for name, tensors in per_input.items()} for i in range(batches))
@@ -102,9 +125,9 @@ def _input_tensors(
     binding: InputBinding,
     spec: TensorSpec,
     batch_size: int,
-    batches: int,
     pad_value: float,
     model: str,
+    rows: _Rows,
 ) -> tuple[list[np.ndarray], PreparedInput]:
     fields = [table.schema.field(name) for name in binding.columns]
     kinds = [column_kind(field, spec, model) for field in fields]
@@ -112,96 +135,164 @@ def _input_tensors(
     if len(fields) > 1 and any(kind != "scalar" for kind in kinds):
         raise ColumnMappingError(f"{what}: only scalar columns can be stacked into one input; list columns feed an input alone")
     column_types = tuple(type_name(field.type) for field in fields)
-    rows = batches * batch_size
-    if kinds[0] == "list":
-        return _padded_tensors(table.column(binding.columns[0]), spec, batch_size, batches, pad_value, what, binding, column_types)
-
     if kinds[0] == "scalar":
-        arrays = [_scalar_values(table.column(name), what)[:rows] for name in binding.columns]
-        values = arrays[0] if len(arrays) == 1 else np.column_stack(arrays)
+        values = _stacked(table, binding.columns, spec, model, rows)
+    elif kinds[0] == "fixed_list":
+        values = _fixed_list_values(table.column(binding.columns[0]).combine_chunks(), what, rows.number)
+        _refuse_nonfinite(values, what, rows)
     else:
-        values = _fixed_list_values(table.column(binding.columns[0]).combine_chunks(), what)[:rows]
+        lengths, flat = _list_parts(table.column(binding.columns[0]).combine_chunks(), what, rows)
+        if spec.shape is None or len(spec.shape) == 2 + len(flat.shape[1:]):  # [batch, length, *inner]: a sequence
+            tensors, row_shape = _padded_tensors(flat, lengths, spec, batch_size, pad_value, what)
+            return tensors, PreparedInput(
+                spec.name, binding.columns, binding.rule, column_types, str(tensors[0].dtype), row_shape, True
+            )
+        values = _equal_rows(flat, lengths, spec.shape, what, rows)
     values = _fit_row_shape(values, spec, what)
     target = spec.dtype_for(values.dtype.kind)
     if target is not None:
         values = cast_exactly(values, target, what)
     values = np.ascontiguousarray(values)
-    tensors = [values[i * batch_size : (i + 1) * batch_size] for i in range(batches)]
+    tensors = [values[i : i + batch_size] for i in range(0, len(values), batch_size)]
     summary = PreparedInput(
         spec.name, binding.columns, binding.rule, column_types, str(values.dtype), tuple(values.shape[1:]), False
     )
     return tensors, summary
 
 
-def _padded_tensors(
-    column: pa.ChunkedArray,
-    spec: TensorSpec,
-    batch_size: int,
-    batches: int,
-    pad_value: float,
-    what: str,
-    binding: InputBinding,
-    column_types: tuple[str, ...],
-) -> tuple[list[np.ndarray], PreparedInput]:
-    array = column.combine_chunks()
+def _stacked(table: pa.Table, columns: Sequence[str], spec: TensorSpec, model: str, rows: _Rows) -> np.ndarray:
+    """Scalar columns as (rows,) or (rows, k), each cast exactly to the input's dtype first:
+    stacking an int64 column with float columns would round it to a float silently."""
+    named = []
+    for name in columns:
+        what = f"{model}: input {spec.name!r} from column {name!r}"
+        column = table.column(name)
+        if column.null_count:
+            _refuse_nulls(column.is_null().to_numpy(zero_copy_only=False), column.null_count, what, rows.number)
+        values = column.to_numpy()
+        _refuse_nonfinite(values, what, rows)
+        named.append((what, values))
+    common = np.result_type(*(values for _, values in named))
+    target = spec.dtype_for(common.kind) or common
+    cast = [cast_exactly(values, target, what) for what, values in named]
+    return cast[0] if len(cast) == 1 else np.column_stack(cast)
+
+
+def _list_parts(array: pa.Array, what: str, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
+    """A variable-length list column's row lengths, and its items, (items, *inner)."""
     if array.null_count:
-        raise ColumnMappingError(f"{what}: {array.null_count} rows are null")
+        _refuse_nulls(array.is_null().to_numpy(zero_copy_only=False), array.null_count, what, rows.number)
     offsets = array.offsets.to_numpy().astype(np.int64)
     offsets = offsets - offsets[0]
-    values = _fixed_list_values(array.flatten(), what)
-    inner = values.shape[1:]
+
+    def row_of_item(item: int) -> int:
+        return rows.number(int(np.searchsorted(offsets, item, side="right")) - 1)
+
+    flat = _fixed_list_values(array.flatten(), what, row_of_item)
+    _refuse_nonfinite(flat, what, rows, row_of_item)
+    return np.diff(offsets), flat
+
+
+def _equal_rows(flat: np.ndarray, lengths: np.ndarray, shape: Shape, what: str, rows: _Rows) -> np.ndarray:
+    """(rows, length, *inner) where every row holds ``length`` items: an input of ``shape``
+    that is no sequence (an image) can take a list column only so."""
+    inner = flat.shape[1:]
+    row_dims = shape[1:]
+    per_item = math.prod(inner)
+    wanted = None
+    if None not in row_dims and math.prod(row_dims) % per_item == 0:
+        wanted = math.prod(row_dims) // per_item
+    expected = wanted if wanted is not None else int(lengths[0])
+    differs = lengths != expected
+    if np.any(differs):
+        index = int(np.argmax(differs))
+        held = f"row {rows.number(index)} holds {_count(int(lengths[index]), inner)}"
+        if wanted is not None:
+            raise ColumnMappingError(
+                f"{what}: {held}, but input {_shape_text(shape)} takes {expected} a row; "
+                f"a list column feeds it only where every row used holds as many"
+            )
+        raise ColumnMappingError(
+            f"{what}: {held} where row {rows.number(0)} holds {expected}; a list column feeds input "
+            f"{_shape_text(shape)} only where every row used holds as many"
+        )
+    return flat.reshape((len(lengths), expected, *inner))
+
+
+def _padded_tensors(
+    flat: np.ndarray, lengths: np.ndarray, spec: TensorSpec, batch_size: int, pad_value: float, what: str
+) -> tuple[list[np.ndarray], Shape]:
+    inner = flat.shape[1:]
     fixed_length = None
     if spec.shape is not None:
-        if len(spec.shape) != 2 + len(inner):
-            raise ColumnMappingError(
-                f"{what}: a variable-length list gives [batch, length{''.join(f', {d}' for d in inner)}] "
-                f"but the input takes {_shape_text(spec.shape)}"
-            )
         fixed_length = spec.shape[1]
         for got, wanted in zip(inner, spec.shape[2:]):
             if wanted is not None and wanted != got:
                 raise ColumnMappingError(f"{what}: list elements have shape {inner} but the input takes {_shape_text(spec.shape)}")
-    target = spec.dtype_for(values.dtype.kind)
-    if target is not None:
-        values = cast_exactly(values, target, what)
+    target = spec.dtype_for(flat.dtype.kind)
+    values = flat if target is None else cast_exactly(flat, target, what)
     pad = cast_exactly(np.array([pad_value]), values.dtype, f"{what}: --pad-value")[0]
-    lengths = np.diff(offsets)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
     tensors = []
-    for index in range(batches):
-        first, last = index * batch_size, (index + 1) * batch_size
+    for first in range(0, len(lengths), batch_size):
+        last = first + batch_size
         batch_lengths = lengths[first:last]
         longest = int(batch_lengths.max())
         if fixed_length is not None and longest > fixed_length:
-            raise ColumnMappingError(
-                f"{what}: a row holds {longest} elements but the input takes at most {fixed_length}"
-            )
+            raise ColumnMappingError(f"{what}: a row holds {longest} elements but the input takes at most {fixed_length}")
         length = fixed_length if fixed_length is not None else max(1, longest)
         tensor = np.full((batch_size, length, *inner), pad, dtype=values.dtype)
         tensor[np.arange(length) < batch_lengths[:, None]] = values[offsets[first] : offsets[last]]
         tensors.append(tensor)
-    row_shape: Shape = (fixed_length, *inner)
-    summary = PreparedInput(spec.name, binding.columns, binding.rule, column_types, str(values.dtype), row_shape, True)
-    return tensors, summary
+    return tensors, (fixed_length, *inner)
 
 
-def _scalar_values(column: pa.ChunkedArray, what: str) -> np.ndarray:
-    if column.null_count:
-        raise ColumnMappingError(f"{what}: column has {column.null_count} null values")
-    return column.to_numpy()
-
-
-def _fixed_list_values(array: pa.Array, what: str) -> np.ndarray:
-    """(rows, d1, d2, …) from a (nested) fixed-size list array; a plain array gives (rows,)."""
-    rows = len(array)
+def _fixed_list_values(array: pa.Array, what: str, row_of: Callable[[int], int]) -> np.ndarray:
+    """(items, d1, d2, …) from a (nested) fixed-size list array; a plain array gives (items,).
+    ``row_of``: the file row of an item, for messages."""
+    items = len(array)
     dims: list[int] = []
     while pa.types.is_fixed_size_list(array.type):
         if array.null_count:
-            raise ColumnMappingError(f"{what}: {array.null_count} lists are null")
+            _refuse_nulls(_item_flags(array, items, math.prod(dims)), array.null_count, what, row_of)
         dims.append(array.type.list_size)
         array = array.flatten()
     if array.null_count:
-        raise ColumnMappingError(f"{what}: {array.null_count} list elements are null")
-    return array.to_numpy(zero_copy_only=False).reshape((rows, *dims))
+        _refuse_nulls(_item_flags(array, items, math.prod(dims)), array.null_count, what, row_of)
+    return array.to_numpy(zero_copy_only=False).reshape((items, *dims))
+
+
+def _item_flags(array: pa.Array, items: int, per_item: int) -> np.ndarray:
+    """Which items hold a null, from the nulls of ``array`` (``per_item`` entries an item)."""
+    return array.is_null().to_numpy(zero_copy_only=False).reshape(items, per_item).any(axis=1)
+
+
+def _refuse_nulls(item_flags: np.ndarray, count: int, what: str, row_of: Callable[[int], int]) -> None:
+    row = row_of(int(np.argmax(item_flags)))
+    raise ColumnMappingError(f"{what}: {count} null value{'s' if count != 1 else ''}, {_first(count)} row {row}")
+
+
+def _refuse_nonfinite(values: np.ndarray, what: str, rows: _Rows, row_of: Callable[[int], int] | None = None) -> None:
+    if rows.allow_nonfinite or values.dtype.kind != "f" or values.size == 0:
+        return
+    bad = ~np.isfinite(values)
+    count = int(np.count_nonzero(bad))
+    if count:
+        item = int(np.argmax(bad.reshape(len(values), -1).any(axis=1)))
+        row = row_of(item) if row_of is not None else rows.number(item)
+        raise ColumnMappingError(
+            f"{what}: {count} value{' is' if count == 1 else 's are'} NaN or infinite, {_first(count)} row {row}; "
+            f"fix the data, or pass {option('allow_nonfinite')} to time them anyway"
+        )
+
+
+def _first(count: int) -> str:
+    return "in" if count == 1 else "the first in"
+
+
+def _count(length: int, inner: tuple[int, ...]) -> str:
+    unit = "value" if not inner else f"element of shape {list(inner)}"
+    return f"{length} {unit}{'s' if length != 1 else ''}"
 
 
 def _fit_row_shape(values: np.ndarray, spec: TensorSpec, what: str) -> np.ndarray:

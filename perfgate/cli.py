@@ -73,6 +73,7 @@ def cli() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads, equal for both models.")
 @click.option("--rows", type=click.IntRange(min=1), default=None, help="Use N rows drawn at random (with --seed) instead of all.")
 @click.option("--pad-value", type=float, default=0.0, show_default=True, help="Padding for variable-length list columns.")
+@click.option("--allow-nonfinite", is_flag=True, help="Time NaN and infinite feature values instead of refusing the data.")
 @click.option(
     "--confidence", type=float, default=0.95, show_default=True,
     help="1 - the gate's total false-pass/false-fail rate over all checks and looks.",
@@ -128,6 +129,7 @@ def compare(
     threads: int,
     rows: int | None,
     pad_value: float,
+    allow_nonfinite: bool,
     confidence: float,
     device: str,
     include_transfers: bool,
@@ -161,7 +163,7 @@ def compare(
             reference_backend=reference_backend, candidate_backend=candidate_backend,
             device=device, include_transfers=include_transfers, signature=signature,
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
-            memory_floor=memory_floor,
+            memory_floor=memory_floor, allow_nonfinite=allow_nonfinite,
         )  # fmt: skip
         report = run_comparison(config, progress=progress)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)

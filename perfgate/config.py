@@ -51,6 +51,7 @@ class CompareConfig:
     rates: tuple[float, ...] = ()
     size_column: str | None = None
     memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
+    allow_nonfinite: bool = False  # feed NaN and infinite values instead of refusing them
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -74,6 +75,8 @@ class CompareConfig:
             raise UsageError(f"{option('concurrency')} must be at least 1, got {list(self.concurrency)}")
         if any(not (_number(r) and r > 0) for r in self.rates):
             raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(self.rates)}")
+        if not (_number(self.pad_value) or self.allow_nonfinite):
+            raise UsageError(f"{option('pad_value')} must be a finite number, got {self.pad_value!r} (or pass {option('allow_nonfinite')})")
         if not self.budgets:
             raise UsageError("at least one budget is needed")
         check_measured(self.budgets, self.scope)

@@ -63,7 +63,7 @@ def feed(
         for position, side in enumerate(SIDES):
             build = functools.partial(
                 build_batches, table, bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value,
-                model=labels[side],
+                model=labels[side], allow_nonfinite=config.allow_nonfinite, file_rows=selection.indices,
             )  # fmt: skip
             if position == 0:
                 # Untimed: the first build of a batch size pays for fresh memory pages, which the
