@@ -296,3 +296,8 @@ def test_unreadable_data_is_a_runtime_error_naming_the_file(tmp_path):
     pq.write_table(pa.table({"v": pa.array([], pa.float64())}), empty)
     with pytest.raises(DataError, match="has no rows"):
         ParquetDataset(empty)
+    with pytest.raises(DataError, match="it is a directory, not a Parquet file"):
+        ParquetDataset(tmp_path)
+    (tmp_path / "zero.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match=re.escape("the file is empty (0 bytes)")):
+        ParquetDataset(tmp_path / "zero.parquet")
