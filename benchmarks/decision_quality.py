@@ -42,7 +42,8 @@ from perfgate.backends.base import BackendOptions  # noqa: E402
 from perfgate.config import CompareConfig  # noqa: E402
 from perfgate.pipeline import run_comparison  # noqa: E402
 from perfgate.environment import capture  # noqa: E402
-from perfgate.inputs import build_batches, resolve_bindings  # noqa: E402
+from perfgate.batches import build_batches  # noqa: E402
+from perfgate.inputs import bind_inputs  # noqa: E402
 from perfgate.dataset import ParquetDataset  # noqa: E402
 from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WarmUpModel, worker_cpus  # noqa: E402
 
@@ -120,7 +121,7 @@ def fixture_feeds() -> list:
 
     dataset = ParquetDataset(DATA)
     spec = TensorSpec("features", "float32", (None, 16))
-    bindings = resolve_bindings([spec], dataset.schema, {"features": "f*"}, model="naive")
+    bindings = bind_inputs({"naive": [spec]}, dataset.schema, {"features": "f*"}, {})["naive"]
     table = dataset.read(bindings[0].columns, dataset.select_rows(None, 0))
     return list(build_batches(table, bindings, [spec], 1).feeds)
 

@@ -43,10 +43,15 @@ def cli() -> None:
 @click.option("--candidate", "-c", required=True, metavar="MODEL", help="The model under test.")
 @click.option("--data", "-d", required=True, metavar="PARQUET", help="Parquet file whose rows feed both models.")
 @click.option(
-    "--input", "inputs", multiple=True, metavar="NAME=COLS",
-    help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'). "
-    "Inputs without one take the column of their own name.",
+    "--input", "inputs", multiple=True, metavar="[NAME=]COLS",
+    help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'); COLS alone "
+    "feeds a model's only input. Inputs without one take the column of their own name.",
 )  # fmt: skip
+@click.option(
+    "--reference-input", "reference_inputs", multiple=True, metavar="[NAME=]COLS",
+    help="As --input, for the reference model only (where the two models name their inputs differently).",
+)  # fmt: skip
+@click.option("--candidate-input", "candidate_inputs", multiple=True, metavar="[NAME=]COLS", help="As --reference-input, for the candidate.")
 @click.option(
     "--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True, default=(1,), show_default=True,
     help="Rows per call; repeat for several batch sizes.",
@@ -68,6 +73,7 @@ def cli() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads, equal for both models.")
 @click.option("--rows", type=click.IntRange(min=1), default=None, help="Use N rows drawn at random (with --seed) instead of all.")
 @click.option("--pad-value", type=float, default=0.0, show_default=True, help="Padding for variable-length list columns.")
+@click.option("--allow-nonfinite", is_flag=True, help="Time NaN and infinite feature values instead of refusing the data.")
 @click.option(
     "--confidence", type=float, default=0.95, show_default=True,
     help="1 - the gate's total false-pass/false-fail rate over all checks and looks.",
@@ -113,6 +119,8 @@ def compare(
     candidate: str,
     data: str,
     inputs: Sequence[str],
+    reference_inputs: Sequence[str],
+    candidate_inputs: Sequence[str],
     batch_sizes: Sequence[int],
     max_latency_increase: str,
     budgets: Sequence[str],
@@ -121,6 +129,7 @@ def compare(
     threads: int,
     rows: int | None,
     pad_value: float,
+    allow_nonfinite: bool,
     confidence: float,
     device: str,
     include_transfers: bool,
@@ -147,13 +156,14 @@ def compare(
     try:
         config = CompareConfig.from_options(
             reference, candidate, data,
-            inputs=inputs, batch_sizes=batch_sizes, max_latency_increase=max_latency_increase,
+            inputs=inputs, reference_inputs=reference_inputs, candidate_inputs=candidate_inputs,
+            batch_sizes=batch_sizes, max_latency_increase=max_latency_increase,
             budgets=budgets, time_budget_s=time_budget, seed=seed, threads=threads, rows=rows,
             pad_value=pad_value, confidence=confidence,
             reference_backend=reference_backend, candidate_backend=candidate_backend,
             device=device, include_transfers=include_transfers, signature=signature,
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
-            memory_floor=memory_floor,
+            memory_floor=memory_floor, allow_nonfinite=allow_nonfinite,
         )  # fmt: skip
         report = run_comparison(config, progress=progress)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
 from perfgate.errors import UsageError, option
-from perfgate.inputs import parse_input_options
+from perfgate.inputs import input_options
 from perfgate.metrics import Scope
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import LoadScenario, Settings
@@ -31,6 +31,8 @@ class CompareConfig:
     candidate: str
     data: str
     inputs: Mapping[str, str] = field(default_factory=dict)
+    reference_inputs: Mapping[str, str] = field(default_factory=dict)  # this model's only: --reference-input
+    candidate_inputs: Mapping[str, str] = field(default_factory=dict)
     batch_sizes: tuple[int, ...] = (1,)
     budgets: tuple[Budget, ...] = field(default_factory=build_budgets)
     time_budget_s: float = 60.0
@@ -49,6 +51,7 @@ class CompareConfig:
     rates: tuple[float, ...] = ()
     size_column: str | None = None
     memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
+    allow_nonfinite: bool = False  # feed NaN and infinite values instead of refusing them
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -72,6 +75,8 @@ class CompareConfig:
             raise UsageError(f"{option('concurrency')} must be at least 1, got {list(self.concurrency)}")
         if any(not (_number(r) and r > 0) for r in self.rates):
             raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(self.rates)}")
+        if not (_number(self.pad_value) or self.allow_nonfinite):
+            raise UsageError(f"{option('pad_value')} must be a finite number, got {self.pad_value!r} (or pass {option('allow_nonfinite')})")
         if not self.budgets:
             raise UsageError("at least one budget is needed")
         check_measured(self.budgets, self.scope)
@@ -98,6 +103,8 @@ class CompareConfig:
         data: str,
         *,
         inputs: Mapping[str, str] | Iterable[str] = (),
+        reference_inputs: Mapping[str, str] | Iterable[str] = (),
+        candidate_inputs: Mapping[str, str] | Iterable[str] = (),
         batch_sizes: Iterable[int] = (1,),
         max_latency_increase: str | float | None = None,
         budgets: Iterable[str | Budget] = (),
@@ -112,14 +119,15 @@ class CompareConfig:
         unknown = set(options) - set(cls.__dataclass_fields__)
         if unknown:
             raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        parsed_inputs = dict(inputs) if isinstance(inputs, Mapping) else parse_input_options(inputs)
         concurrency, rates = tuple(concurrency), tuple(rates)
         floor = DEFAULT_MEMORY_FLOOR if memory_floor is None else parse_memory_size(memory_floor, option_name="memory_floor")
         return cls(
             reference=str(reference),
             candidate=str(candidate),
             data=str(data),
-            inputs=parsed_inputs,
+            inputs=input_options(inputs, "inputs"),
+            reference_inputs=input_options(reference_inputs, "reference_inputs"),
+            candidate_inputs=input_options(candidate_inputs, "candidate_inputs"),
             batch_sizes=tuple(batch_sizes),
             budgets=build_budgets(max_latency_increase, budgets, load=bool(concurrency or rates), sizes=size_column is not None),
             concurrency=concurrency,

@@ -38,8 +38,13 @@ class ParquetDataset:
         import pyarrow.parquet as pq
 
         self.path = str(path)
-        if not Path(self.path).is_file():
+        where = Path(self.path)
+        if where.is_dir():
+            raise DataError(f"cannot read data {self.path!r}: it is a directory, not a Parquet file")
+        if not where.is_file():
             raise DataError(f"cannot read data {self.path!r}: no such file")
+        if where.stat().st_size == 0:
+            raise DataError(f"cannot read data {self.path!r}: the file is empty (0 bytes)")
         try:
             self._file = pq.ParquetFile(self.path)
         except (pa.ArrowException, OSError) as exc:

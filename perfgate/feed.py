@@ -11,7 +11,8 @@ import numpy as np
 
 from perfgate.config import CompareConfig
 from perfgate.dataset import ParquetDataset, RowSelection
-from perfgate.inputs import build_batches, check_input_names, resolve_bindings
+from perfgate.batches import build_batches
+from perfgate.inputs import bind_inputs, shown
 from perfgate.results import SIDES, PreparedInput, Series, Stages
 from perfgate.sizes import size_lookup
 from perfgate.worker.process import Worker
@@ -40,9 +41,12 @@ def feed(
     clock: Callable[[], float],
 ) -> Fed:
     """Map columns to each model's inputs, read the rows once, send each worker its batches."""
-    check_input_names(config.inputs, {side: infos[side].inputs for side in SIDES})
-    labels = {side: f"{side} {paths[side]}" for side in SIDES}
-    bindings = {side: resolve_bindings(infos[side].inputs, dataset.schema, config.inputs, model=labels[side]) for side in SIDES}
+    labels = {side: f"{side} {shown(paths[side])}" for side in SIDES}
+    bindings = bind_inputs(
+        {side: infos[side].inputs for side in SIDES}, dataset.schema, config.inputs,
+        {"reference": config.reference_inputs, "candidate": config.candidate_inputs},
+        labels=labels, set_aside=[config.size_column] if config.size_column else [],
+    )  # fmt: skip
     columns = [name for side in SIDES for binding in bindings[side] for name in binding.columns]
     began = clock()
     table = dataset.read(columns + ([config.size_column] if config.size_column in dataset.column_names else []), selection)
@@ -58,8 +62,9 @@ def feed(
     for batch_size in config.batch_sizes:
         for position, side in enumerate(SIDES):
             build = functools.partial(
-                build_batches, table, bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value, model=labels[side]
-            )
+                build_batches, table, bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value,
+                model=labels[side], allow_nonfinite=config.allow_nonfinite, file_rows=selection.indices,
+            )  # fmt: skip
             if position == 0:
                 # Untimed: the first build of a batch size pays for fresh memory pages, which the
                 # builds after it reuse, so timing it would charge the reference for going first.

@@ -1,21 +1,22 @@
-"""Model inputs made from Parquet columns: which columns feed which input, and the tensors.
+"""Which Parquet columns feed which model input, and by which rule.
 
-Each model input is fed by
+Each input of each model is fed by the first of these rules that applies:
 
-1. ``--input NAME=COLS``: COLS is a comma list of column names or globs (``f*``,
-   ``f0[0-9]``), taken in file order within each glob; or else
-2. the column with the input's name.
+1. ``--reference-input NAME=COLS`` (``--candidate-input``) for that model's input NAME,
+   then ``--input NAME=COLS`` for either model's. COLS is a comma list of column names
+   or globs (``f*``, ``f0[0-9]``), taken in file order within each glob;
+2. ``--reference-input COLS`` (``--candidate-input COLS``), then ``--input COLS``: the
+   model's only input, whatever it is called;
+3. the column with the input's name;
+4. by position: where both models take as many inputs with the same signatures (dtype
+   kind, rank, known dims), and the inputs bound so far agree position by position, an
+   input takes the columns of the other model's input at its position;
+5. a model with one input takes the one column that could feed it, once ids, labels,
+   targets, the pandas index and the size column are set aside.
 
-Several scalar columns are stacked into one (rows, k) tensor. A fixed-size list column
-becomes a (rows, k, …) tensor. A variable-length list column is padded, per batch, to
-the longest row of the batch (or to the model's fixed length) with ``pad_value``. A row
-of the wrong shape is reshaped to the model's declared per-row shape when the element
-counts match (a flat list of 784 values feeds a [batch, 1, 28, 28] input).
-
-Values are cast to the dtype the model declares. A cast that would change a value is an
-error (1.5 into int64, 300 into uint8, 2**40 into float32), except rounding a float to a
-narrower float, which is what every inference pipeline does; a float that would overflow
-to infinity is still an error.
+Rules 4 and 5 exist because exports name inputs as they please: a Keras model and the
+same model saved again say ``keras_tensor`` and ``keras_tensor_5``, its TFLite conversion
+``serving_default_input_1:0``. The tensors made from the columns are ``perfgate.batches``'s.
 """
 
 from __future__ import annotations
@@ -23,15 +24,23 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import math
+import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
 import pyarrow as pa
 
-from perfgate.errors import ColumnMappingError, InputCastError, UsageError
+from perfgate.errors import ColumnMappingError, UsageError, option
 from perfgate.results import PreparedInput
-from perfgate.tensors import Shape, TensorSpec
+from perfgate.tensors import TensorSpec
+
+ANY_INPUT = ""  # the key of an option without NAME=: it feeds a model's only input
+BY_NAME = "by name"
+ONLY_COLUMN = "the only column that can feed it"
+# columns that never feed an input unless an option names them
+SET_ASIDE = frozenset({"id", "idx", "index", "label", "labels", "target", "targets", "y"})
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
 
 @dataclass(frozen=True)
 class InputBinding:
@@ -39,59 +48,70 @@ class InputBinding:
 
     input: str
     columns: tuple[str, ...]
-    rule: str  # "by name" or "--input NAME=COLS"
+    rule: str  # "by name", "--input NAME=COLS", "by position, as reference input 'x'", …
 
 
-@dataclass(frozen=True)
-class PreparedBatches:
-    feeds: tuple[dict[str, np.ndarray], ...]
-    inputs: tuple[PreparedInput, ...]
-    dropped_rows: int  # rows after the last full batch
+def input_options(value: Mapping[str, str] | Iterable[str] | str, name: str = "inputs") -> dict[str, str]:
+    """The API's form of an input option (a mapping, or the command line's strings) as a mapping."""
+    if isinstance(value, Mapping):
+        return {str(key): str(columns) for key, columns in value.items()}
+    return parse_input_options([value] if isinstance(value, str) else value, name)
 
 
-def parse_input_options(options: Iterable[str]) -> dict[str, str]:
-    """``['X=f*', 'mask=m']`` -> ``{'X': 'f*', 'mask': 'm'}``."""
+def parse_input_options(options: Iterable[str], name: str = "inputs") -> dict[str, str]:
+    """``['X=f*', 'mask=m', 'image']`` -> ``{'X': 'f*', 'mask': 'm', '': 'image'}``; ``name``
+    is the option's API keyword (``inputs``, ``reference_inputs``) for the messages."""
     parsed: dict[str, str] = {}
-    for option in options:
-        name, sep, columns = option.partition("=")
-        name, columns = name.strip(), columns.strip()
-        if not sep or not name or not columns:
-            raise UsageError(f"--input {option!r}: expected NAME=COLS, e.g. --input 'features=f*' or --input ids=input_ids")
-        if name in parsed:
-            raise UsageError(f"--input {name} is given twice")
-        parsed[name] = columns
+    for item in options:
+        key, sep, columns = str(item).partition("=")
+        if not sep:
+            key, columns = ANY_INPUT, key
+        key, columns = key.strip(), columns.strip()
+        if (sep and not key) or not columns:
+            raise UsageError(
+                f"{option(name, repr(item))}: expected NAME=COLS or COLS, "
+                f"e.g. {option(name, repr('features=f*'))} or {option(name, 'image')}"
+            )
+        if key in parsed:
+            if key == ANY_INPUT:
+                raise UsageError(f"{option(name)} is given twice without a NAME (once feeds a model's only input)")
+            raise UsageError(f"{option(name)} {shown(key)} is given twice")
+        parsed[key] = columns
     return parsed
 
 
-def check_input_names(explicit: Mapping[str, str], models: Mapping[str, Sequence[TensorSpec]]) -> None:
-    """Every ``--input NAME`` must name an input of at least one model."""
-    known = {spec.name for specs in models.values() for spec in specs}
-    for name in explicit:
-        if name not in known:
-            listing = "; ".join(f"{label}: {', '.join(s.name for s in specs)}" for label, specs in models.items())
-            raise ColumnMappingError(f"--input {name}: no model has an input called {name!r} ({listing})")
-
-
-def resolve_bindings(
-    specs: Sequence[TensorSpec], schema: pa.Schema, explicit: Mapping[str, str], model: str
-) -> tuple[InputBinding, ...]:
-    """The columns for each of a model's inputs."""
-    if not specs:
-        raise ColumnMappingError(f"{model}: the model declares no inputs, so no rows can feed it")
-    bindings = []
-    for spec in specs:
-        if spec.name in explicit:
-            pattern = explicit[spec.name]
-            columns = expand_columns(pattern, schema.names, option=f"--input {spec.name}={pattern}")
-            bindings.append(InputBinding(spec.name, columns, f"--input {spec.name}={pattern}"))
-        elif spec.name in schema.names:
-            bindings.append(InputBinding(spec.name, (spec.name,), "by name"))
-        else:
-            raise ColumnMappingError(
-                f"{model}: no column feeds input {spec.name!r}; name a column {spec.name!r} or pass "
-                f"--input {spec.name}=COLS (columns: {_column_listing(schema.names)})"
-            )
-    return tuple(bindings)
+def bind_inputs(
+    models: Mapping[str, Sequence[TensorSpec]],
+    schema: pa.Schema,
+    shared: Mapping[str, str],
+    per_side: Mapping[str, Mapping[str, str]],
+    *,
+    labels: Mapping[str, str] | None = None,
+    set_aside: Iterable[str] = (),
+) -> dict[str, tuple[InputBinding, ...]]:
+    """The columns for each input of each model (``models``: side -> its inputs; at most
+    two sides, ``reference`` and ``candidate``), by the rules in this module's docstring.
+    ``shared`` holds ``--input`` and ``per_side`` each side's ``--SIDE-input`` options."""
+    labels = labels or {side: side for side in models}
+    for side, specs in models.items():
+        if not specs:
+            raise ColumnMappingError(f"{labels[side]}: the model declares no inputs, so no rows can feed it")
+    _check_option_names(models, shared, per_side, labels)
+    stated = {side: _stated(side, specs, schema, shared, per_side.get(side, {})) for side, specs in models.items()}
+    aside = set(set_aside)
+    bound: dict[str, tuple[InputBinding, ...]] = {}
+    for side, specs in models.items():
+        found = list(stated[side])
+        other = next((name for name in models if name != side), None)
+        if other is not None and None in found:
+            found = _by_position(specs, found, other, models[other], stated[other])
+        if len(specs) == 1 and found[0] is None:
+            found[0] = _only_column(specs[0], schema, aside, side, labels[side], several_models=other is not None)
+        for spec, binding in zip(specs, found):
+            if binding is None:
+                raise _unbound(spec, side, labels[side], models, schema)
+        bound[side] = tuple(binding for binding in found if binding is not None)
+    return bound
 
 
 def expand_columns(pattern: str, names: Sequence[str], *, option: str) -> tuple[str, ...]:
@@ -117,178 +137,185 @@ def expand_columns(pattern: str, names: Sequence[str], *, option: str) -> tuple[
     return tuple(chosen)
 
 
-def build_batches(
-    table: pa.Table,
-    bindings: Sequence[InputBinding],
-    specs: Sequence[TensorSpec],
-    batch_size: int,
-    *,
-    pad_value: float = 0,
-    model: str = "model",
-) -> PreparedBatches:
-    """The model's feeds, one dict per batch, in row order; a last partial batch is dropped."""
-    rows = table.num_rows
-    batches = rows // batch_size
-    if batches == 0:
-        raise UsageError(f"--batch-size {batch_size} is larger than the {rows} rows chosen from the data")
-    by_name = {spec.name: spec for spec in specs}
-    per_input: dict[str, list[np.ndarray]] = {}
-    prepared = []
-    for binding in bindings:
-        spec = by_name[binding.input]
-        _check_batch_dim(spec, batch_size, model)
-        tensors, summary = _input_tensors(table, binding, spec, batch_size, batches, pad_value, model)
-        per_input[binding.input] = tensors
-        prepared.append(summary)
-    feeds = tuple({name: tensors[i] for name, tensors in per_input.items()} for i in range(batches))
-    return PreparedBatches(feeds, tuple(prepared), rows - batches * batch_size)
-
-
-def cast_exactly(values: np.ndarray, dtype: str | np.dtype, what: str) -> np.ndarray:
-    """``values`` as ``dtype``, or InputCastError when that would change a value."""
-    source, target = values.dtype, np.dtype(dtype)
-    if source == target:
-        return values
-    if source.kind not in "biuf" or target.kind not in "biuf":
-        raise InputCastError(f"{what}: cannot feed {source} values to a {target} input")
-    with np.errstate(all="ignore"):
-        if target.kind == "b":
-            bad = (values != 0) & (values != 1)
-            if np.any(bad):
-                raise InputCastError(f"{what}: {_example(values, bad)} not a bool (0 or 1)")
-            return values.astype(target)
-        if target.kind in "iu":
-            if source.kind == "f":
-                bad = ~np.isfinite(values) | (values != np.trunc(values))
-                if np.any(bad):
-                    raise InputCastError(f"{what}: {_example(values, bad)} not whole numbers, so {target} would change them")
-            if source.kind != "b" and values.size:
-                info = np.iinfo(target)
-                bad = (values < info.min) | (values > info.max)
-                if np.any(bad):
-                    raise InputCastError(f"{what}: {_example(values, bad)} out of range for {target}")
-            return values.astype(target)
-        converted = values.astype(target)
-        if source.kind in "iu":
-            bad = converted.astype(source) != values
-            if np.any(bad):
-                raise InputCastError(f"{what}: {_example(values, bad)} not held exactly by {target}")
-        elif source.kind == "f" and target.itemsize < source.itemsize:
-            bad = np.isinf(converted) & np.isfinite(values)
-            if np.any(bad):
-                raise InputCastError(f"{what}: {_example(values, bad)} overflowing {target}")
-        return converted
+def could_feed(field: pa.Field, spec: TensorSpec) -> bool:
+    """Whether ``field`` alone has the type and per-row size to feed ``spec``."""
+    kind = _kind(field.type)
+    if kind is None:
+        return False
+    if spec.shape is None:
+        return True
+    row = spec.shape[1:]
+    if not spec.shape or (kind != "scalar" and not row):
+        return False
+    if kind == "scalar":
+        return all(dim == 1 for dim in row)
+    if kind == "fixed_list":
+        return None in row or math.prod(row) == _fixed_width(field.type)
+    return True  # a variable-length list is padded, or reshaped where its rows agree
 
 
 def describe_binding(prepared: PreparedInput) -> str:
-    """``features <- f00..f15 (16 columns, double->float32)``."""
+    """``features <- f00..f15 (16 columns, double->float32)``; a rule the user did not
+    write is named: ``keras_tensor <- image (list<float>->float32; the only column that can feed it)``."""
     columns = prepared.columns
-    named = columns[0] if len(columns) == 1 else f"{columns[0]}..{columns[-1]} ({len(columns)} columns"
     types = sorted(set(prepared.column_types))
-    cast = f"{'/'.join(types)}->{prepared.dtype}"
-    if len(columns) == 1:
-        return f"{prepared.input} <- {named} ({cast}{', padded per batch' if prepared.padded else ''})"
-    return f"{prepared.input} <- {named}, {cast})"
+    facts = [f"{shown('/'.join(types))}->{prepared.dtype}"]
+    if len(columns) > 1:
+        facts.insert(0, f"{len(columns)} columns")
+    if prepared.padded:
+        facts.append("padded per batch")
+    implicit = "" if prepared.rule == BY_NAME or prepared.rule.startswith("--") else f"; {prepared.rule}"
+    return f"{shown(prepared.input)} <- {_columns_short(columns)} ({', '.join(facts)}{implicit})"
 
 
-def _input_tensors(
-    table: pa.Table,
-    binding: InputBinding,
-    spec: TensorSpec,
-    batch_size: int,
-    batches: int,
-    pad_value: float,
-    model: str,
-) -> tuple[list[np.ndarray], PreparedInput]:
-    fields = [table.schema.field(name) for name in binding.columns]
-    kinds = [_column_kind(field, spec, model) for field in fields]
-    what = f"{model}: input {spec.name!r} from {_columns_text(binding.columns)}"
-    if len(fields) > 1 and any(kind != "scalar" for kind in kinds):
-        raise ColumnMappingError(f"{what}: only scalar columns can be stacked into one input; list columns feed an input alone")
-    column_types = tuple(_type_name(field.type) for field in fields)
-    rows = batches * batch_size
-    if kinds[0] == "list":
-        return _padded_tensors(table.column(binding.columns[0]), spec, batch_size, batches, pad_value, what, binding, column_types)
+def describe_pairing(reference: Sequence[PreparedInput], candidate: Sequence[PreparedInput]) -> str | None:
+    """``image -> input_layer | keras_tensor``: the columns that feed an input of each model
+    where the two name it differently; None where every pair shares its name."""
+    pairs = [
+        f"{_columns_short(ours.columns)} -> {shown(ours.input)} | {shown(theirs.input)}"
+        for ours in reference
+        for theirs in candidate
+        if ours.columns == theirs.columns and ours.input != theirs.input
+    ]
+    return "; ".join(pairs) or None
 
-    if kinds[0] == "scalar":
-        arrays = [_scalar_values(table.column(name), what)[:rows] for name in binding.columns]
-        values = arrays[0] if len(arrays) == 1 else np.column_stack(arrays)
-    else:
-        values = _fixed_list_values(table.column(binding.columns[0]).combine_chunks(), what)[:rows]
-    values = _fit_row_shape(values, spec, what)
-    target = spec.dtype_for(values.dtype.kind)
-    if target is not None:
-        values = cast_exactly(values, target, what)
-    values = np.ascontiguousarray(values)
-    tensors = [values[i * batch_size : (i + 1) * batch_size] for i in range(batches)]
-    summary = PreparedInput(
-        spec.name, binding.columns, binding.rule, column_types, str(values.dtype), tuple(values.shape[1:]), False
+
+def shown(text: str) -> str:
+    """``text`` as it is where it prints on one line, else escaped as Python writes it:
+    names come from users' files and models, and an error message stays one line."""
+    return text if text.isprintable() else repr(text)
+
+
+def _check_option_names(
+    models: Mapping[str, Sequence[TensorSpec]],
+    shared: Mapping[str, str],
+    per_side: Mapping[str, Mapping[str, str]],
+    labels: Mapping[str, str],
+) -> None:
+    """Every option's NAME is an input of its model(s), and an option without a NAME
+    goes to models of one input."""
+    for name, columns in shared.items():
+        if name == ANY_INPUT:
+            for side, specs in models.items():
+                _check_only_input(specs, f"--input {shown(columns)}", labels[side])
+        elif all(name not in {spec.name for spec in specs} for specs in models.values()):
+            listing = "; ".join(f"{side}: {_names(specs)}" for side, specs in models.items())
+            raise ColumnMappingError(f"--input {shown(name)}: no model has an input called {name!r} ({listing})")
+    for side, options in per_side.items():
+        specs = models[side]
+        for name, columns in options.items():
+            if name == ANY_INPUT:
+                _check_only_input(specs, f"--{side}-input {shown(columns)}", labels[side])
+            elif name not in {spec.name for spec in specs}:
+                raise ColumnMappingError(
+                    f"--{side}-input {shown(name)}={shown(columns)}: {labels[side]} has no input called {name!r} "
+                    f"(its inputs: {_names(specs)})"
+                )
+
+
+def _check_only_input(specs: Sequence[TensorSpec], flag: str, label: str) -> None:
+    if len(specs) != 1:
+        raise ColumnMappingError(
+            f"{flag} names no input, but {label} has {len(specs)} ({_names(specs)}): write NAME=COLS for each"
+        )
+
+
+def _stated(
+    side: str, specs: Sequence[TensorSpec], schema: pa.Schema, shared: Mapping[str, str], own: Mapping[str, str]
+) -> list[InputBinding | None]:
+    """Rules 1 to 3: the options, then the column of the input's name; None for the rest."""
+    found: list[InputBinding | None] = []
+    for spec in specs:
+        name = shown(spec.name)
+        if spec.name in own:
+            rule = f"--{side}-input {name}={shown(own[spec.name])}"
+            found.append(InputBinding(spec.name, expand_columns(own[spec.name], schema.names, option=rule), rule))
+        elif spec.name in shared:
+            rule = f"--input {name}={shown(shared[spec.name])}"
+            found.append(InputBinding(spec.name, expand_columns(shared[spec.name], schema.names, option=rule), rule))
+        elif ANY_INPUT in own or ANY_INPUT in shared:
+            pattern, flag = (own[ANY_INPUT], f"--{side}-input") if ANY_INPUT in own else (shared[ANY_INPUT], "--input")
+            rule = f"{flag} {shown(pattern)}"
+            found.append(InputBinding(spec.name, expand_columns(pattern, schema.names, option=rule), rule))
+        elif spec.name in schema.names:
+            found.append(InputBinding(spec.name, (spec.name,), BY_NAME))
+        else:
+            found.append(None)
+    return found
+
+
+def _by_position(
+    specs: Sequence[TensorSpec],
+    found: list[InputBinding | None],
+    other: str,
+    other_specs: Sequence[TensorSpec],
+    other_stated: Sequence[InputBinding | None],
+) -> list[InputBinding | None]:
+    """Rule 4: the other model's columns at the same positions, where the signatures match
+    and the inputs bound so far sit at the same positions in both models."""
+    if len(specs) != len(other_specs) or not all(a.same_signature(b) for a, b in zip(specs, other_specs)):
+        return found
+    if any(ours is not None and theirs is not None and ours.columns != theirs.columns for ours, theirs in zip(found, other_stated)):
+        return found
+    return [
+        ours if ours is not None or theirs is None
+        else InputBinding(spec.name, theirs.columns, f"by position, as {other} input {theirs.input!r}")
+        for spec, ours, theirs in zip(specs, found, other_stated)
+    ]  # fmt: skip
+
+
+def _only_column(
+    spec: TensorSpec, schema: pa.Schema, aside: set[str], side: str, label: str, *, several_models: bool
+) -> InputBinding | None:
+    """Rule 5, for a model of one input."""
+    fits = [field.name for field in schema if not _is_set_aside(field.name, aside) and could_feed(field, spec)]
+    if len(fits) == 1:
+        return InputBinding(spec.name, (fits[0],), ONLY_COLUMN)
+    if len(fits) > 1:
+        own = f" or --{side}-input {shown(spec.name)}=COLS" if several_models else ""
+        raise ColumnMappingError(
+            f"{label}: no column is named like input {spec.name!r}, and {len(fits)} columns could feed it "
+            f"({_column_listing(fits)}); choose with --input COLS{own}"
+        )
+    return None
+
+
+def _unbound(
+    spec: TensorSpec, side: str, label: str, models: Mapping[str, Sequence[TensorSpec]], schema: pa.Schema
+) -> ColumnMappingError:
+    everywhere = all(spec.name in {s.name for s in specs} for specs in models.values())
+    flag = "--input" if everywhere else f"--{side}-input"
+    return ColumnMappingError(
+        f"{label}: no column feeds input {spec.name!r}; name a column {spec.name!r} or pass "
+        f"{flag} {shown(spec.name)}=COLS (columns: {_column_listing(schema.names)})"
     )
-    return tensors, summary
 
 
-def _padded_tensors(
-    column: pa.ChunkedArray,
-    spec: TensorSpec,
-    batch_size: int,
-    batches: int,
-    pad_value: float,
-    what: str,
-    binding: InputBinding,
-    column_types: tuple[str, ...],
-) -> tuple[list[np.ndarray], PreparedInput]:
-    array = column.combine_chunks()
-    if array.null_count:
-        raise ColumnMappingError(f"{what}: {array.null_count} rows are null")
-    offsets = array.offsets.to_numpy().astype(np.int64)
-    offsets = offsets - offsets[0]
-    values = _fixed_list_values(array.flatten(), what)
-    inner = values.shape[1:]
-    fixed_length = None
-    if spec.shape is not None:
-        if len(spec.shape) != 2 + len(inner):
-            raise ColumnMappingError(
-                f"{what}: a variable-length list gives [batch, length{''.join(f', {d}' for d in inner)}] "
-                f"but the input takes {_shape_text(spec.shape)}"
-            )
-        fixed_length = spec.shape[1]
-        for got, wanted in zip(inner, spec.shape[2:]):
-            if wanted is not None and wanted != got:
-                raise ColumnMappingError(f"{what}: list elements have shape {inner} but the input takes {_shape_text(spec.shape)}")
-    target = spec.dtype_for(values.dtype.kind)
-    if target is not None:
-        values = cast_exactly(values, target, what)
-    pad = cast_exactly(np.array([pad_value]), values.dtype, f"{what}: --pad-value")[0]
-    lengths = np.diff(offsets)
-    tensors = []
-    for index in range(batches):
-        first, last = index * batch_size, (index + 1) * batch_size
-        batch_lengths = lengths[first:last]
-        longest = int(batch_lengths.max())
-        if fixed_length is not None and longest > fixed_length:
-            raise ColumnMappingError(
-                f"{what}: a row holds {longest} elements but the input takes at most {fixed_length}"
-            )
-        length = fixed_length if fixed_length is not None else max(1, longest)
-        tensor = np.full((batch_size, length, *inner), pad, dtype=values.dtype)
-        tensor[np.arange(length) < batch_lengths[:, None]] = values[offsets[first] : offsets[last]]
-        tensors.append(tensor)
-    row_shape: Shape = (fixed_length, *inner)
-    summary = PreparedInput(spec.name, binding.columns, binding.rule, column_types, str(values.dtype), row_shape, True)
-    return tensors, summary
+def _is_set_aside(name: str, aside: set[str]) -> bool:
+    return name in aside or name.lower() in SET_ASIDE or _PANDAS_INDEX.fullmatch(name) is not None
 
 
-def _type_name(kind: pa.DataType) -> str:
+def type_name(kind: pa.DataType) -> str:
     """'double', 'list<int64>', 'fixed_size_list<float>[768]' (Arrow's own names, shorter)."""
     if pa.types.is_fixed_size_list(kind):
-        return f"fixed_size_list<{_type_name(kind.value_type)}>[{kind.list_size}]"
+        return f"fixed_size_list<{type_name(kind.value_type)}>[{kind.list_size}]"
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        return f"list<{_type_name(kind.value_type)}>"
+        return f"list<{type_name(kind.value_type)}>"
     return str(kind)
 
 
-def _column_kind(field: pa.Field, spec: TensorSpec, model: str) -> str:
-    kind = field.type
+def column_kind(field: pa.Field, spec: TensorSpec, model: str) -> str:
+    """"scalar", "fixed_list" or "list"; a column of another type cannot feed an input."""
+    kind = _kind(field.type)
+    if kind is None:
+        raise ColumnMappingError(
+            f"{model}: column {field.name!r} has type {shown(str(field.type))}, which cannot feed input {spec.name!r} "
+            f"(numbers, bools, and lists of them can)"
+        )
+    return kind
+
+
+def _kind(kind: pa.DataType) -> str | None:
     if _is_number(kind):
         return "scalar"
     if pa.types.is_fixed_size_list(kind) and _fixed_list_leaf_is_number(kind):
@@ -298,10 +325,16 @@ def _column_kind(field: pa.Field, spec: TensorSpec, model: str) -> str:
         or (pa.types.is_fixed_size_list(kind.value_type) and _fixed_list_leaf_is_number(kind.value_type))
     ):
         return "list"
-    raise ColumnMappingError(
-        f"{model}: column {field.name!r} has type {kind}, which cannot feed input {spec.name!r} "
-        f"(numbers, bools, and lists of them can)"
-    )
+    return None
+
+
+def _fixed_width(kind: pa.DataType) -> int:
+    """The number of values in one (nested) fixed-size list."""
+    width = 1
+    while pa.types.is_fixed_size_list(kind):
+        width *= kind.list_size
+        kind = kind.value_type
+    return width
 
 
 def _is_number(kind: pa.DataType) -> bool:
@@ -314,77 +347,14 @@ def _fixed_list_leaf_is_number(kind: pa.DataType) -> bool:
     return _is_number(kind)
 
 
-def _scalar_values(column: pa.ChunkedArray, what: str) -> np.ndarray:
-    if column.null_count:
-        raise ColumnMappingError(f"{what}: column has {column.null_count} null values")
-    return column.to_numpy()
-
-
-def _fixed_list_values(array: pa.Array, what: str) -> np.ndarray:
-    """(rows, d1, d2, …) from a (nested) fixed-size list array; a plain array gives (rows,)."""
-    rows = len(array)
-    dims: list[int] = []
-    while pa.types.is_fixed_size_list(array.type):
-        if array.null_count:
-            raise ColumnMappingError(f"{what}: {array.null_count} lists are null")
-        dims.append(array.type.list_size)
-        array = array.flatten()
-    if array.null_count:
-        raise ColumnMappingError(f"{what}: {array.null_count} list elements are null")
-    return array.to_numpy(zero_copy_only=False).reshape((rows, *dims))
-
-
-def _fit_row_shape(values: np.ndarray, spec: TensorSpec, what: str) -> np.ndarray:
-    if spec.shape is None:
-        return values
-    target, source = spec.shape[1:], values.shape[1:]
-    if len(target) == len(source) and all(t is None or t == s for t, s in zip(target, source)):
-        return values
-    count = math.prod(source)
-    dynamic = [i for i, dim in enumerate(target) if dim is None]
-    known = math.prod(dim for dim in target if dim is not None)
-    if not dynamic and known == count:
-        return values.reshape((values.shape[0], *target))
-    if len(dynamic) == 1 and known and count % known == 0:
-        filled = tuple(count // known if dim is None else dim for dim in target)
-        return values.reshape((values.shape[0], *filled))
-    wanted = "any number of" if dynamic else str(known)
-    raise ColumnMappingError(
-        f"{what}: the input takes {_shape_text(spec.shape)} ({wanted} values per row) "
-        f"but the columns give {count} values per row"
-    )
-
-
-def _check_batch_dim(spec: TensorSpec, batch_size: int, model: str) -> None:
-    if spec.shape is None:
-        return
-    if len(spec.shape) == 0:
-        raise ColumnMappingError(f"{model}: input {spec.name!r} is a scalar; perfgate feeds batches of rows")
-    declared = spec.shape[0]
-    if declared is not None and declared != batch_size:
-        raise UsageError(
-            f"{model}: input {spec.name!r} has a fixed batch dimension of {declared}; --batch-size {batch_size} cannot feed it"
-        )
-
-
-def _example(values: np.ndarray, bad: np.ndarray) -> str:
-    """'3 values, e.g. 1.5' for the values where ``bad`` holds."""
-    flags = bad.ravel()
-    count = int(np.count_nonzero(flags))
-    first = values.ravel()[int(np.argmax(flags))].item()
-    return f"{count} value{'s' if count != 1 else ''}, e.g. {first!r},"
-
-
-def _shape_text(shape: Shape) -> str:
-    return "[" + ", ".join("?" if dim is None else str(dim) for dim in shape) + "]"
-
-
-def _columns_text(columns: Sequence[str]) -> str:
-    if len(columns) == 1:
-        return f"column {columns[0]!r}"
-    return f"columns {columns[0]!r}..{columns[-1]!r} ({len(columns)})"
-
-
 def _column_listing(names: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", … {len(names) - limit} more" if len(names) > limit else "")
+    listed = ", ".join(shown(name) for name in names[:limit])
+    return listed + (f", … {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _columns_short(columns: Sequence[str]) -> str:
+    return shown(columns[0]) if len(columns) == 1 else f"{shown(columns[0])}..{shown(columns[-1])}"
+
+
+def _names(specs: Sequence[TensorSpec]) -> str:
+    return ", ".join(shown(spec.name) for spec in specs)

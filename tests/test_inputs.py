@@ -8,14 +8,8 @@ import pytest
 import perfgate.dataset as dataset_module
 from perfgate.dataset import ParquetDataset
 from perfgate.errors import ColumnMappingError, DataError, InputCastError, UsageError
-from perfgate.inputs import (
-    build_batches,
-    cast_exactly,
-    check_input_names,
-    expand_columns,
-    parse_input_options,
-    resolve_bindings,
-)
+from perfgate.batches import build_batches, cast_exactly
+from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
 from perfgate.tensors import TensorSpec
 
 NAMES = ["id", "f00", "f01", "f10", "g0", "label"]
@@ -29,9 +23,12 @@ def spec(name="x", dtype="float32", shape=(None, 4)):
     return TensorSpec(name, dtype, shape)
 
 
+def bind_one(specs, schema, explicit, model="model"):
+    return bind_inputs({"reference": specs}, schema, explicit, {}, labels={"reference": model})["reference"]
+
+
 def batches(tbl, explicit, specs, batch_size=2, **kwargs):
-    bindings = resolve_bindings(specs, tbl.schema, explicit, model="model")
-    return build_batches(tbl, bindings, specs, batch_size, **kwargs)
+    return build_batches(tbl, bind_one(specs, tbl.schema, explicit), specs, batch_size, **kwargs)
 
 
 # --- which columns feed which input ------------------------------------------------------
@@ -39,7 +36,7 @@ def batches(tbl, explicit, specs, batch_size=2, **kwargs):
 
 def test_input_options_parse_and_reject_bad_forms():
     assert parse_input_options(["X=f*", " ids = input_ids "]) == {"X": "f*", "ids": "input_ids"}
-    for bad in ("X", "=f*", "X=", ""):
+    for bad in ("=f*", "X=", "", " "):
         with pytest.raises(UsageError, match="NAME=COLS"):
             parse_input_options([bad])
     with pytest.raises(UsageError, match="given twice"):
@@ -70,7 +67,7 @@ def test_bad_column_choices_name_the_column(pattern, message):
 def test_inputs_map_by_name_unless_told_otherwise():
     schema = pa.schema([("input_ids", pa.int64()), ("mask", pa.int64()), ("m2", pa.int64())])
     specs = [spec("input_ids", "int64", (None,)), spec("mask", "int64", (None,))]
-    bound = resolve_bindings(specs, schema, {"mask": "m2"}, model="reference r.onnx")
+    bound = bind_one(specs, schema, {"mask": "m2"}, model="reference r.onnx")
     assert [(b.input, b.columns, b.rule) for b in bound] == [
         ("input_ids", ("input_ids",), "by name"),
         ("mask", ("m2",), "--input mask=m2"),
@@ -80,7 +77,7 @@ def test_inputs_map_by_name_unless_told_otherwise():
 def test_an_input_without_a_column_is_a_mapping_error_naming_model_input_and_columns():
     schema = pa.schema([("id", pa.int64()), ("f0", pa.float64())])
     with pytest.raises(ColumnMappingError) as info:
-        resolve_bindings([spec("features")], schema, {}, model="candidate c.onnx")
+        bind_one([spec("features")], schema, {}, model="candidate c.onnx")
     message = info.value.message
     assert "candidate c.onnx" in message and "'features'" in message and "--input features=COLS" in message
     assert "columns: id, f0" in message
@@ -89,13 +86,16 @@ def test_an_input_without_a_column_is_a_mapping_error_naming_model_input_and_col
 
 def test_a_model_without_inputs_cannot_be_fed():
     with pytest.raises(ColumnMappingError, match="declares no inputs"):
-        resolve_bindings([], pa.schema([("f0", pa.float64())]), {}, model="reference r.onnx")
+        bind_one([], pa.schema([("f0", pa.float64())]), {}, model="reference r.onnx")
 
 
 def test_input_option_for_an_input_no_model_has():
+    schema = pa.schema([(name, pa.float64()) for name in ("f0", "f1", "f2", "f3")])
+    models = {"reference": [spec("features")], "candidate": [spec("features")]}
     with pytest.raises(ColumnMappingError, match="no model has an input called 'X'"):
-        check_input_names({"X": "f*"}, {"reference": [spec("features")], "candidate": [spec("features")]})
-    check_input_names({"features": "f*"}, {"reference": [spec("features")], "candidate": [spec("other")]})
+        bind_inputs(models, schema, {"X": "f*"}, {})
+    one_has_it = bind_inputs({"reference": [spec("features")], "candidate": [spec("other")]}, schema, {"features": "f*"}, {})
+    assert one_has_it["candidate"][0].columns == ("f0", "f1", "f2", "f3")
 
 
 # --- tensors -------------------------------------------------------------------------------
@@ -194,13 +194,13 @@ def test_a_pad_value_the_dtype_cannot_hold_is_an_error():
     [
         (table(a=[1.0] * 4), {"x": "a"}, spec(shape=(None, 16)), ColumnMappingError, "16 values per row"),
         (table(s=["a", "b"]), {"x": "s"}, spec(shape=(None,)), ColumnMappingError, "type string"),
-        (table(a=pa.array([1.0, None])), {"x": "a"}, spec(shape=(None,)), ColumnMappingError, "1 null values"),
+        (table(a=pa.array([1.0, None])), {"x": "a"}, spec(shape=(None,)), ColumnMappingError, "1 null value, in row 1"),
         (pa.table({"l": pa.array([[1.0], [2.0]]), "a": [1.0, 2.0]}), {"x": "l,a"}, spec(shape=(None, 2)),
          ColumnMappingError, "only scalar columns can be stacked"),
         (table(a=[1.0, 2.0]), {"x": "a"}, spec(shape=()), ColumnMappingError, "is a scalar"),
         (table(a=[1.0, 2.0]), {"x": "a"}, spec(shape=(1,)), UsageError, "fixed batch dimension of 1"),
         (pa.table({"ids": pa.array([[1], [2, 3]])}), {}, spec("ids", "int64", (None, 2, 2)),
-         ColumnMappingError, "variable-length list gives"),
+         ColumnMappingError, re.escape("row 0 holds 1 value, but input [?, 2, 2] takes 4 a row")),
     ],
 )  # fmt: skip
 def test_columns_that_cannot_feed_the_input(tbl, explicit, the_spec, error, message):
@@ -296,3 +296,8 @@ def test_unreadable_data_is_a_runtime_error_naming_the_file(tmp_path):
     pq.write_table(pa.table({"v": pa.array([], pa.float64())}), empty)
     with pytest.raises(DataError, match="has no rows"):
         ParquetDataset(empty)
+    with pytest.raises(DataError, match="it is a directory, not a Parquet file"):
+        ParquetDataset(tmp_path)
+    (tmp_path / "zero.parquet").write_bytes(b"")
+    with pytest.raises(DataError, match=re.escape("the file is empty (0 bytes)")):
+        ParquetDataset(tmp_path / "zero.parquet")

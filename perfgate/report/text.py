@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
-from perfgate.inputs import describe_binding
+from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 
@@ -37,6 +37,9 @@ def _header(report: Report) -> list[str]:
         lines.append(f"perfgate: reference {report.reference.path} vs candidate {report.candidate.path}")
         lines.extend(_model_lines("reference", report.reference))
         lines.extend(_model_lines("candidate", report.candidate))
+        pairing = describe_pairing(report.reference.inputs, report.candidate.inputs)
+        if pairing:
+            lines.append(f"  inputs (reference | candidate): {pairing}")
     if report.data is not None:
         data = report.data
         rows = f"{data.rows_used} of {data.rows_total} rows" + (f", seed {data.seed}" if data.rows_used < data.rows_total else "")
