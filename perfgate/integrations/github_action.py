@@ -189,7 +189,7 @@ def annotations(report: Report) -> list[str]:
     """``::error`` per failed check, ``::warning`` per inconclusive one, worst first, at most 10."""
     if report.verdict is Verdict.ERROR:
         message = report.error.message if report.error is not None else report.reason
-        return [f"::error title=perfgate: the comparison could not be carried out::{_data(message)}"]
+        return [f"::error title={_property('perfgate: the comparison could not be carried out')}::{_data(message)}"]
     lines = []
     for check in worst_first(gated(report)):
         if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
