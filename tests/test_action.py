@@ -282,3 +282,23 @@ def test_a_workflow_run_posts_the_fork_s_report_rendered_again_from_its_json(tmp
         assert 13 not in github.comments
     assert body.startswith(marker + "\n## ❌ perfgate: FAIL")
     assert "evil.example" not in body and "<img" not in body  # what the fork wrote as Markdown is not posted
+
+
+def test_the_documented_workflows_are_valid_and_pass_actionlint(tmp_path):
+    """The README's paste-able workflow and docs/action.md's whole workflows, as a user pastes them."""
+    readme = (ROOT / "README.md").read_text()
+    action_doc = (ROOT / "docs" / "action.md").read_text()
+    whole = re.findall(r"```yaml\n(.*?)```", readme, re.S)[:1]
+    whole += [block for block in re.findall(r"```yaml\n(.*?)```", action_doc, re.S) if block.lstrip().startswith(("name:", "# .github"))]
+    assert len(whole) == 3
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    for index, block in enumerate(whole):
+        (folder / f"documented{index}.yml").write_text(block)
+    files = sorted(map(str, folder.iterdir()))
+    schema = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *files],
+                            capture_output=True, text=True)  # fmt: skip
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    actionlint = shutil.which("actionlint", path=str(BIN)) or shutil.which("actionlint")
+    lint = subprocess.run([actionlint, "-no-color", *files], cwd=tmp_path, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr

@@ -42,6 +42,19 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """1, 2, 5 times the powers of ten between ``low`` and ``high`` (both positive), with
+    ``low`` and ``high`` themselves as the frame's ends."""
+    ticks = [m * 10.0**k for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1) for m in (1, 2, 5)]
+    inside = [tick for tick in ticks if low <= tick <= high]
+    powers = [tick for tick in inside if f"{tick:.0e}".startswith("1")]
+    if high / low >= 100 and len(powers) >= 2:
+        inside = powers  # several decades: 1 us, 10 us, 100 us read at a glance
+    elif len(inside) > 7:
+        inside = [tick for tick in inside if f"{tick:.0e}".startswith(("1", "5"))]
+    return [low] + inside + [high]
+
+
 @dataclass(frozen=True)
 class Axis:
     label: str
@@ -49,9 +62,18 @@ class Axis:
     low: float
     high: float
     from_zero: bool = False
+    log: bool = False  # for values spanning decades (a model 10x slower, a stalled machine's tail)
 
     def ticks(self) -> list[float]:
+        if self.log and 0 < self.low < self.high:
+            return log_ticks(self.low, self.high)
         return nice_ticks(0.0 if self.from_zero else self.low, self.high)
+
+    def position(self, value: float) -> float:
+        """``value`` where the axis places it: itself, or its logarithm on a log axis."""
+        if self.log and 0 < self.low < self.high:
+            return math.log10(max(value, self.low * 1e-3))
+        return value
 
 
 @dataclass
@@ -69,12 +91,14 @@ class _Frame:
     def __init__(self, x: Axis, y: Axis, width: int = WIDTH, height: int = HEIGHT) -> None:
         self.width, self.height = width, height
         self.xticks, self.yticks = x.ticks(), y.ticks()
-        self.x0, self.x1 = self.xticks[0], self.xticks[-1]
+        self.x0, self.x1 = x.position(self.xticks[0]), x.position(self.xticks[-1])
         self.y0, self.y1 = self.yticks[0], self.yticks[-1]
         self.x_axis, self.y_axis = x, y
+        # the frame's ends on a log axis are the data's, not ticks: label only the round ones
+        self.labelled = self.xticks[1:-1] if x.log and len(self.xticks) > 3 else self.xticks
 
     def px(self, x: float) -> float:
-        return LEFT + (x - self.x0) / (self.x1 - self.x0) * (self.width - LEFT - RIGHT)
+        return LEFT + (self.x_axis.position(x) - self.x0) / (self.x1 - self.x0) * (self.width - LEFT - RIGHT)
 
     def py(self, y: float) -> float:
         return self.height - BOTTOM - (y - self.y0) / (self.y1 - self.y0) * (self.height - TOP - BOTTOM)
@@ -87,7 +111,7 @@ class _Frame:
             y = _n(self.py(tick))
             out.append(f'<line class="grid" x1="{LEFT}" x2="{self.width - RIGHT}" y1="{y}" y2="{y}"/>')
             out.append(f'<text class="tick" x="{LEFT - 6}" y="{y}" text-anchor="end" dy="0.32em">{esc(self.y_axis.fmt(tick))}</text>')
-        for tick in self.xticks if x_ticks else ():
+        for tick in self.labelled if x_ticks else ():
             x = _n(self.px(tick))
             out.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{bottom}"/>')
             out.append(f'<text class="tick" x="{x}" y="{bottom + 15}" text-anchor="middle">{esc(self.x_axis.fmt(tick))}</text>')
