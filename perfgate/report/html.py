@@ -21,7 +21,7 @@ from perfgate.report.summary import (
     verdict_word,
 )
 from perfgate.report.svg import esc, interval_strip
-from perfgate.results import SIDES, Check, ModelReport, Report, Verdict
+from perfgate.results import Check, ModelReport, Report, Verdict
 
 
 def render_html(report: Report) -> str:

@@ -55,7 +55,7 @@ def render_markdown(report: Report, *, max_chars: int = MAX_CHARS) -> str:
     folded = [part for part in folded if part]
     # shed the least needed parts first until the whole fits
     while True:
-        text = _join(head, compared, _table(rows, len(gated(report))), warnings, *folded)
+        text = _join(head, compared, _table(rows), warnings, *folded)
         if len(text) <= max_chars or not folded:
             break
         folded.pop()
@@ -117,7 +117,7 @@ def _row(check: Check) -> list[str]:
     ]
 
 
-def _table(rows: list[list[str]], total: int, note: str = "") -> str:
+def _table(rows: list[list[str]], note: str = "") -> str:
     if not rows and not note:
         return ""
     lines = ["| " + " | ".join(_HEADERS) + " |", "|" + "|".join(_ALIGN) + "|"]
@@ -147,7 +147,7 @@ def _fit_rows(report: Report, head: str, compared: str, warnings: str, max_chars
                 shown = len(rows)
                 note = (f"<sub>{len(checks) - shown} of {len(checks)} gated checks are not shown here, to stay within "
                         "GitHub's size limits; the full report has them all.</sub>")  # fmt: skip
-                return _join(head, part, _table(rows, len(checks), note), extra)
+                return _join(head, part, _table(rows, note), extra)
     return shorten(head, max_chars - 1) + "\n"
 
 

@@ -22,12 +22,6 @@ SYMBOLS = {
     Verdict.ERROR: "💥",
     Verdict.INFO: "ℹ️",
 }
-HEADLINES = {
-    Verdict.PASS: "no regression",
-    Verdict.FAIL: "regression",
-    Verdict.INCONCLUSIVE: "inconclusive",
-    Verdict.ERROR: "error",
-}
 _RANK = {Verdict.ERROR: 0, Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 3, Verdict.INFO: 4}
 
 
