@@ -206,18 +206,21 @@ def test_a_pass_then_a_regression_write_the_summary_outputs_annotations_and_one_
         first = run_step(env)
         assert first.returncode == 0, first.stdout + first.stderr
         outputs = read_outputs(env["GITHUB_OUTPUT"])
-        assert outputs["verdict"] == "pass" and outputs["exit-code"] == "0"
+        # an A/A pair within a +100% budget passes; a very busy machine may leave it open, never failed
+        verdict = outputs["verdict"]
+        assert verdict in ("pass", "inconclusive") and outputs["exit-code"] == "0"
         assert 0.5 < float(outputs["worst-ratio"]) < 2.0
+        heading = {"pass": "## ✅ perfgate: PASS", "inconclusive": "## ⚠️ perfgate: INCONCLUSIVE"}[verdict]
         summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
-        assert MARKER.match(summary) and "## ✅ perfgate: PASS" in summary and "https://github.example/octo/models/actions/runs/42" in summary
-        assert "::error" not in first.stdout and "::warning" not in first.stdout
+        assert MARKER.match(summary) and heading in summary and "https://github.example/octo/models/actions/runs/42" in summary
+        assert "::error" not in first.stdout and ("::warning" in first.stdout) == (verdict == "inconclusive")
         assert github.writes() == [("POST", "/repos/octo/models/issues/7/comments")]
         comment = github.comments[7][-1]
-        assert MARKER.match(comment["body"]) and "PASS" in comment["body"]
+        assert MARKER.match(comment["body"]) and heading in comment["body"]
         assert all(auth == "Bearer t0ken" for *_, auth in github.requests)
         # perfgate's own output runs with workflow commands stopped, the annotations after
         token = re.search(r"::stop-commands::([0-9a-f]{32})", first.stdout).group(1)
-        assert first.stdout.index(f"::{token}::") > first.stdout.index("PASS: all")
+        assert first.stdout.index(f"::stop-commands::{token}") < first.stdout.index(f"{verdict.upper()}: ") < first.stdout.index(f"::{token}::")
 
         shutil.copy(FIXTURES / "mlp_slow.onnx", workspace / "pr.onnx")  # a push that makes the model ~11x slower
         second = run_step(env)
@@ -229,7 +232,7 @@ def test_a_pass_then_a_regression_write_the_summary_outputs_annotations_and_one_
         errors = [line for line in second.stdout.splitlines() if line.startswith("::error ")]
         assert errors and errors[0].startswith("::error title=perfgate regression%3A latency.") and "over the +100%25 budget" in errors[0]
         summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
-        assert "## ✅ perfgate: PASS" in summary and "## ❌ perfgate: FAIL" in summary  # each step appends its own
+        assert heading in summary and "## ❌ perfgate: FAIL" in summary  # each step appends its own
         assert github.writes()[1][0] == "PATCH" and github.writes()[1][1].endswith(f"/issues/comments/{comment['id']}")
         assert len(github.comments[7]) == 107 and "FAIL" in github.comments[7][-1]["body"]  # updated in place
         assert github.comments[7][105] == {"id": other, "body": "<!-- perfgate-comment: 0123456789abcdef -->\nanother comparison's report"}
