@@ -111,6 +111,9 @@ def cli() -> None:
 @click.option("--candidate-backend", default=None, metavar="NAME", help="As --reference-backend, for the candidate.")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Also write the full report as JSON here.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format on stdout.")
+@click.option("--markdown", "markdown_path", default=None, metavar="PATH", help="Also write the report as Markdown (a job summary, a PR comment).")
+@click.option("--junit", "junit_path", default=None, metavar="PATH", help="Also write the report as JUnit XML, one test case per gated check.")
+@click.option("--html", "html_path", default=None, metavar="PATH", help="Also write the report as a self-contained HTML page with charts.")
 @click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the result is inconclusive.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
@@ -143,6 +146,9 @@ def compare(
     candidate_backend: str | None,
     json_path: str | None,
     fmt: str,
+    markdown_path: str | None,
+    junit_path: str | None,
+    html_path: str | None,
     fail_on_inconclusive: bool,
     quiet: bool,
     debug: bool,
@@ -152,6 +158,7 @@ def compare(
     from perfgate.pipeline import error_report, run_comparison
 
     progress = None if quiet else (lambda message: click.echo(f"perfgate: {message}", err=True))
+    outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
     config = None
     try:
         config = CompareConfig.from_options(
@@ -169,12 +176,14 @@ def compare(
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)
         report = error_report(exc, config, message=_in_cli_words(exc))
         _write_json(report, json_path, debug)
-        if fmt == "json":
-            click.echo(dumps(report))
+        _write_outputs(report, outputs, debug)
+        if fmt != "text":  # a machine-readable format gets its report of the error too
+            click.echo(render(report, fmt), nl=fmt == "json")
         _say_error(exc, debug)
         return exc.exit_code if isinstance(exc, PerfgateError) else EXIT_RUNTIME
 
     _write_json(report, json_path, debug)
+    _write_outputs(report, outputs, debug)
     click.echo(render(report, fmt), nl=fmt == "json")
     return _verdict_exit(report, fail_on_inconclusive)
 
@@ -237,6 +246,22 @@ def _write_json(report: Report, path: str | None, debug: bool) -> None:
         if debug:
             traceback.print_exc()
         sys.exit(EXIT_RUNTIME)
+
+
+def _write_outputs(report: Report, paths: dict[str, str | None], debug: bool) -> None:
+    """--markdown, --junit, --html: each written atomically; a failure is a runtime error (exit 3)."""
+    from perfgate.report.files import write_atomically
+
+    for fmt, path in paths.items():
+        if path is None:
+            continue
+        try:
+            write_atomically(path, render(report, fmt))
+        except OSError as exc:
+            click.echo(f"perfgate: error: cannot write the {fmt} report to {path!r} (--{fmt}): {exc.strerror or exc}", err=True)
+            if debug:
+                traceback.print_exc()
+            sys.exit(EXIT_RUNTIME)
 
 
 def _flag(name: str, value: str | None) -> str:

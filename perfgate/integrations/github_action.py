@@ -1,0 +1,293 @@
+"""The GitHub Action's gate step (``action.yml`` runs ``python -m perfgate.integrations.github_action``).
+
+It runs ``perfgate compare`` with the step's inputs (given as ``INPUT_*`` variables, never
+spliced into a script), then writes what a pull request shows: the Markdown report to the
+job summary, one ``::error`` annotation per failed check and a ``::warning`` per
+inconclusive one (worst first, at most 10: GitHub shows no more per step), the step's
+outputs, and one comment on the pull request, updated in place. It exits with the gate's
+exit code. A fork's read-only token cannot comment: then the summary is all, with a notice.
+
+``python -m perfgate.integrations.github_action comment DIR`` posts the comment from a
+``workflow_run`` workflow instead, for forks' pull requests (see docs/action.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from perfgate.errors import EXIT_RUNTIME, EXIT_USAGE, UsageError
+from perfgate.integrations.github_comment import MARKER, GitHub, GitHubError, marker_for, pull_request_number, read_event
+from perfgate.report.files import write_atomically
+from perfgate.report.html import render_html
+from perfgate.report.markdown import MAX_CHARS, render_markdown
+from perfgate.report.summary import gated, safe, where, worst_first, worst_ratio
+from perfgate.results import Report, Verdict
+
+MAX_ANNOTATIONS = 10  # GitHub shows at most 10 error and 10 warning annotations per step
+_TRUE = {"true", "yes", "1", "on"}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    reference: str
+    candidate: str
+    data: str
+    inputs: tuple[str, ...] = ()
+    max_latency_increase: str = ""
+    budgets: tuple[str, ...] = ()
+    batch_sizes: tuple[str, ...] = ()
+    device: str = ""
+    time_budget: str = ""
+    fail_on_inconclusive: bool = False
+    comment_on_pr: bool = True
+    token: str = ""
+    working_directory: str = "."
+    args: tuple[str, ...] = ()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> "Inputs":
+        def get(name: str) -> str:
+            return environ.get(f"INPUT_{name}", "").strip()
+
+        missing = [name.lower().replace("_", "-") for name in ("REFERENCE", "CANDIDATE", "DATA") if not get(name)]
+        if missing:
+            raise UsageError(f"the action needs the input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        try:
+            args = tuple(shlex.split(get("ARGS")))
+        except ValueError as exc:
+            raise UsageError(f"the input args cannot be split into arguments: {exc}") from None
+        return cls(
+            reference=get("REFERENCE"), candidate=get("CANDIDATE"), data=get("DATA"),
+            # one mapping a line: a column name may hold a comma or a space
+            inputs=tuple(line.strip() for line in get("INPUTS").splitlines() if line.strip()),
+            max_latency_increase=get("MAX_LATENCY_INCREASE"),
+            budgets=tuple(re.split(r"[\s,]+", get("BUDGETS"))) if get("BUDGETS") else (),
+            batch_sizes=tuple(re.split(r"[\s,]+", get("BATCH_SIZES"))) if get("BATCH_SIZES") else (),
+            device=get("DEVICE"), time_budget=get("TIME_BUDGET"),
+            fail_on_inconclusive=get("FAIL_ON_INCONCLUSIVE").lower() in _TRUE,
+            comment_on_pr=get("COMMENT_ON_PR").lower() in _TRUE if get("COMMENT_ON_PR") else True,
+            token=get("GITHUB_TOKEN"), working_directory=get("WORKING_DIRECTORY") or ".", args=args,
+        )  # fmt: skip
+
+    def compare_args(self, json_path: Path, html_path: Path) -> list[str]:
+        args = ["compare", "--reference", self.reference, "--candidate", self.candidate, "--data", self.data]
+        for mapping in self.inputs:
+            args += ["--input", mapping]
+        if self.max_latency_increase:
+            args += ["--max-latency-increase", self.max_latency_increase]
+        for budget in self.budgets:
+            args += ["--budget", budget]
+        for size in self.batch_sizes:
+            args += ["--batch-size", size]
+        if self.device:
+            args += ["--device", self.device]
+        if self.time_budget:
+            args += ["--time-budget", self.time_budget]
+        if self.fail_on_inconclusive:
+            args.append("--fail-on-inconclusive")
+        return args + list(self.args) + ["--json", str(json_path), "--html", str(html_path)]
+
+    def marker(self, environ: Mapping[str, str]) -> str:
+        """What names this comparison: where it runs and what it compares (not its budgets,
+        so that a budget changed in a pull request edits the same comment)."""
+        return marker_for([environ.get("GITHUB_WORKFLOW", ""), environ.get("GITHUB_JOB", ""), self.working_directory,
+                           self.reference, self.candidate, self.data, self.device, self.batch_sizes, self.inputs])  # fmt: skip
+
+
+def run(environ: Mapping[str, str] = os.environ) -> int:
+    try:
+        inputs = Inputs.from_environment(environ)
+    except UsageError as exc:
+        print(f"::error title=perfgate::{_data(exc.message)}", flush=True)
+        return EXIT_USAGE
+    marker = inputs.marker(environ)
+    out = Path(environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "perfgate" / MARKER.search(marker).group(1)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "report.html"}
+    for path in paths.values():
+        path.unlink(missing_ok=True)  # a report left by an earlier step must not pass for this one's
+    code, last_error = _run_gate(inputs.compare_args(paths["json"], paths["html"]), inputs.working_directory)
+    report = _read(paths["json"], code, last_error)
+    if not paths["html"].exists():
+        write_atomically(paths["html"], render_html(report))
+    markdown = f"{marker}\n{render_markdown(report, max_chars=MAX_CHARS)}{_footer(environ)}"
+    write_atomically(paths["markdown"], markdown)
+    _append(environ.get("GITHUB_STEP_SUMMARY"), markdown)
+    for line in annotations(report):
+        print(line, flush=True)
+    ratio = worst_ratio(report)
+    _set_outputs(environ.get("GITHUB_OUTPUT"), {
+        "verdict": report.verdict.value, "exit-code": str(code), "worst-ratio": "" if ratio is None else f"{ratio:.4f}",
+        "report-json": str(paths["json"]), "report-markdown": str(paths["markdown"]), "report-html": str(paths["html"]),
+    })  # fmt: skip
+    if inputs.comment_on_pr:
+        number = pull_request_number(read_event(environ))
+        if number is None:
+            print("perfgate: not a pull request event: no comment to write", flush=True)
+        else:
+            _comment(GitHub.from_environment(inputs.token, environ), number, markdown)
+    return code
+
+
+def _run_gate(args: Sequence[str], cwd: str) -> tuple[int, str]:
+    """``perfgate compare`` with its output in the log, where nothing it prints (a column
+    name, a path) can be taken for a workflow command; returns its exit code and its last
+    error line."""
+    token = uuid.uuid4().hex
+    print(f"::stop-commands::{token}", flush=True)
+    last_error = ""
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "perfgate", *args], cwd=cwd, stderr=subprocess.PIPE, text=True, errors="replace")
+    except OSError as exc:
+        print(f"::{token}::", flush=True)
+        return EXIT_RUNTIME, f"perfgate: error: cannot run perfgate in {cwd!r}: {exc.strerror or exc}"
+    assert process.stderr is not None
+    for line in process.stderr:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if line.startswith("perfgate: error:") or line.startswith("perfgate: internal error:"):
+            last_error = line.strip()
+    code = process.wait()
+    print(f"::{token}::", flush=True)
+    return code, last_error
+
+
+def _read(path: Path, code: int, last_error: str) -> Report:
+    """The gate's report, or a report of the error where it wrote none (a flag it refused)."""
+    from perfgate.errors import PerfgateError
+    from perfgate.pipeline import error_report
+    from perfgate.report.json import read_report
+
+    if path.exists():
+        try:
+            return read_report(path)
+        except PerfgateError as exc:
+            last_error = f"perfgate: error: cannot read the report: {exc}"
+    message = last_error.removeprefix("perfgate: error:").strip() or f"perfgate compare exited {code} without a report"
+    error = UsageError(message) if code == EXIT_USAGE else PerfgateError(message)
+    report = error_report(error)
+    write_atomically(path, _dumps(report))
+    return report
+
+
+def _dumps(report: Report) -> str:
+    from perfgate.report.json import dumps
+
+    return dumps(report) + "\n"
+
+
+def annotations(report: Report) -> list[str]:
+    """``::error`` per failed check, ``::warning`` per inconclusive one, worst first, at most 10."""
+    if report.verdict is Verdict.ERROR:
+        message = report.error.message if report.error is not None else report.reason
+        return [f"::error title={_property('perfgate: the comparison could not be carried out')}::{_data(message)}"]
+    lines = []
+    for check in worst_first(gated(report)):
+        if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+            break
+        kind = "error" if check.verdict is Verdict.FAIL else "warning"
+        word = "regression" if check.verdict is Verdict.FAIL else "inconclusive"
+        lines.append(f"::{kind} title={_property(f'perfgate {word}: {where(check)}')}::{_data(check.reason)}")
+    if len(lines) > MAX_ANNOTATIONS:
+        hidden = len(lines) - (MAX_ANNOTATIONS - 1)
+        lines = lines[: MAX_ANNOTATIONS - 1] + [f"::notice title=perfgate::{hidden} more checks failed or are inconclusive: see the job summary"]
+    return lines
+
+
+def _data(text: str) -> str:
+    """A workflow command's message: one line, however the name it quotes was written."""
+    return safe(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _footer(environ: Mapping[str, str]) -> str:
+    server, repository, run_id = (environ.get(name, "") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))
+    if not (server and repository and run_id):
+        return ""
+    return f"\n<sub>perfgate · [workflow run]({server}/{repository}/actions/runs/{run_id})</sub>\n"
+
+
+def _append(path: str | None, text: str) -> None:
+    if path:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(text if text.endswith("\n") else text + "\n")
+
+
+def _set_outputs(path: str | None, outputs: Mapping[str, str]) -> None:
+    if not path:
+        return
+    delimiter = f"perfgate_{uuid.uuid4().hex}"
+    with open(path, "a", encoding="utf-8") as file:
+        for name, value in outputs.items():
+            file.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def _comment(github: GitHub, number: int, body: str) -> None:
+    try:
+        action, comment_id = github.upsert_comment(number, body)
+    except GitHubError as exc:
+        if exc.forbidden:
+            print(f"::notice title=perfgate::cannot comment on pull request #{number} with this token ({_data(str(exc))}); "
+                  "a pull request from a fork gets a read-only token. The report is in the job summary; to comment on "
+                  "forks' pull requests, post it from a workflow_run workflow (see perfgate's docs/action.md).", flush=True)  # fmt: skip
+        else:
+            print(f"::warning title=perfgate::cannot comment on pull request #{number}: {_data(str(exc))}", flush=True)
+        return
+    print(f"perfgate: {action} the comment on pull request #{number} (id {comment_id})", flush=True)
+
+
+def comment_from_run(directory: str, environ: Mapping[str, str] = os.environ) -> int:
+    """For a ``workflow_run`` workflow: post the report a pull request's run uploaded (DIR
+    holds its report.json and report.md) as that pull request's comment. The body is
+    rendered again from report.json, so nothing the fork wrote reaches the comment as
+    Markdown; the pull request is found from the event, not from the artifact."""
+    from perfgate.report.json import read_report
+
+    folder = Path(directory)
+    try:
+        report = read_report(next(folder.rglob("report.json")))
+        found = MARKER.search((next(folder.rglob("report.md"))).read_text(encoding="utf-8", errors="replace")[:200])
+    except StopIteration:
+        print(f"::error title=perfgate::no report.json and report.md under {_data(directory)}", flush=True)
+        return EXIT_USAGE
+    if found is None:
+        print("::error title=perfgate::report.md does not start with perfgate's comment marker", flush=True)
+        return EXIT_USAGE
+    github = GitHub.from_environment(environ.get("GITHUB_TOKEN", ""), environ)
+    run_event = read_event(environ).get("workflow_run") or {}
+    try:
+        number = github.pull_request_of_run(run_event)
+    except GitHubError as exc:
+        print(f"::warning title=perfgate::cannot find the pull request of the run: {_data(str(exc))}", flush=True)
+        return 0
+    if number is None:
+        print("perfgate: the run is not a pull request's: no comment to write", flush=True)
+        return 0
+    _comment(github, number, f"{found.group(0)}\n{render_markdown(report)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["comment"] and len(args) == 2:
+        sys.exit(comment_from_run(args[1]))
+    if args:
+        print("usage: python -m perfgate.integrations.github_action [comment DIR]", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

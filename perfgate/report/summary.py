@@ -1,0 +1,138 @@
+"""What every rendered report says the same way: which checks decide the verdict and
+which are worst, the verdict's symbol and words, a check's cells, and text made safe.
+
+The Markdown, HTML and XML renderers and the GitHub Action all read a report through
+these, so that a comment, a page and an annotation never disagree about which check is
+the worst or how a change is written.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+
+from perfgate.formatting import format_bytes, format_change
+from perfgate.metrics import family_of
+from perfgate.results import Check, Report, Verdict
+
+SYMBOLS = {
+    Verdict.PASS: "✅",
+    Verdict.FAIL: "❌",
+    Verdict.INCONCLUSIVE: "⚠️",
+    Verdict.ERROR: "💥",
+    Verdict.INFO: "ℹ️",
+}
+_RANK = {Verdict.ERROR: 0, Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 3, Verdict.INFO: 4}
+
+
+def gated(report: Report) -> list[Check]:
+    """The checks with a budget: the ones that make the verdict."""
+    return [check for check in report.checks if check.verdict is not Verdict.INFO]
+
+
+def informational(report: Report) -> list[Check]:
+    return [check for check in report.checks if check.verdict is Verdict.INFO]
+
+
+def severity(check: Check) -> float:
+    """How far a check's estimate stands from its budget: 1 on the limit, above 1 past it
+    (for higher-is-better metrics too); -inf where there is nothing to compare."""
+    ratio = check.ratio
+    if ratio is not None and ratio > 0 and check.limit:
+        return ratio / check.limit if not check.higher_is_better else check.limit / ratio
+    if check.absolute_limit and check.reference is not None and check.candidate is not None:
+        return (check.candidate - check.reference) / check.absolute_limit
+    return -math.inf
+
+
+def worst_first(checks: list[Check] | tuple[Check, ...]) -> list[Check]:
+    """Failed checks, then inconclusive, then passed (then info); the furthest over budget first."""
+    return sorted(checks, key=lambda check: (_RANK[check.verdict], -severity(check)))
+
+
+def worst_ratio(report: Report) -> float | None:
+    """The candidate/reference ratio of the worst gated check (None when none has one)."""
+    for check in worst_first(gated(report)):
+        if check.ratio is not None:
+            return check.ratio
+    return None
+
+
+def measured(report: Report) -> list[Check]:
+    """The checks with a finite value for the candidate (every one a tracker can chart)."""
+    return [check for check in report.checks if check.candidate is not None and math.isfinite(check.candidate)]
+
+
+def counts(report: Report) -> dict[Verdict, int]:
+    found = {verdict: 0 for verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS)}
+    for check in gated(report):
+        found[check.verdict] = found.get(check.verdict, 0) + 1
+    return found
+
+
+def tally(report: Report) -> str:
+    """'2 of 8 checks over budget, 1 inconclusive' / 'all 8 checks within budget'."""
+    found = counts(report)
+    total = sum(found.values())
+    if not total:
+        return "no gated checks"
+    parts = []
+    if found[Verdict.FAIL]:
+        parts.append(f"{found[Verdict.FAIL]} of {total} checks over budget")
+    if found[Verdict.INCONCLUSIVE]:
+        parts.append(f"{found[Verdict.INCONCLUSIVE]} inconclusive")
+    if not parts:
+        return f"all {total} check{'s' if total != 1 else ''} within budget"
+    return ", ".join(parts)
+
+
+def where(check: Check) -> str:
+    return family_of(check).where(check)
+
+
+def place(check: Check) -> str:
+    return family_of(check).place(check)
+
+
+def value(check: Check, which: float | None) -> str:
+    return family_of(check).format_value(which, check)
+
+
+def change(check: Check) -> str:
+    if check.unit == "bytes" and check.reference is not None and check.candidate is not None:
+        difference = check.candidate - check.reference
+        described = f"{'+' if difference >= 0 else '-'}{format_bytes(abs(difference))}"
+        return described + (f" ({format_change(check.ratio, 1)})" if check.ratio else "")
+    return "-" if check.ratio is None else format_change(check.ratio, 1)
+
+
+def interval(check: Check) -> str:
+    if check.ci is None:
+        return "-"
+    return f"{format_change(check.ci[0], 1)} to {format_change(check.ci[1], 1)}"
+
+
+def level(check: Check) -> str:
+    if check.ci_level is None:
+        return ""
+    text = f"{check.ci_level * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def verdict_word(verdict: Verdict) -> str:
+    return verdict.value if verdict is Verdict.INFO else verdict.value.upper()
+
+
+def safe(text: object) -> str:
+    """``text`` with control and format characters (newlines, bidirectional overrides,
+    zero-width marks) replaced by U+FFFD, so that a name cannot break a line, a table row
+    or an XML document, nor show other text than it holds."""
+    return "".join(
+        "\N{REPLACEMENT CHARACTER}" if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
+        else char
+        for char in str(text)
+    )  # fmt: skip
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
