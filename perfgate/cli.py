@@ -2,15 +2,16 @@
 
 Exit codes: 0 pass (and inconclusive, with a warning, unless --fail-on-inconclusive),
 1 regression, 2 usage error, 3 runtime error, 4 inconclusive with --fail-on-inconclusive.
-Errors are one line on stderr; --debug adds the traceback and the worker's log.
+Errors are one line on stderr; --debug adds the traceback and the worker's log. Exit 1
+means a regression and nothing else: a report that cannot be written (to --json or to
+stdout) is exit 3.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
-from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import click
 
@@ -22,10 +23,16 @@ from perfgate.errors import (
     EXIT_RUNTIME,
     EXIT_USAGE,
     PerfgateError,
+    UsageError,
 )
+from perfgate.cli_io import StdoutFailed, emit, refuse_overwriting_inputs, stdout_failed
 from perfgate.report import FORMATS, render
-from perfgate.report.json import dumps, read_report
+from perfgate.report.json import dumps, read_report, write_report
+from perfgate.report.text import printable
 from perfgate.results import Report, Verdict
+
+if TYPE_CHECKING:
+    from perfgate.config import CompareConfig
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -39,9 +46,12 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--reference", "-r", required=True, metavar="MODEL", help="The model to compare against (e.g. main's build).")
-@click.option("--candidate", "-c", required=True, metavar="MODEL", help="The model under test.")
-@click.option("--data", "-d", required=True, metavar="PARQUET", help="Parquet file whose rows feed both models.")
+@click.option(
+    "--reference", "--reference-path", "-r", "reference", required=True, metavar="MODEL",
+    help="The model to compare against (e.g. main's build): a model file, a SavedModel, or a directory holding one model file.",
+)  # fmt: skip
+@click.option("--candidate", "--model-path", "-c", "candidate", required=True, metavar="MODEL", help="The model under test (as --reference).")
+@click.option("--data", "--dataset", "-d", "data", required=True, metavar="PARQUET", help="Parquet file whose rows feed both models.")
 @click.option(
     "--input", "inputs", multiple=True, metavar="[NAME=]COLS",
     help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'); COLS alone "
@@ -155,10 +165,15 @@ def compare(
 ) -> int:
     """Compare a candidate model against a reference on a Parquet dataset."""
     from perfgate.config import CompareConfig
-    from perfgate.pipeline import error_report, run_comparison
+    from perfgate.pipeline import run_comparison
 
-    progress = None if quiet else (lambda message: click.echo(f"perfgate: {message}", err=True))
+    models = {"reference": (reference, reference_backend), "candidate": (candidate, candidate_backend)}
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
+    try:
+        refuse_overwriting_inputs(_report_paths(json_path, outputs), models, data)
+    except UsageError as exc:
+        return _fail(exc, None, None, {}, fmt, debug)  # the report would replace an input: write none
+    progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
     config = None
     try:
         config = CompareConfig.from_options(
@@ -172,20 +187,38 @@ def compare(
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
             memory_floor=memory_floor, allow_nonfinite=allow_nonfinite,
         )  # fmt: skip
+        for warning in config.warnings():
+            click.echo(f"perfgate: warning: {printable(warning)}", err=True)
         report = run_comparison(config, progress=progress)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)
-        report = error_report(exc, config, message=_in_cli_words(exc))
-        _write_json(report, json_path, debug)
-        _write_outputs(report, outputs, debug)
-        if fmt != "text":  # a machine-readable format gets its report of the error too
-            click.echo(render(report, fmt), nl=fmt == "json")
-        _say_error(exc, debug)
-        return exc.exit_code if isinstance(exc, PerfgateError) else EXIT_RUNTIME
+        return _fail(exc, config, json_path, outputs, fmt, debug)
 
     _write_json(report, json_path, debug)
     _write_outputs(report, outputs, debug)
-    click.echo(render(report, fmt), nl=fmt == "json")
+    emit(render(report, fmt), nl=fmt == "json")
     return _verdict_exit(report, fail_on_inconclusive)
+
+
+def _fail(
+    exc: BaseException, config: CompareConfig | None, json_path: str | None, outputs: dict[str, str | None], fmt: str, debug: bool
+) -> int:
+    """An error's report (to --json, the other report files and, with a machine-readable
+    --format, stdout), its one line, its exit code."""
+    if json_path is not None or fmt != "text" or any(outputs.values()):
+        from perfgate.pipeline import error_report
+
+        report = error_report(exc, config, message=_in_cli_words(exc))
+        _write_json(report, json_path, debug)
+        _write_outputs(report, outputs, debug)
+    _say_error(exc, debug)
+    if fmt != "text":
+        emit(render(report, fmt), nl=fmt == "json")
+    return exc.exit_code if isinstance(exc, PerfgateError) else EXIT_RUNTIME
+
+
+def _report_paths(json_path: str | None, outputs: dict[str, str | None]) -> dict[str, str | None]:
+    """Every report file asked for, by its flag."""
+    return {"--json": json_path, **{f"--{fmt}": path for fmt, path in outputs.items()}}
 
 
 @cli.command("report")
@@ -215,7 +248,7 @@ def report_command(
     except PerfgateError as exc:
         _say_error(exc, debug)
         return exc.exit_code
-    click.echo(render(report, fmt), nl=fmt == "json")
+    emit(render(report, fmt), nl=fmt == "json")
     return _verdict_exit(report, fail_on_inconclusive)
 
 
@@ -240,9 +273,9 @@ def _write_json(report: Report, path: str | None, debug: bool) -> None:
     if path is None:
         return
     try:
-        Path(path).write_text(dumps(report) + "\n")
+        write_report(report, path)
     except OSError as exc:
-        click.echo(f"perfgate: error: cannot write the JSON report to {path!r}: {exc.strerror or exc}", err=True)
+        click.echo(printable(f"perfgate: error: cannot write the JSON report to {path!r}: {exc.strerror or exc}"), err=True)
         if debug:
             traceback.print_exc()
         sys.exit(EXIT_RUNTIME)
@@ -266,7 +299,7 @@ def _write_outputs(report: Report, paths: dict[str, str | None], debug: bool) ->
 
 def _flag(name: str, value: str | None) -> str:
     """An option's API keyword as compare's flag ('time_budget_s' -> '--time-budget')."""
-    flags = {param.name: max(param.opts, key=len) for param in compare.params if param.opts}
+    flags = {param.name: next(o for o in param.opts if o.startswith("--")) for param in compare.params if param.opts}
     flag = flags.get(_API_TO_PARAM.get(name, name), f"--{name.replace('_', '-')}")
     return flag if value is None else f"{flag} {value}"
 
@@ -282,32 +315,71 @@ def _in_cli_words(exc: BaseException) -> str:
 
 def _say_error(exc: BaseException, debug: bool) -> None:
     if isinstance(exc, PerfgateError):
-        click.echo(f"perfgate: error: {_in_cli_words(exc)}", err=True)
+        click.echo(f"perfgate: error: {printable(_in_cli_words(exc))}", err=True)
         if debug:
             traceback.print_exception(exc)
             if exc.details:
                 click.echo(exc.details, err=True)
     else:
-        click.echo(f"perfgate: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        line = f"perfgate: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        click.echo(printable(line), err=True)
         if debug:
             traceback.print_exception(exc)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _parse_error(exc: click.exceptions.UsageError, args: Sequence[str]) -> int:
+    """A command-line error click found before the command ran: one line, and for compare
+    the error report that --json and --format json still ask for."""
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    error = UsageError(f"{exc.format_message()}{where}")
+    raw = _raw_compare_options(args)
+    models = {"reference": (raw.get("reference") or "", None), "candidate": (raw.get("candidate") or "", None)}
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="perfgate", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-        code = EXIT_USAGE
-    except click.exceptions.UsageError as exc:
-        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        click.echo(f"perfgate: error: {exc.format_message()}{where}", err=True)
-        code = EXIT_USAGE
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("perfgate: interrupted", err=True)
-        code = 130
+        refuse_overwriting_inputs({"--json": raw.get("json_path")}, models, raw.get("data") or "")
+    except UsageError as refusal:
+        return _fail(refusal, None, None, {}, _known_format(raw.get("fmt")), False)
+    return _fail(error, None, raw.get("json_path"), {}, _known_format(raw.get("fmt")), False)
+
+
+def _known_format(fmt: str | None) -> str:
+    """A --format click refused is no format to write the error's report in."""
+    return fmt if fmt in FORMATS else "text"
+
+
+def _raw_compare_options(args: Sequence[str]) -> dict[str, str]:
+    """compare's options as written, unconverted and unchecked, with unknown ones skipped:
+    what a command line click refused still says about where its report goes."""
+    if not args or args[0] != "compare":
+        return {}
+    parser = compare.make_parser(click.Context(compare, info_name="compare", resilient_parsing=True))
+    parser.ignore_unknown_options = True
+    try:
+        options, _, _ = parser.parse_args(list(args[1:]))
+    except click.exceptions.UsageError:  # an option without its value: nothing to go on
+        return {}
+    return {key: value for key, value in options.items() if isinstance(value, str)}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        try:
+            code = cli.main(args=args, prog_name="perfgate", standalone_mode=False)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            emit(exc.ctx.get_help() if exc.ctx else str(exc))
+            code = EXIT_USAGE
+        except click.exceptions.UsageError as exc:
+            code = _parse_error(exc, args)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo("perfgate: interrupted", err=True)
+            code = 130
+        sys.stdout.flush()
+    except StdoutFailed as exc:
+        code = stdout_failed(str(exc))
+    except OSError as exc:  # click's own output (--help, --version): the commands catch their errors
+        code = stdout_failed(exc.strerror or str(exc))
     sys.exit(code or 0)
 
 

@@ -9,6 +9,7 @@ family (see ``perfgate.budgets.check_measured``).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -19,6 +20,7 @@ from perfgate.inputs import input_options
 from perfgate.metrics import Scope
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import LoadScenario, Settings
+from perfgate.runner import MIN_EPISODE_REQUESTS
 
 DEFAULT_COLD_STARTS = 3
 
@@ -63,6 +65,8 @@ class CompareConfig:
             raise UsageError(f"a batch size is given twice: {list(self.batch_sizes)}")
         if not (_number(self.time_budget_s) and self.time_budget_s > 0):
             raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {self.time_budget_s!r}")
+        if not _whole(self.seed) or self.seed < 0:
+            raise UsageError(f"{option('seed')} must be a whole number of 0 or more, got {self.seed!r}")
         if not _whole(self.threads) or self.threads < 1:
             raise UsageError(f"{option('threads')} must be at least 1, got {self.threads!r}")
         if self.rows is not None and (not _whole(self.rows) or self.rows < 1):
@@ -77,9 +81,34 @@ class CompareConfig:
             raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(self.rates)}")
         if not (_number(self.pad_value) or self.allow_nonfinite):
             raise UsageError(f"{option('pad_value')} must be a finite number, got {self.pad_value!r} (or pass {option('allow_nonfinite')})")
+        self._check_rates_fit_the_time_budget()
         if not self.budgets:
             raise UsageError("at least one budget is needed")
         check_measured(self.budgets, self.scope)
+
+    def _check_rates_fit_the_time_budget(self) -> None:
+        # each model serves at least one episode of MIN_EPISODE_REQUESTS arrivals; slower
+        # than that, the run would overshoot its time budget (or wait for days) before deciding
+        lowest = 2 * MIN_EPISODE_REQUESTS / self.time_budget_s
+        for rate in self.rates:
+            if rate < lowest:
+                episode_s = MIN_EPISODE_REQUESTS / rate
+                raise UsageError(
+                    f"{option('rates', f'{rate:g}')} is too slow for {option('time_budget_s', f'{self.time_budget_s:g}')}: "
+                    f"a load episode of {MIN_EPISODE_REQUESTS} requests per model takes {episode_s:.3g} s at that rate; "
+                    f"use a rate of at least {lowest:.3g} requests per second, or a longer time budget"
+                )
+
+    def warnings(self) -> tuple[str, ...]:
+        """What these settings do to the measurement on this machine: not errors, but worth
+        saying before the run and in its report."""
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if self.threads > usable:
+            return (
+                f"{self.threads} threads per model, but this process may use only {usable} CPU(s): the threads "
+                f"take turns on the cores, so the timings include that contention (use at most {usable})",
+            )
+        return ()
 
     @property
     def on_gpu(self) -> bool:

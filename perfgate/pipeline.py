@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from perfgate import __version__
-from perfgate.backends import require_framework, resolve_backend_name
+from perfgate.backends import model_file, require_framework, resolve_backend_name
 from perfgate.checks import Evaluation, Observations, evaluate, min_samples, where, with_mann_whitney
 from perfgate.cold_starts import WorkerFactory, run_cold_starts
 from perfgate.config import CompareConfig
@@ -62,8 +62,8 @@ def run_comparison(
     environment = capture()
     dataset = ParquetDataset(config.data)
     selection = dataset.select_rows(config.rows, config.seed)
-    paths = {"reference": config.reference, "candidate": config.candidate}
     requested = {"reference": config.reference_backend, "candidate": config.candidate_backend}
+    paths = {side: model_file(getattr(config, side), requested[side]) for side in SIDES}
     backends = {side: resolve_backend_name(paths[side], requested[side]) for side in SIDES}
     for name in set(backends.values()):
         require_framework(name)  # before any process starts
@@ -121,7 +121,7 @@ def run_comparison(
         cold_starts=cold_starts,
         stages=stages(fed, measurement.series, selection.count),
         sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
-        warnings=fed.warnings + run_warnings(measurement.series, measurement.loads, memory),
+        warnings=config.warnings() + fed.warnings + run_warnings(measurement.series, measurement.loads, memory),
         perfgate_version=__version__,
         created=_now(),
     )

@@ -33,6 +33,8 @@ from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSumm
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import LoadPlan, RunBlock, RunLoad, RunWindow, WarmUp, WarmUpModel
 
+MIN_EPISODE_REQUESTS = 20  # a load episode shorter than this says little about queueing
+
 
 @dataclass(frozen=True)
 class MeasurementPlan:
@@ -196,7 +198,7 @@ class _LoadBuilder:
             wanted = max(5 * scenario.clients, plan.target_episode_s / service_s)
         else:
             wanted = scenario.rate * plan.target_episode_s
-        self.requests = int(min(plan.max_episode_requests, max(20, round(wanted))))
+        self.requests = int(min(plan.max_episode_requests, max(MIN_EPISODE_REQUESTS, round(wanted))))
         self.seed = seed
         self.episodes: dict[str, list[Any]] = {side: [] for side in SIDES}
         self.first: list[str] = []

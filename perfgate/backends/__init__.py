@@ -1,7 +1,10 @@
 """Backends by name, imported only when used.
 
 A model's backend is chosen from its path: the extension, or for a directory its
-contents (a SavedModel holds saved_model.pb). ``--reference-backend`` and
+contents (a SavedModel holds saved_model.pb). A directory that is not a SavedModel but
+holds exactly one model file beside other files (``model.onnx`` next to config.json and
+tokenizer.json, as exported for a model hub) runs that file: see ``model_file``.
+``--reference-backend`` and
 ``--candidate-backend`` override that with a built-in name, or with
 ``package.module:Class`` for a backend of your own (a subclass of
 :class:`perfgate.backends.base.Backend`).
@@ -49,6 +52,30 @@ def looks_like_factory(path: str) -> bool:
     """``package.module:function`` (and not a file that happens to contain a colon)."""
     module, sep, function = path.rpartition(":")
     return bool(sep and module and function.isidentifier()) and not Path(path).exists()
+
+
+def model_file(path: str, requested: str | None = None) -> str:
+    """The model that ``path`` names: itself, or for a directory that is not a SavedModel
+    the one model file (or SavedModel) inside it. With a built-in ``requested`` backend only
+    that backend's files count; a backend of your own (``module:Class``) gets the directory."""
+    folder = Path(path)
+    if not folder.is_dir() or is_saved_model(path) or (requested is not None and requested not in BUILTIN_BACKENDS):
+        return path
+    entry = BUILTIN_BACKENDS.get(requested) if requested else None
+    suffixes = entry.suffixes if entry else tuple(s for known in BUILTIN_BACKENDS.values() for s in known.suffixes)
+    found = sorted(
+        child for child in folder.iterdir()
+        if not child.name.startswith(".")
+        and ((child.is_file() and child.suffix.lower() in suffixes)
+             or (child.is_dir() and requested in (None, "tensorflow") and is_saved_model(str(child))))
+    )  # fmt: skip
+    if len(found) == 1:
+        return str(found[0])
+    if found:
+        names = ", ".join(child.name for child in found)
+        raise UsageError(f"{path!r} holds {len(found)} models ({names}); name the one to run, e.g. {str(found[0])!r}")
+    wanted = f"no {requested} model file ({', '.join(suffixes)})" if entry else "no model file (.onnx, .pt, .pt2, .keras, .tflite, ...)"
+    raise UsageError(f"{path!r} is a directory without saved_model.pb (so not a SavedModel) and with {wanted} in it")
 
 
 def backend_for_path(path: str) -> str:

@@ -107,7 +107,14 @@ class TensorFlowBackend(Backend):
         try:
             model = keras.models.load_model(path, safe_mode=True, compile=False)
         except Exception as exc:
-            raise ModelLoadError(f"cannot load model {path!r} with keras: {first_line(exc)}") from exc
+            reason = first_line(exc)
+            if "safe_mode" in reason:  # keras's advice (safe_mode=False) is not one perfgate takes
+                raise ModelLoadError(
+                    f"cannot load model {path!r} with keras: {reason.partition('. ')[0]}; perfgate loads .keras "
+                    f"files in safe mode, which runs no Python code stored in the file: build the model without "
+                    f"it, or export it as a SavedModel (model.export(...))"
+                ) from exc
+            raise ModelLoadError(f"cannot load model {path!r} with keras: {reason}") from exc
         self._inputs = tuple(
             TensorSpec(_keras_name(tensor), str(np.dtype(tensor.dtype)), tuple(tensor.shape)) for tensor in model.inputs
         )

@@ -2,8 +2,12 @@
 
 * ``model.pt`` (also .pth, .ts, .torchscript, .jit): a TorchScript archive (torch.jit.save),
   loaded with torch.jit.load. An archive written by torch.save (a pickled module or a
-  state dict) is refused, not unpickled: unpickling runs arbitrary code.
-* ``model.pt2``: a torch.export program (torch.export.save), loaded with torch.export.load.
+  state dict) is refused, not unpickled: unpickling runs arbitrary code. It is only
+  looked into with torch.load(weights_only=True), which unpickles nothing but tensors, to
+  say which of the two it is.
+* ``model.pt2``: a torch.export program (torch.export.save), loaded with torch.export.load
+  with every torch.load inside it held to weights_only (TORCH_FORCE_WEIGHTS_ONLY_LOAD);
+  an archive with pickled Python objects or AOTInductor's compiled code is refused.
 * ``package.module:function``, only with ``--reference-backend torch`` or
   ``--candidate-backend torch``: imports the module and calls the function, which must
   return an ``nn.Module``. This runs your code, which is why it must be asked for.
@@ -19,11 +23,16 @@ the outputs back inside the timed call.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import logging
+import os
+import pickle
+import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -34,6 +43,15 @@ from perfgate.tensors import TensorSpec
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit")
 EXPORT_SUFFIXES = (".pt2",)
+INTERPRETER_FAILED = "The following operation failed in the TorchScript interpreter."
+# what a torch.export archive may hold that loading it would run: pickled Python objects
+# (unpickled with pickle.loads) and AOTInductor's compiled shared libraries
+UNSAFE_PT2_ENTRIES = {"data/constants/opaque_obj_": "pickled Python objects", "data/aotinductor/": "compiled native code (AOTInductor)"}
+
+
+class TorchScriptError(RuntimeError):
+    """A TorchScript model's own exception, told by its last line: the interpreter's first
+    line says only that something failed."""
 
 
 class TorchBackend(Backend):
@@ -91,10 +109,15 @@ class TorchBackend(Backend):
         return tensors
 
     def run(self, prepared: tuple[Any, ...]) -> Any:
-        if self.options.include_transfers and self.options.on_gpu:
-            outputs = self._module(*(tensor.to(self._device) for tensor in prepared))
-            return _to_host(self._torch, outputs)
-        return self._module(*prepared)
+        try:  # free while nothing is raised (zero-cost exceptions), so the timed call pays nothing
+            if self.options.include_transfers and self.options.on_gpu:
+                outputs = self._module(*(tensor.to(self._device) for tensor in prepared))
+                return _to_host(self._torch, outputs)
+            return self._module(*prepared)
+        except Exception as exc:  # torch.jit.Error is no RuntimeError
+            if str(exc).startswith(INTERPRETER_FAILED):
+                raise TorchScriptError(_last_line(exc)) from exc
+            raise
 
     def synchronize(self) -> None:
         if self.options.on_gpu:
@@ -147,11 +170,21 @@ def _load_module(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorS
         return module, tuple(TensorSpec(a.name, None, None, float_dtype) for a in arguments), "torchscript"
     if kind == "pickle":
         raise ModelLoadError(
-            f"{path!r} was written by torch.save (a pickled module or state dict); perfgate does not unpickle "
-            f"models. Save it with torch.jit.save or torch.export.save, or pass a factory "
-            f"package.module:function with --reference-backend/--candidate-backend torch"
+            f"{path!r} was written by torch.save ({_pickled_what(torch, path)}); perfgate does not unpickle "
+            f"models, as unpickling runs whatever code the file names. Save it with torch.jit.save or "
+            f"torch.export.save, or pass a factory package.module:function with --reference-backend/--candidate-backend torch"
         )
     raise ModelLoadError(f"cannot load model {path!r}: not a TorchScript archive or a torch.export program")
+
+
+def _pickled_what(torch: Any, path: str) -> str:
+    """'a state dict' or 'a pickled nn.Module', told apart by the loader that refuses
+    anything but tensors and plain containers."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return "a pickled nn.Module or other Python objects"
+    return "a state dict: weights without the model's code"
 
 
 def _archive_kind(file: Path) -> str:
@@ -167,10 +200,20 @@ def _archive_kind(file: Path) -> str:
 
 
 def _from_export(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorSpec, ...], str]:
-    try:
-        program = torch.export.load(path)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load model {path!r} with torch.export.load: {first_line(exc)}") from exc
+    _refuse_unsafe_archive(Path(path))
+    with _torch_log() as logged, _weights_only():
+        try:
+            program = torch.export.load(path)
+        except pickle.UnpicklingError as exc:
+            raise ModelLoadError(
+                f"cannot load model {path!r}: it holds pickled Python objects, which perfgate does not unpickle "
+                f"(they can run any code); export the model again without them"
+            ) from exc
+        except Exception as exc:
+            # torch logs the real cause and raises "check the warnings above": quote the cause
+            cause = next((record.exc_info[1] for record in logged if record.exc_info), None)
+            reason = f"{type(cause).__name__}: {_sentence(first_line(cause))}" if cause is not None else first_line(exc)
+            raise ModelLoadError(f"cannot load model {path!r} with torch.export.load: {reason}") from (cause or exc)
     user_inputs = list(program.graph_signature.user_inputs)
     specs = []
     for node in program.graph.nodes:
@@ -183,6 +226,77 @@ def _from_export(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorS
             specs.append(TensorSpec(node.name, _numpy_dtype(value.dtype), shape))
     module = program.module().to(device)
     return module, tuple(specs), "torch.export"
+
+
+def _refuse_unsafe_archive(file: Path) -> None:
+    if _archive_kind(file) == "torchscript":
+        raise ModelLoadError(
+            f"cannot load model {str(file)!r}: it is a TorchScript archive (torch.jit.save), not a torch.export "
+            f"program; name it .pt"
+        )
+    if not zipfile.is_zipfile(file):
+        raise ModelLoadError(f"cannot load model {str(file)!r}: not a torch.export archive (not a zip file)")
+    with zipfile.ZipFile(file) as archive:
+        inner = [name.partition("/")[2] for name in archive.namelist()]  # below the archive's top folder
+    for prefix, what in UNSAFE_PT2_ENTRIES.items():
+        if any(name.startswith(prefix) for name in inner):
+            raise ModelLoadError(
+                f"cannot load model {str(file)!r}: the archive holds {what}, which loading would run; "
+                f"perfgate loads only plain torch.export programs (torch.export.save)"
+            )
+
+
+@contextlib.contextmanager
+def _weights_only() -> Iterator[None]:
+    """Every torch.load inside (torch.export.load calls it for weights and constants, falling
+    back to full unpickling on its own) unpickles only tensors and plain containers."""
+    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _torch_log() -> Iterator[list[logging.LogRecord]]:
+    """The warnings torch logs meanwhile (its export loggers do not propagate)."""
+    handler = _Records()
+    loggers = [logging.getLogger("torch"), logging.getLogger("torch.export")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield handler.records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+def _last_line(exc: BaseException) -> str:
+    """'RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x16 and 8x4)': the line a
+    TorchScript traceback ends with, the exception the model raised."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].removeprefix("builtins.") if lines else type(exc).__name__
+
+
+def _sentence(text: str) -> str:
+    """The first sentence (torch's errors go on with advice that seldom applies)."""
+    head, dot, rest = text.partition(". ")
+    return f"{head}." if dot and rest.strip() else text
 
 
 def _from_factory(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorSpec, ...], str]:

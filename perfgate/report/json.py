@@ -4,12 +4,22 @@ The JSON is the one on-disk form of a report (``schema_version`` in perfgate.res
 what changed when). Metric names are written as strings and parsed back through the
 metric registry, so a check read from disk carries the same structured metric as one
 just judged.
+
+Standard JSON has no NaN or infinity, and a report may hold them (``--pad-value nan``, a
+ratio over a zero). They are written as the strings ``"NaN"``, ``"Infinity"`` and
+``"-Infinity"`` (the convention of protobuf's JSON mapping, which strict parsers accept
+and jq or JavaScript read without error) and read back as floats wherever the report
+holds a number; ``null`` would have lost which one it was, and where it had been.
+``write_report`` replaces a report file in one step, so a reader never sees half of one.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import json
+import math
+import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +28,7 @@ import numpy as np
 
 from perfgate.errors import BudgetError, DataError
 from perfgate.metrics import parse_metric
+from perfgate.report.files import write_atomically
 from perfgate.results import (
     READABLE_SCHEMA_VERSIONS,
     SIDES,
@@ -46,9 +57,12 @@ from perfgate.results import (
 )
 
 
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def dumps(report: Report) -> str:
     """Indented, except that each series (the raw samples) is one compact line."""
-    data = to_dict(report)
+    data = _named_non_finite(to_dict(report))
     series = data.pop("series")
     head = json.dumps(data, indent=1, allow_nan=False)
     lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in series)
@@ -134,6 +148,11 @@ def read_report(path: str | Path) -> Report:
     return loads(text, source=f"report {str(path)!r}")
 
 
+def write_report(report: Report, path: str | Path) -> None:
+    """Write ``report`` to ``path`` atomically (see ``report.files``)."""
+    write_atomically(path, dumps(report) + "\n")
+
+
 def summarize(samples: np.ndarray) -> dict[str, float | int]:
     if samples.size == 0:
         return {"n": 0}
@@ -150,6 +169,16 @@ def summarize(samples: np.ndarray) -> dict[str, float | int]:
 
 
 # --- writing ---------------------------------------------------------------------------------
+
+
+def _named_non_finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _named_non_finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_named_non_finite(item) for item in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -226,8 +255,32 @@ def _cold_start_dict(record: ColdStartRecord) -> dict[str, Any]:
 def _build(cls: type, data: Mapping[str, Any] | None) -> Any:
     if data is None:
         return None
+    numeric = _numeric_fields(cls)
     names = {item.name for item in fields(cls)}
-    return cls(**{key: value for key, value in data.items() if key in names})
+    return cls(**{key: _numbers(value) if key in numeric else value for key, value in data.items() if key in names})
+
+
+@functools.cache
+def _numeric_fields(cls: type) -> frozenset[str]:
+    """The fields of ``cls`` that hold floats (alone, optional, or in a tuple or mapping):
+    only there does "NaN" mean a number rather than, say, a column called NaN."""
+    hints = typing.get_type_hints(cls)
+    return frozenset(name for name, hint in hints.items() if _mentions_float(hint))
+
+
+def _mentions_float(hint: Any) -> bool:
+    return hint is float or any(_mentions_float(argument) for argument in typing.get_args(hint))
+
+
+def _numbers(value: Any) -> Any:
+    """``value`` with the names of non-finite floats turned back into floats."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value, value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_numbers(item) for item in value)
+    if isinstance(value, Mapping):
+        return {key: _numbers(item) for key, item in value.items()}
+    return value
 
 
 def _metric_from(name: str) -> Metric:
@@ -305,9 +358,9 @@ def _size_from(data: Mapping[str, Any]) -> SizeAnalysis:
         batch_size=data["batch_size"],
         column=data["column"],
         buckets=tuple(_build(SizeBucket, bucket) for bucket in data["buckets"]),
-        slope=dict(data["slope"]),
-        intercept=dict(data["intercept"]),
-        batch_totals=tuple(data.get("batch_totals", ())),
+        slope=_numbers(dict(data["slope"])),
+        intercept=_numbers(dict(data["intercept"])),
+        batch_totals=_numbers(tuple(data.get("batch_totals", ()))),
     )
 
 

@@ -108,6 +108,8 @@ class SubprocessWorker:
         env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
         for variable in THREAD_VARIABLES:
             env[variable] = str(threads)
+        # the frameworks' own temp files (onnxruntime's .ses, say) go into the run's folder, removed with it
+        env["TMPDIR"] = str(self.log_path.parent)
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "perfgate.worker", str(child_end.fileno())],
