@@ -91,6 +91,12 @@ class Measured(Protocol):
     memory: Mapping[str, Any] | None  # None: not measured (a callable)
 
 
+def is_budget_name(name: str) -> bool:
+    """Whether ``name`` names an absolute budget (``p95``, ``peak_rss``, …)."""
+    match = _QUANTILE.match(name)
+    return name in ("peak_rss", "throughput", "mean") or bool(match and 0 < int(match.group(1)) < 100)
+
+
 def parse_absolute_budgets(budgets: Mapping[str, Any]) -> tuple[AbsoluteBudget, ...]:
     """``{'p95': '20ms', 'peak_rss': '300MB'}`` -> budgets; a usage error names a bad one."""
     return tuple(parse_absolute_budget(name, value) for name, value in budgets.items())
@@ -107,7 +113,7 @@ def parse_absolute_budget(name: str, value: Any) -> AbsoluteBudget:
         duration = parse_duration(value, name)
         return AbsoluteBudget(name, "latency.mean", None, duration.ns, duration.text, "ns")
     match = _QUANTILE.match(name)
-    if match and 0 < int(match.group(1)) < 100:
+    if match and is_budget_name(name):
         percent = f"{match.group(1)}.{match.group(2)}" if match.group(2) else match.group(1)
         duration = parse_duration(value, name)
         return AbsoluteBudget(name, f"latency.p{percent}", float(percent) / 100.0, duration.ns, duration.text, "ns")
