@@ -302,6 +302,7 @@ def test_plain():
         (("--perfgate-threads", "two"), "--perfgate-threads: expected a positive whole number, got 'two'"),
         (("--perfgate-device", "gpu"), "--perfgate-device 'gpu': expected cpu, cuda or cuda:N"),
         (("--perfgate-xdist", "maybe"), "--perfgate-xdist: expected skip or assert, got 'maybe'"),
+        (("--perfgate-json", "no/such/dir/perfgate.json"), "--perfgate-json no/such/dir/perfgate.json: no directory"),
     ],
 )
 def test_a_bad_option_is_a_usage_error(pytester, run, args, message):

@@ -51,6 +51,7 @@ class _State:
     worker: bool  # this process is one of them
     records: list[dict] = field(default_factory=list)  # full records, for --perfgate-json
     summaries: list[dict] = field(default_factory=list)  # from the reports' user properties
+    json_error: str = ""
 
 
 _STATE = pytest.StashKey[_State]()
@@ -100,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
         under_xdist=worker,
     )
     json_path = _setting(config, "json") or None
+    if json_path and not worker and not os.path.isdir(os.path.dirname(os.path.abspath(json_path))):
+        raise pytest.UsageError(f"--perfgate-json {json_path}: no directory {os.path.dirname(os.path.abspath(json_path))!r}")
     state = _State(options, json_path, bool(_setting(config, "skip")), bool(_setting(config, "only")), distributed, worker)
     config.stash[_STATE] = state
     config.pluginmanager.register(_Session(state), _SESSION_PLUGIN)
@@ -231,20 +234,25 @@ class _Session:
         if self.state.worker:
             session.config.workeroutput[PROPERTY] = json.dumps(self.state.records)
         elif self.state.json_path:
-            _write_json(self.state)
+            try:
+                _write_json(self.state)
+            except OSError as exc:
+                self.state.json_error = f"perfgate: error: cannot write --perfgate-json {self.state.json_path}: {exc.strerror or exc}"
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
-        if state.worker or not state.summaries:
+        if state.worker or not (state.summaries or state.json_error):
             return
         from perfgate.integrations.pytest_summary import summary_lines
 
         terminalreporter.write_sep("=", "perfgate")
-        if state.distributed and not state.options.assert_under_xdist:
+        if state.distributed and not state.options.assert_under_xdist and state.summaries:
             terminalreporter.write_line(XDIST_WARNING, yellow=True)
-        for line in summary_lines(state.summaries):
+        for line in summary_lines(state.summaries) if state.summaries else ():
             terminalreporter.write_line(line)
-        if state.json_path:
+        if state.json_error:
+            terminalreporter.write_line(state.json_error, red=True)
+        elif state.json_path:
             terminalreporter.write_line(f"perfgate: wrote {len(state.records)} measurement(s) to {state.json_path}")
 
 
