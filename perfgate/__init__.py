@@ -24,6 +24,8 @@ _EXPORTS = {
     "error_report": "perfgate.pipeline",
     "run_comparison": "perfgate.pipeline",
     "judge_again": "perfgate.rejudge",
+    "measure": "perfgate.single",
+    "MeasureResult": "perfgate.single",
     "Family": "perfgate.metrics",
     "register_family": "perfgate.metrics",
     "BackendUnavailableError": "perfgate.errors",

@@ -1,6 +1,7 @@
 """What machine a comparison ran on: enough to tell two runs' conditions apart.
 
 Framework versions come from the workers (the parent never imports a framework).
+``cpu_model`` imports nothing heavy: the pytest plugin's header line uses it in every session.
 """
 
 from __future__ import annotations
@@ -8,16 +9,20 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata
+from typing import TYPE_CHECKING
 
-from perfgate.results import Environment
+if TYPE_CHECKING:
+    from perfgate.results import Environment
 
 
-def capture() -> Environment:
+def capture() -> "Environment":
+    from perfgate.results import Environment
+
     return Environment(
         os=platform.system(),
         kernel=platform.release(),
         machine=platform.machine(),
-        cpu=_cpu_model(),
+        cpu=cpu_model(),
         logical_cpus=os.cpu_count() or 0,
         usable_cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0),
         memory_gib=_memory_gib(),
@@ -27,7 +32,7 @@ def capture() -> Environment:
     )
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:

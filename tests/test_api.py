@@ -7,9 +7,9 @@ from conftest import ROOT
 
 EXPORTED = [
     "BackendUnavailableError", "Budget", "BudgetError", "Check", "ColumnMappingError", "CompareConfig",
-    "DataError", "Family", "InputCastError", "Metric", "ModelLoadError", "PerfgateError", "PerfgateRuntimeError",
-    "Report", "UsageError", "Verdict", "WorkerError", "__version__", "build_budgets", "compare",
-    "error_report", "judge_again", "parse_budget", "read_report", "register_family", "run_comparison",
+    "DataError", "Family", "InputCastError", "MeasureResult", "Metric", "ModelLoadError", "PerfgateError",
+    "PerfgateRuntimeError", "Report", "UsageError", "Verdict", "WorkerError", "__version__", "build_budgets", "compare",
+    "error_report", "judge_again", "measure", "parse_budget", "read_report", "register_family", "run_comparison",
 ]  # fmt: skip
 
 
@@ -21,7 +21,8 @@ def test_the_public_api_is_pinned():
 
 def test_importing_perfgate_and_its_engine_imports_no_ml_framework():
     code = (
-        "import sys, perfgate, perfgate.pipeline, perfgate.cli; perfgate.compare; "
+        "import sys, perfgate, perfgate.pipeline, perfgate.cli, perfgate.single, perfgate.integrations.pytest_plugin; "
+        "perfgate.compare; perfgate.measure; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('onnxruntime', 'torch', 'tensorflow', 'keras', 'jax')); print(bad)"
     )

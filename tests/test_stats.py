@@ -11,6 +11,7 @@ from perfgate.stats import (
     mann_whitney,
     min_samples_for_quantile,
     min_two_sided_p,
+    quantile_interval,
     ratio_interval,
 )
 
@@ -135,3 +136,78 @@ def test_drift_between_blocks_separates_machine_drift_from_call_to_call_spread()
     assert drift_between_blocks(drifting) == pytest.approx(0.2, abs=0.03)
     assert drift_between_blocks([np.ones(1)] * 10) is None  # one call per block: cannot tell
     assert drift_between_blocks([np.ones(5)] * 2) is None
+
+
+# --- one model's quantile, for absolute budgets ------------------------------------------------
+
+
+def one_model_blocks(rng, count, per_block, median_ns, sigma, drift=0.0):
+    """Lognormal latencies whose blocks share a drift factor: log x = log m + d + e, with
+    d ~ N(0, drift) per block and e ~ N(0, sigma) per call, so every x is lognormal with
+    log-sd sqrt(sigma² + drift²), and its quantiles are known."""
+    return [median_ns * math.exp(rng.normal(0.0, drift)) * rng.lognormal(0.0, sigma, per_block) for _ in range(count)]
+
+
+def true_quantile(median_ns, log_sd, q):
+    from scipy.stats import norm
+
+    return median_ns * math.exp(log_sd**2 / 2) if q is None else median_ns * math.exp(log_sd * norm.ppf(q))
+
+
+def test_quantile_interval_of_constant_samples_is_exact():
+    blocks = [np.full(30, 2_000.0) for _ in range(5)]
+    for q in (0.5, 0.99, None):
+        interval = quantile_interval(blocks, q, 0.95)
+        assert interval.estimate == pytest.approx(2_000.0)
+        assert interval.low == pytest.approx(2_000.0, rel=1e-9) and interval.high == pytest.approx(2_000.0, rel=1e-9)
+        assert interval.blocks == 5
+
+
+@pytest.mark.parametrize("q", [0.5, 0.95, None])
+def test_95_percent_quantile_interval_covers_the_true_quantile_about_95_percent_of_the_time(q):
+    truth = true_quantile(1e5, 0.3, q)
+    trials = 100
+    hits = 0
+    for seed in range(trials):
+        interval = quantile_interval(one_model_blocks(np.random.default_rng(seed), 20, 50, 1e5, 0.3), q, 0.95, seed=seed)
+        hits += interval.low <= truth <= interval.high
+    # a tail quantile's bootstrap covers a little under its level with 1000 samples (0.9 for p95 here)
+    assert 0.86 <= hits / trials <= 0.99
+
+
+def test_resampling_blocks_covers_the_truth_where_drift_is_shared_within_blocks_and_calls_alone_would_not():
+    truth = true_quantile(1e5, math.sqrt(0.1**2 + 0.3**2), 0.5)
+    block_hits = 0
+    for seed in range(100):
+        blocks = one_model_blocks(np.random.default_rng(seed), 12, 25, 1e5, 0.1, drift=0.3)
+        interval = quantile_interval(blocks, 0.5, 0.95, seed=seed)
+        block_hits += interval.low <= truth <= interval.high
+    assert block_hits >= 86
+    # the same samples as if every call were independent: far too narrow an interval
+    blocks = one_model_blocks(np.random.default_rng(5), 12, 25, 1e5, 0.1, drift=0.3)
+    by_block = quantile_interval(blocks, 0.5, 0.95)
+    by_call = quantile_interval([np.array([x]) for x in np.concatenate(blocks)], 0.5, 0.95)
+    assert by_block.high / by_block.low > 1.3 * (by_call.high / by_call.low)
+
+
+def test_quantile_interval_narrows_with_more_blocks_and_widens_with_the_level():
+    rng = np.random.default_rng(2)
+    blocks = one_model_blocks(rng, 40, 30, 1e5, 0.3)
+    few, many = quantile_interval(blocks[:8], 0.95, 0.95), quantile_interval(blocks, 0.95, 0.95)
+    assert many.high / many.low < few.high / few.low
+    assert quantile_interval(blocks, 0.95, 0.999).high > many.high
+    assert quantile_interval(blocks, 0.95, 0.95, seed=4) == quantile_interval(blocks, 0.95, 0.95, seed=4)
+
+
+@pytest.mark.parametrize(
+    "blocks, message",
+    [
+        ([np.ones(10)], "at least 2 blocks"),
+        ([np.ones(10), np.array([1.0, np.nan])], "NaN"),
+        ([np.ones(10), np.array([])], "empty block"),
+        ([np.ones(10), np.zeros(3)], "zero or negative"),
+    ],
+)
+def test_unusable_samples_give_no_quantile_interval(blocks, message):
+    with pytest.raises(UnusableSamples, match=message):
+        quantile_interval(blocks, 0.5, 0.95)

@@ -1,0 +1,256 @@
+"""The ``perfgate`` fixture: ``measure`` and ``compare`` inside a test, and their
+assertions, which fail the test itself with the numbers.
+
+Each measurement becomes an ``Entry``: what was measured, each judgement of it, and the
+rows the session's summary table shows. The plugin (``pytest_plugin``) publishes a
+test's entries as user properties when the test's call ends, so that they reach JUnit XML
+and, under pytest-xdist, the controller.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import pytest
+
+from perfgate.errors import PerfgateError, UsageError
+
+NOT_ASSERTED_UNDER_XDIST = "not asserted: pytest-xdist runs tests at once on the same cores (--perfgate-xdist assert)"
+
+
+class PerfgateWarning(UserWarning):
+    """A budget perfgate could not decide: the test passes, with this warning."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The plugin's settings, from the command line or the ini file."""
+
+    time_budget_s: float = 10.0
+    device: str = "cpu"
+    threads: int = 1
+    strict: bool = False
+    assert_under_xdist: bool = False
+    under_xdist: bool = False  # this test runs in a pytest-xdist worker
+
+    @property
+    def asserting(self) -> bool:
+        return not self.under_xdist or self.assert_under_xdist
+
+
+@dataclass
+class Entry:
+    """One measurement of a test, and every judgement of it."""
+
+    kind: str  # "measure" or "compare"
+    label: str
+    value: Any  # the MeasureResult, or the Report as last judged
+    original: Any = None  # the Report as the comparison judged it
+    rows: list[dict] = field(default_factory=list)  # the summary table's rows, of the last judgement
+    checks: tuple = ()  # a measurement's last judged LimitChecks
+    verdicts: list[str] = field(default_factory=list)  # each judgement's verdict
+    asserted: bool = False
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        for verdict in ("fail", "inconclusive", "pass"):
+            if verdict in self.verdicts:
+                return verdict
+        return self.value.verdict.value if self.kind == "compare" else "info"
+
+
+class Perfgate:
+    """The fixture: ``perfgate.measure(...)`` and ``perfgate.compare(...)``."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.entries: list[Entry] = []
+
+    def __repr__(self) -> str:
+        return "<perfgate fixture>"
+
+    def measure(self, target: Any, data: str | os.PathLike | None = None, **options: Any) -> "MeasuredResult":
+        """One saved model on the rows of ``data``, or a callable on ``rows``; see ``perfgate.measure``."""
+        __tracebackhide__ = True
+        from perfgate.single import measure
+
+        defaults: dict[str, Any] = {"time_budget_s": self.options.time_budget_s}
+        if isinstance(target, (str, os.PathLike)) or not callable(target):
+            defaults.update(device=self.options.device, threads=self.options.threads)
+        result = _run(lambda: measure(target, data, **{**defaults, **options}))
+        label = result.label if result.kind == "callable" else f"{os.path.basename(result.target)} at batch {result.batch_size}"
+        entry = Entry("measure", label, result, rows=_measured_rows(result))
+        self.entries.append(entry)
+        return MeasuredResult(result, entry, self.options)
+
+    def compare(self, reference: Any, candidate: Any, data: Any, **options: Any) -> "ComparedResult":
+        """The comparison the command line makes, with the same Report; see ``perfgate.compare``."""
+        __tracebackhide__ = True
+        from perfgate.pipeline import compare
+
+        defaults = {"time_budget_s": self.options.time_budget_s, "device": self.options.device, "threads": self.options.threads}
+        report = _run(lambda: compare(os.fspath(reference), os.fspath(candidate), os.fspath(data), **{**defaults, **options}))
+        label = f"{os.path.basename(report.reference.path)} vs {os.path.basename(report.candidate.path)}"
+        entry = Entry("compare", label, report, original=report, rows=_report_rows(report))
+        self.entries.append(entry)
+        return ComparedResult(report, entry, self.options)
+
+
+class MeasuredResult:
+    """A ``perfgate.MeasureResult`` (its attributes: ``p95``, ``throughput``, ``peak_rss``,
+    ``blocks``, …) whose ``assert_within`` fails the test."""
+
+    def __init__(self, result: Any, entry: Entry, options: Options) -> None:
+        self.result, self._entry, self._options = result, entry, options
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.result, name)
+
+    def __repr__(self) -> str:
+        return f"<perfgate measurement of {self.result.label}>"
+
+    def assert_within(self, **budgets: Any) -> Any:
+        """Fail the test when a budget is exceeded: ``p50``/``p95``/``p99``/``mean`` ("20ms"),
+        ``peak_rss`` ("300MB"), ``throughput`` ("100/s"). Returns the judgement."""
+        __tracebackhide__ = True
+        judgement, failure = judge_measurement(self._entry, self._options, budgets)
+        if failure:
+            pytest.fail(failure)
+        return judgement
+
+
+class ComparedResult:
+    """The Report of a comparison (its attributes: ``verdict``, ``checks``, …), whose
+    ``assert_no_regression`` fails the test."""
+
+    def __init__(self, report: Any, entry: Entry, options: Options) -> None:
+        self.report, self._entry, self._options = report, entry, options
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.report, name)
+
+    def __repr__(self) -> str:
+        return f"<perfgate comparison {self._entry.label}: {self.report.verdict.value}>"
+
+    def assert_no_regression(self, max_latency_increase: str | float | None = None, budgets: Iterable[str] | str = ()) -> Any:
+        """Fail the test when the candidate regressed: on the comparison's own budgets, or
+        judged again on ``max_latency_increase`` and ``budgets`` (``'latency.p99:+25%'``).
+        Returns the report as judged."""
+        __tracebackhide__ = True
+        report, failure = judge_comparison(self._entry, self._options, max_latency_increase, budgets)
+        if failure:
+            pytest.fail(failure)
+        return report
+
+
+def judge_measurement(entry: Entry, options: Options, budgets: dict[str, Any]) -> tuple[Any, str | None]:
+    """A measurement judged on absolute budgets: the judgement, and the failure's message."""
+    __tracebackhide__ = True
+    result = entry.value
+    judgement = _run(lambda: result.judge(**budgets))
+    entry.rows, entry.checks = [_limit_row(check) for check in judgement.checks], judgement.checks
+    verdict = judgement.verdict.value
+    lines = [check.line for check in judgement.checks if check.verdict.value == verdict]
+    return judgement, _conclude(entry, verdict, f"{result.label} is over budget:", judgement.reason, lines, options)
+
+
+def judge_comparison(
+    entry: Entry, options: Options, max_latency_increase: str | float | None, budgets: Iterable[str] | str
+) -> tuple[Any, str | None]:
+    """A comparison judged on its own budgets, or again on others: the report as judged,
+    and the failure's message."""
+    __tracebackhide__ = True
+    report = original = entry.original
+    if max_latency_increase is not None or budgets:
+        from perfgate.rejudge import judge_again
+
+        given = [budgets] if isinstance(budgets, str) else list(budgets)
+        report = _run(lambda: judge_again(original, given, max_latency_increase=max_latency_increase))
+    entry.value, entry.rows = report, _report_rows(report)
+    verdict = report.verdict.value
+    head = f"{report.candidate.path} regressed against {report.reference.path}:"
+    return report, _conclude(entry, verdict, head, report.reason, _check_lines(report, verdict), options)
+
+
+def _conclude(entry: Entry, verdict: str, head: str, reason: str, lines: Sequence[str], options: Options) -> str | None:
+    """Record a judgement; the failure's message for a failed one (an undecided one under
+    strict); a warning for an undecided one."""
+    entry.verdicts.append(verdict)
+    if not options.asserting:
+        entry.note = NOT_ASSERTED_UNDER_XDIST
+        return None
+    entry.asserted = True
+    details = "\n".join(f"  {line}" for line in lines)
+    if verdict == "fail":
+        return f"perfgate: {head}\n{details}"
+    if verdict == "inconclusive":
+        if options.strict:
+            return f"perfgate: inconclusive, and --perfgate-strict fails it: {entry.label}:\n{details}"
+        warnings.warn(PerfgateWarning(f"perfgate: inconclusive, passed: {entry.label}: {reason}"), stacklevel=4)
+    return None
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    """``action()``; a perfgate error fails the test with its one-line message, not with a
+    traceback through perfgate."""
+    __tracebackhide__ = True
+    try:
+        return action()
+    except PerfgateError as exc:
+        error = exc
+    kind = "usage error" if isinstance(error, UsageError) else "error"
+    pytest.fail(f"perfgate: {kind}: {error.message}", pytrace=True)
+
+
+# --- the summary table's rows: plain strings, so that they travel as JSON -------------------
+
+
+def _row(metric: str, value: str, ci: str, budget: str, verdict: str) -> dict[str, str]:
+    return {"metric": metric, "value": value, "ci": ci, "budget": budget, "verdict": verdict}
+
+
+def _limit_row(check: Any) -> dict[str, str]:
+    from perfgate.formatting import format_value
+
+    ci = "" if check.ci is None else f"{format_value(check.ci[0], check.unit)} .. {format_value(check.ci[1], check.unit)}"
+    return _row(check.metric, format_value(check.value, check.unit), ci, check.budget, check.verdict.value)
+
+
+def _measured_rows(result: Any) -> list[dict[str, str]]:
+    """A measurement without a budget: its values, for information."""
+    from perfgate.formatting import format_bytes, format_duration, format_rate
+
+    rows = [_row(f"latency.p{q}", format_duration(result.latency(q / 100)), "", "", "info") for q in (50, 95, 99)]
+    rows.append(_row("throughput", format_rate(result.throughput), "", "", "info"))
+    if result.peak_rss is not None:
+        rows.append(_row("memory.peak_rss", format_bytes(result.peak_rss), "", "", "info"))
+    return rows
+
+
+def _report_rows(report: Any) -> list[dict[str, str]]:
+    from perfgate.checks import where
+    from perfgate.formatting import format_change
+
+    rows = []
+    for check in report.checks:
+        value = "-" if check.ratio is None else format_change(check.ratio, 1)
+        ci = "" if check.ci is None else f"{format_change(check.ci[0], 1)} .. {format_change(check.ci[1], 1)}"
+        rows.append(_row(where(check), value, ci, check.budget or "", check.verdict.value))
+    return rows
+
+
+def _check_lines(report: Any, verdict: str) -> list[str]:
+    from perfgate.checks import where
+    from perfgate.metrics import family_of
+
+    lines = []
+    for check in report.checks:
+        if check.verdict.value == verdict:
+            family = family_of(check)
+            values = f"{family.format_value(check.reference, check)} -> {family.format_value(check.candidate, check)}"
+            lines.append(f"{where(check)}: {values}: {check.reason}")
+    return lines

@@ -1,0 +1,380 @@
+"""measure(): one saved model, or one Python callable, timed on its own, for budgets in
+absolute terms ("p95 under 20 ms on this machine"; see ``perfgate.absolute``).
+
+A saved model runs in one worker process, as each model of a comparison does: load it,
+feed it the Parquet rows as batches, warm it up, then run blocks of calls, each followed
+by a throughput window over the same batches, until there are enough samples for the
+tail (p99 needs 459) and at least ``SinglePlan.min_blocks`` blocks, or until the time
+budget is spent; then read the worker's peak RSS.
+
+A callable (a ``predict()`` with its pre- and post-processing) runs in this process, on
+the same timing loops: ``fn(row)`` once per call, the garbage collector paused, nothing
+inside the clock but the call. It shares the process with everything else, so it has no
+memory isolation (and no peak RSS), it holds the GIL against the process's other threads,
+and it finds whatever state earlier code left (imports, caches, warm pages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from perfgate.absolute import Judgement, judge_limits, parse_absolute_budgets
+from perfgate.backends import require_framework, resolve_backend_name
+from perfgate.backends.base import BackendOptions, check_device
+from perfgate.dataset import ParquetDataset
+from perfgate.errors import UsageError, option
+from perfgate.inputs import build_batches, check_input_names, expand_columns, parse_input_options, resolve_bindings
+from perfgate.results import BackendInfo, PreparedInput, Verdict, WarmUpSummary, concatenated
+from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
+from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, RunBlock
+from perfgate.worker.protocol import RunWindow, SetFeeds, WarmUp, WarmUpModel
+from perfgate.worker.timing import time_calls, time_window
+
+Progress = Callable[[str], None]
+WorkerFactory = Callable[[str, str], Worker]
+
+
+@dataclass(frozen=True)
+class SinglePlan:
+    time_budget_s: float = 10.0
+    min_samples: int = 459  # the p99's (perfgate.stats.min_samples_for_quantile)
+    min_blocks: int = 20
+    target_block_s: float = 0.01
+    max_calls_per_block: int = 1000
+    warmup_min_calls: int = 10
+    warmup_min_s: float = 0.2
+    warmup_max_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    """What ``measure`` found; ``assert_within(p95="20ms")`` judges it against budgets."""
+
+    target: str  # the model's path, or the callable's name
+    kind: str  # "model" or "callable"
+    batch_size: int
+    rows: int  # rows (or given inputs) the calls cycled through
+    calls_per_block: int
+    blocks: tuple[np.ndarray, ...]  # ns per call, block by block
+    windows: tuple[int, ...]  # ns per throughput window of calls_per_block calls back to back
+    memory: Mapping[str, Any] | None  # a model's peak_rss, rss, load_rss, ...; None for a callable
+    warmup: WarmUpSummary
+    measure_seconds: float
+    total_seconds: float
+    stopped_because: str  # "enough samples" or "time budget"
+    confidence: float = 0.95
+    seed: int = 0
+    time_budget_s: float = 10.0
+    backend: BackendInfo | None = None
+    inputs: tuple[PreparedInput, ...] = ()
+    data: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.target}()" if self.kind == "callable" else f"{self.target} at batch {self.batch_size}"
+
+    @property
+    def samples(self) -> np.ndarray:
+        return concatenated(self.blocks)
+
+    @property
+    def samples_per_window(self) -> int:
+        return self.calls_per_block * self.batch_size
+
+    def latency(self, q: float | None) -> float:
+        """The q-quantile of one call's latency in ns (the mean for None)."""
+        samples = self.samples
+        return float(np.mean(samples)) if q is None else float(np.quantile(samples, q))
+
+    @property
+    def p50(self) -> float:
+        return self.latency(0.5)
+
+    @property
+    def p95(self) -> float:
+        return self.latency(0.95)
+
+    @property
+    def p99(self) -> float:
+        return self.latency(0.99)
+
+    @property
+    def throughput(self) -> float | None:
+        """Samples per second over the throughput windows."""
+        if not self.windows:
+            return None
+        return self.samples_per_window * 1e9 / float(np.mean(self.windows))
+
+    @property
+    def peak_rss(self) -> int | None:
+        return None if self.memory is None else self.memory.get("peak_rss")
+
+    def judge(self, **budgets: Any) -> Judgement:
+        """Each budget (``p95="20ms"``, ``peak_rss="300MB"``, ``throughput="100/s"``) decided
+        on a confidence interval; see ``perfgate.absolute``."""
+        return judge_limits(self, parse_absolute_budgets(budgets), confidence=self.confidence, seed=self.seed)
+
+    def assert_within(self, *, strict: bool = False, **budgets: Any) -> Judgement:
+        """``judge``, raising AssertionError when a budget fails (and when one is
+        undecided, with ``strict``); returns the judgement otherwise."""
+        judgement = self.judge(**budgets)
+        if judgement.verdict is Verdict.FAIL or (strict and judgement.verdict is Verdict.INCONCLUSIVE):
+            raise AssertionError(f"{self.label}: {judgement.reason}")
+        return judgement
+
+
+def measure(
+    target: str | os.PathLike | Callable[[Any], Any],
+    data: str | os.PathLike | None = None,
+    *,
+    inputs: Mapping[str, str] | Iterable[str] = (),
+    rows: str | os.PathLike | Sequence[Any] | None = None,
+    columns: Sequence[str] | None = None,
+    batch_size: int = 1,
+    max_rows: int | None = None,
+    backend: str | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+    time_budget_s: float = 10.0,
+    confidence: float = 0.95,
+    seed: int = 0,
+    pad_value: float = 0.0,
+    progress: Progress | None = None,
+    worker_factory: WorkerFactory | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> MeasureResult:
+    """Time one saved model on the rows of ``data`` (a Parquet file), or one callable.
+
+    >>> perfgate.measure("model.onnx", "eval.parquet", inputs={"features": "f*"}).assert_within(p95="20ms")
+    >>> perfgate.measure(predict, rows="eval.parquet").assert_within(p95="50ms")
+
+    A callable is called as ``fn(row)``: with each row of a Parquet file as a dict of
+    column values (``rows="eval.parquet"``, ``columns=["f*"]`` to choose columns), or with
+    each item of a sequence (``rows=[...]``). ``max_rows`` draws that many rows with
+    ``seed``. ``worker_factory`` and ``clock`` exist for tests (fake backends, virtual time).
+    """
+    plan = _plan(time_budget_s, confidence)
+    say = progress or (lambda message: None)
+    settings = {"time_budget_s": float(time_budget_s), "confidence": confidence, "seed": seed, "max_rows": max_rows}
+    if callable(target) and not isinstance(target, (str, os.PathLike)):
+        _refuse_model_options(data=data, inputs=inputs, backend=backend, device=device, threads=threads, batch_size=batch_size)
+        return _measure_callable(target, rows, columns, max_rows, seed, plan, settings, clock, say)
+    if rows is not None or columns is not None:
+        raise UsageError(f"{option('rows')} and {option('columns')} feed a Python callable; a saved model reads "
+                         f"{option('data')} (a Parquet file) through {option('inputs')}")  # fmt: skip
+    if data is None:
+        raise UsageError(f"measuring a saved model needs {option('data')}: the Parquet file whose rows feed it")
+    check_device(device)
+    for name, value in (("batch_size", batch_size), ("threads", threads)):
+        if not _whole(value) or value < 1:
+            raise UsageError(f"{option(name)} must be a whole number of at least 1, got {value!r}")
+    parsed_inputs = dict(inputs) if isinstance(inputs, Mapping) else parse_input_options(inputs)
+    settings.update(batch_size=batch_size, device=device, threads=threads, inputs=parsed_inputs)
+    return _measure_model(
+        os.fspath(target), os.fspath(data), parsed_inputs, batch_size, max_rows, backend, BackendOptions(device, threads),
+        seed, pad_value, plan, settings, worker_factory, clock, say,
+    )  # fmt: skip
+
+
+class _Timer(Protocol):
+    batches: int
+
+    def warm_up(self, plan: SinglePlan) -> WarmUp: ...
+
+    def block(self, start: int, count: int) -> list[int]: ...
+
+    def window(self, start: int, count: int) -> int: ...
+
+
+def _measure_model(
+    path: str, data: str, inputs: Mapping[str, str], batch_size: int, max_rows: int | None, backend: str | None,
+    options: BackendOptions, seed: int, pad_value: float, plan: SinglePlan, settings: dict,
+    worker_factory: WorkerFactory | None, clock: Callable[[], float], say: Progress,
+) -> MeasureResult:  # fmt: skip
+    began = clock()
+    dataset = ParquetDataset(data)
+    selection = dataset.select_rows(_row_count(max_rows), seed)
+    name = resolve_backend_name(path, backend)
+    require_framework(name)
+    factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir))
+    with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
+        worker = factory("model", log_dir)
+        cleanup.callback(worker.close)
+        worker.start(options.threads, worker_cpus(options.threads))
+        say(f"loading {path} ({name} on {options.device}, {options.threads} thread(s))")
+        info = worker.call(LoadModel(LoadRequest(name, path, options, tuple(sys.path))), timeout=LOAD_TIMEOUT_S)
+        check_input_names(inputs, {path: info.inputs})
+        bindings = resolve_bindings(info.inputs, dataset.schema, inputs, model=path)
+        table = dataset.read([column for binding in bindings for column in binding.columns], selection)
+        prepared = build_batches(table, bindings, info.inputs, batch_size, pad_value=pad_value, model=path)
+        worker.call(SetFeeds(batch_size, list(prepared.feeds)), timeout=SETUP_TIMEOUT_S)
+        timer = _WorkerTimer(worker, batch_size, len(prepared.feeds))
+        sampled = _sample(timer, plan, clock, say)
+        memory = {"load_rss": info.load_rss, "framework_rss": info.framework_rss,
+                  **worker.call(ReadMemory(), timeout=SETUP_TIMEOUT_S)}  # fmt: skip
+    return MeasureResult(
+        target=path, kind="model", batch_size=batch_size, rows=selection.count, memory=memory,
+        total_seconds=clock() - began, backend=info.backend, inputs=prepared.inputs, data=data,
+        **sampled, **_judging(settings),
+    )  # fmt: skip
+
+
+def _measure_callable(
+    fn: Callable[[Any], Any], rows: Any, columns: Sequence[str] | None, max_rows: int | None, seed: int,
+    plan: SinglePlan, settings: dict, clock: Callable[[], float], say: Progress,
+) -> MeasureResult:  # fmt: skip
+    began = clock()
+    fed, source = _callable_rows(rows, columns, max_rows, seed)
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    say(f"timing {name}() in this process on {len(fed)} rows")
+    sampled = _sample(_CallTimer(fn, fed), plan, clock, say)
+    return MeasureResult(
+        target=name, kind="callable", batch_size=1, rows=len(fed), memory=None, total_seconds=clock() - began,
+        data=source, **sampled, **_judging(settings),
+    )  # fmt: skip
+
+
+def _sample(timer: _Timer, plan: SinglePlan, clock: Callable[[], float], say: Progress) -> dict[str, Any]:
+    """Blocks of calls, each followed by a throughput window over the same rows, until
+    there are enough samples and blocks, or the time budget is spent."""
+    warm = timer.warm_up(plan)
+    calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(warm.typical_ns, 1.0)))))
+    say(f"warm-up: {warm.calls} calls, {warm.typical_ns / 1e3:.3g} us/call; {calls} calls per block")
+    blocks: list[np.ndarray] = []
+    windows: list[int] = []
+    start, began = 0, clock()
+    while True:
+        blocks.append(np.asarray(timer.block(start, calls), dtype=np.int64))
+        windows.append(int(timer.window(start, calls)))
+        start = (start + calls) % timer.batches
+        if len(blocks) >= plan.min_blocks and len(blocks) * calls >= plan.min_samples:
+            stopped = "enough samples"
+            break
+        if clock() - began >= plan.time_budget_s:
+            stopped = "time budget"
+            break
+    return dict(
+        calls_per_block=calls, blocks=tuple(blocks), windows=tuple(windows), stopped_because=stopped,
+        warmup=WarmUpSummary(warm.calls, warm.seconds, warm.typical_ns, warm.shapes), measure_seconds=clock() - began,
+    )  # fmt: skip
+
+
+class _WorkerTimer:
+    """The timing loops of a model's worker process."""
+
+    def __init__(self, worker: Worker, batch_size: int, batches: int) -> None:
+        self.worker, self.batch_size, self.batches = worker, batch_size, batches
+        self.timeout = SETUP_TIMEOUT_S
+
+    def warm_up(self, plan: SinglePlan) -> WarmUp:
+        call = WarmUpModel(self.batch_size, plan.warmup_min_calls, plan.warmup_min_s, plan.warmup_max_s)
+        warm = self.worker.call(call, timeout=plan.warmup_max_s + 120.0)
+        # generous: a block that takes 50x longer than its warm-up calls did is a hung model
+        self.per_call_timeout_s = 50.0 * warm.typical_ns / 1e9
+        return warm
+
+    def block(self, start: int, count: int) -> list[int]:
+        return self.worker.call(RunBlock(self.batch_size, start, count), timeout=60.0 + count * self.per_call_timeout_s)
+
+    def window(self, start: int, count: int) -> int:
+        return self.worker.call(RunWindow(self.batch_size, start, count), timeout=60.0 + count * self.per_call_timeout_s)
+
+
+class _CallTimer:
+    """The same timing loops, run on a callable in this process."""
+
+    def __init__(self, fn: Callable[[Any], Any], rows: Sequence[Any]) -> None:
+        self.fn, self.rows, self.batches = fn, rows, len(rows)
+
+    def warm_up(self, plan: SinglePlan) -> WarmUp:
+        durations: list[int] = []
+        began = time.perf_counter_ns()
+        while True:
+            durations.extend(self.block(len(durations) % self.batches, 1))
+            elapsed = (time.perf_counter_ns() - began) / 1e9
+            enough = len(durations) >= plan.warmup_min_calls and elapsed >= plan.warmup_min_s
+            if enough or elapsed >= plan.warmup_max_s:
+                break
+        typical = float(np.median(durations[len(durations) // 2 :]))
+        return WarmUp(len(durations), elapsed, typical, 1)
+
+    def block(self, start: int, count: int) -> list[int]:
+        return time_calls(self.fn, _nothing, self.rows, start, count, time.perf_counter_ns)
+
+    def window(self, start: int, count: int) -> int:
+        return time_window(self.fn, _nothing, self.rows, start, count, time.perf_counter_ns)
+
+
+def _nothing() -> None:
+    """A callable's work is done when it returns: nothing to synchronize."""
+
+
+def _callable_rows(rows: Any, columns: Sequence[str] | None, max_rows: int | None, seed: int) -> tuple[list[Any], str | None]:
+    """The rows a callable is called with, and the Parquet file they came from (if any)."""
+    if rows is None:
+        raise UsageError(f"a callable needs {option('rows')}: a Parquet file (each row a dict) or a sequence of inputs")
+    if isinstance(rows, (str, os.PathLike)):
+        dataset = ParquetDataset(os.fspath(rows))
+        chosen = list(dataset.column_names)
+        if columns is not None:
+            pattern = ",".join(columns) if not isinstance(columns, str) else columns
+            chosen = list(expand_columns(pattern, dataset.column_names, option=f"columns={list(columns)!r}"))
+        table = dataset.read(chosen, dataset.select_rows(_row_count(max_rows), seed))
+        return table.to_pylist(), dataset.path
+    if columns is not None:
+        raise UsageError(f"{option('columns')} chooses the columns of a Parquet file; {option('rows')} is a sequence here")
+    given = list(rows)
+    if not given:
+        raise UsageError(f"{option('rows')} is empty: a callable needs at least one input")
+    count = _row_count(max_rows)
+    if count is not None and count < len(given):
+        picked = np.sort(np.random.default_rng(seed).choice(len(given), size=count, replace=False))
+        given = [given[int(index)] for index in picked]
+    return given, None
+
+
+def _refuse_model_options(**given: Any) -> None:
+    defaults = {"data": None, "inputs": (), "backend": None, "device": "cpu", "threads": 1, "batch_size": 1}
+    for name, value in given.items():
+        if value != defaults[name] and not (name == "inputs" and not value):
+            raise UsageError(
+                f"{option(name)} applies to a saved model; a callable is called in this process with one row "
+                f"at a time from {option('rows')}"
+            )
+
+
+def _plan(time_budget_s: Any, confidence: Any) -> SinglePlan:
+    if not (_number(time_budget_s) and time_budget_s > 0):
+        raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {time_budget_s!r}")
+    if not (_number(confidence) and 0.5 <= confidence < 1.0):
+        raise UsageError(f"{option('confidence')} must be at least 0.5 and below 1, got {confidence!r}")
+    return SinglePlan(time_budget_s=float(time_budget_s))
+
+
+def _judging(settings: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(confidence=settings["confidence"], seed=settings["seed"], time_budget_s=settings["time_budget_s"],
+                settings=dict(settings))  # fmt: skip
+
+
+def _row_count(max_rows: Any) -> int | None:
+    if max_rows is not None and (not _whole(max_rows) or max_rows < 1):
+        raise UsageError(f"{option('max_rows')} must be at least 1, got {max_rows!r}")
+    return max_rows
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,312 @@
+"""The pytest plugin, used as users use it: real test files run by a fresh pytest process
+(pytester) against the shipped fixtures. Budgets have wide margins ("1s" must pass, "1ns"
+must fail, the slow model has about 11x the work), so nothing here depends on how busy
+the machine is; the undecided case comes from too few samples for p99, not from noise."""
+
+import json
+import os
+import re
+import tomllib
+import xml.etree.ElementTree as ET
+from importlib.metadata import entry_points
+
+import pytest
+
+from conftest import FIXTURES, ROOT
+from perfgate.integrations.pytest_plugin import XDIST_WARNING, marker_problem
+from perfgate.report.json import from_dict
+
+pytest_plugins = ["pytester"]
+
+PLUGIN = "perfgate.integrations.pytest_plugin"
+HEADER = f"""
+import time
+import pytest
+
+FIXTURES = {str(FIXTURES)!r}
+REFERENCE, SLOW = FIXTURES + "/mlp_reference.onnx", FIXTURES + "/mlp_slow.onnx"
+DATA = FIXTURES + "/features.parquet"
+INPUTS = {{"features": "f*"}}
+
+
+def predict(row):
+    return sum(row.values())
+"""
+
+
+def plugin_args() -> list[str]:
+    """``-p`` the plugin where installing perfgate has not registered its entry point
+    (loading it both ways would register it twice)."""
+    registered = any(point.value == PLUGIN for point in entry_points(group="pytest11"))
+    return [] if registered and not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD") else ["-p", PLUGIN]
+
+
+@pytest.fixture
+def run(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # this checkout's perfgate, in pytester's process and its workers
+
+    def run(*args: str, timeout: float = 300.0) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(*plugin_args(), "-p", "no:cacheprovider", *args, timeout=timeout)
+
+    return run
+
+
+def text(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()
+
+
+def properties(junit_path, test_name: str) -> list[tuple[str, str]]:
+    case = next(case for case in ET.parse(junit_path).iter("testcase") if case.get("name") == test_name)
+    return [(prop.get("name"), prop.get("value")) for prop in case.iter("property")]
+
+
+def test_installing_perfgate_registers_the_plugin_through_the_pytest11_entry_point():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["pytest11"] == {"perfgate": PLUGIN}
+    assert any(extra.startswith("pytest-xdist") for extra in project["optional-dependencies"]["test"])
+
+
+def test_the_plugin_leaves_tests_that_do_not_use_it_alone(pytester, run):
+    pytester.makepyfile(test_plain="def test_one():\n    assert True\n\ndef test_two():\n    assert 1 == 2\n")
+    result = run()
+    result.assert_outcomes(passed=1, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert re.search(r"^perfgate \S+: CPU .+ \(\d+ usable\), 1 thread per model, device cpu", result.stdout.str(), re.M)
+    assert "= perfgate =" not in result.stdout.str()
+
+
+@pytest.mark.e2e
+def test_budgets_on_saved_models_pass_fail_with_the_numbers_and_reach_the_summary_json_and_junit(pytester, run, tmp_path):
+    pytester.makepyfile(test_models=HEADER + """
+def test_within(perfgate):
+    result = perfgate.measure(REFERENCE, data=DATA, inputs=INPUTS)
+    result.assert_within(p95="1s", peak_rss="8GB", throughput="1/s")
+
+
+def test_over(perfgate):
+    perfgate.measure(REFERENCE, data=DATA, inputs=INPUTS).assert_within(p95="1ns")
+
+
+def test_slower_candidate(perfgate):
+    perfgate.compare(reference=REFERENCE, candidate=SLOW, data=DATA, inputs=INPUTS).assert_no_regression()
+
+
+@pytest.mark.perfgate(max_latency_increase="15%")
+def test_slower_candidate_by_marker(perfgate):
+    perfgate.compare(reference=REFERENCE, candidate=SLOW, data=DATA, inputs=INPUTS, cold_starts=0)
+""")  # fmt: skip
+    report_path, junit_path = tmp_path / "perfgate.json", tmp_path / "junit.xml"
+    result = run("--perfgate-time-budget", "5", "--perfgate-json", str(report_path), f"--junitxml={junit_path}")
+    output = text(result)
+    result.assert_outcomes(passed=1, failed=3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # the test's own failure, with the metric, its value and interval, and the budget
+    assert re.search(r"E +Failed: perfgate: .*mlp_reference.onnx at batch 1 is over budget:", output)
+    assert re.search(r"E +latency\.p95 \S+ \S+: at least \S+ \S+ \(95% CI .+\), over the 1ns budget", output)
+    assert re.search(r"perfgate: .*mlp_slow.onnx regressed against .*mlp_reference.onnx:", output)
+    assert re.search(r"latency\.p\d+ at batch 1: \S+ \S+ -> \S+ \S+: at least \+\d.*over the \+15% budget", output)
+    assert not re.search(r"perfgate/(single|absolute|pipeline|integrations)\S*\.py", output)  # no traceback into perfgate
+    # the summary: one table of every measurement and verdict
+    assert re.search(r"^test +measured +metric +value +CI +budget +verdict$", output, re.M)
+    assert re.search(r"^test_models.py::test_within +mlp_reference.onnx at batch 1 +latency.p95 .+ 1s +pass$", output, re.M)
+    assert re.search(r"^test_models.py::test_slower_candidate +mlp_reference.onnx vs mlp_slow.onnx +latency.p", output, re.M)
+    assert "perfgate: 4 measurements: 1 passed, 3 failed" in output
+    # the JSON: every measurement, a comparison as the report the command line writes
+    written = json.loads(report_path.read_text())
+    by_test = {record["test"].split("::")[1]: record for record in written["measurements"]}
+    assert set(by_test) == {"test_within", "test_over", "test_slower_candidate", "test_slower_candidate_by_marker"}
+    assert by_test["test_over"]["verdict"] == "fail" and by_test["test_over"]["checks"][0]["metric"] == "latency.p95"
+    assert len(by_test["test_within"]["measurement"]["samples_ns"]) >= 20
+    assert from_dict(by_test["test_slower_candidate"]["report"]).verdict.value == "fail"
+    # JUnit XML: each measurement as properties of its test
+    within = dict(properties(junit_path, "test_within"))
+    assert re.match(r"\S+ \S+ \(CI .+\); budget 1s: pass$", within["perfgate.latency.p95"])
+    assert json.loads(within["perfgate"])["verdict"] == "pass"
+
+
+def test_a_callable_is_measured_in_process_and_judged_like_a_model(pytester, run):
+    pytester.makepyfile(test_callable=HEADER + """
+def test_within(perfgate):
+    result = perfgate.measure(predict, rows=DATA, columns=["f0*"])
+    result.assert_within(p95="1s", throughput="1/s")
+    assert result.p95 > 0 and result.kind == "callable"
+
+
+def test_over(perfgate):
+    perfgate.measure(predict, rows=[{"a": 1.0}, {"a": 2.0}]).assert_within(p50="1ns")
+
+
+def test_no_peak_rss_for_a_callable(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(peak_rss="1GB")
+
+
+def test_missing_data(perfgate):
+    perfgate.measure(predict, rows=FIXTURES + "/no_such.parquet")
+""")  # fmt: skip
+    result = run("--perfgate-time-budget", "1")
+    output = text(result)
+    result.assert_outcomes(passed=1, failed=3)
+    assert re.search(r"E +latency\.p50 \S+ \S+: at least .*, over the 1ns budget", output)
+    assert "E       Failed: perfgate: usage error: peak_rss is not measured for a Python callable" in output
+    assert re.search(r"E +Failed: perfgate: error: cannot read data '.*no_such.parquet': no such file", output)
+    assert not re.search(r"perfgate/(single|absolute|dataset|integrations)\S*\.py", output)
+
+
+def test_the_marker_judges_what_the_test_measured(pytester, run):
+    pytester.makepyfile(test_marker=HEADER + """
+@pytest.mark.perfgate(p95="1s")
+def test_within(perfgate):
+    perfgate.measure(predict, rows=DATA)
+
+
+@pytest.mark.perfgate(p95="1ns", throughput="1/s")
+def test_over(perfgate):
+    perfgate.measure(predict, rows=DATA)
+
+
+@pytest.mark.perfgate(max_latency_increase="15%")
+def test_nothing_to_compare(perfgate):
+    perfgate.measure(predict, rows=DATA)
+
+
+@pytest.mark.perfgate
+def test_tag_only(perfgate):
+    perfgate.measure(predict, rows=DATA)
+""")  # fmt: skip
+    result = run("--perfgate-time-budget", "1")
+    output = text(result)
+    result.assert_outcomes(passed=2, failed=2)
+    assert re.search(r"^perfgate: predict\(\) is over budget:\n +latency\.p95 .*over the 1ns budget$", output, re.M)
+    assert "@pytest.mark.perfgate(max_latency_increase='15%') applies to perfgate.compare, and this test made no" in output
+    assert re.search(r"^test_marker.py::test_tag_only +predict\(\) +latency.p50 .* info$", output, re.M)
+
+
+def test_a_bad_marker_argument_is_an_error_at_collection(pytester, run):
+    pytester.makepyfile(test_bad_marker=HEADER + """
+@pytest.mark.perfgate(p96x="20ms")
+def test_unknown(perfgate):
+    pass
+""")  # fmt: skip
+    pytester.makepyfile(test_positional=HEADER + "@pytest.mark.perfgate('20ms')\ndef test_positional(perfgate):\n    pass\n")
+    result = run()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=2)
+    output = text(result)
+    assert "test_bad_marker.py::test_unknown: @pytest.mark.perfgate: unknown argument 'p96x'" in output
+    assert "@pytest.mark.perfgate: takes keyword arguments only" in output
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        (("20ms",), {}, "takes keyword arguments only"),
+        ((), {"p95": "20 parsecs"}, "p95='20 parsecs': cannot read a duration"),
+        ((), {"peak_rss": "lots"}, "peak_rss='lots': cannot read a size"),
+        ((), {"throughput": 100}, "throughput=100: write a rate with its unit"),
+        ((), {"max_latency_increase": "0.15"}, "'0.15' is ambiguous as a ratio"),
+        ((), {"budgets": ["latency.p95"]}, "cannot parse budget 'latency.p95'"),
+        ((), {"strict": "yes"}, "strict='yes': expected True or False"),
+        ((), {"timeout": 3}, "unknown argument 'timeout'"),
+    ],
+)
+def test_each_bad_marker_argument_is_named(args, kwargs, message):
+    assert message in marker_problem(args, kwargs)
+
+
+def test_good_marker_arguments_pass():
+    assert marker_problem((), {"p99": "1.5 s", "mean": "300us", "peak_rss": "256MiB", "throughput": "2.5k/s",
+                               "max_latency_increase": "15%", "budgets": ["latency.p99:+25%"], "strict": True}) is None  # fmt: skip
+
+
+SLOW_TAIL = HEADER + """
+def test_tail(perfgate):
+    perfgate.measure(lambda row: time.sleep(0.002), rows=[0]).assert_within(p99="1s")
+"""
+
+
+@pytest.mark.parametrize(
+    "args, ini, failed",
+    [((), "", False), (("--perfgate-strict",), "", True), ((), "[pytest]\nperfgate_strict = true\n", True)],
+)
+def test_an_undecided_budget_passes_with_a_warning_or_fails_under_strict(pytester, run, args, ini, failed):
+    # well under p99's 459 samples in 0.1 s of 2 ms calls, whatever the machine
+    pytester.makepyfile(test_tail=SLOW_TAIL)
+    if ini:
+        pytester.makeini(ini)
+    result = run("--perfgate-time-budget", "0.1", *args)
+    output = text(result)
+    if failed:
+        result.assert_outcomes(failed=1)
+        assert "perfgate: inconclusive, and --perfgate-strict fails it: " in output
+    else:
+        result.assert_outcomes(passed=1, warnings=1)
+        assert "PerfgateWarning: perfgate: inconclusive, passed: " in output
+    assert "insufficient samples" in output and "latency.p99 needs 459" in output
+
+
+@pytest.mark.parametrize("assert_anyway", [False, True])
+def test_under_xdist_budgets_are_not_asserted_by_default_and_measurements_still_reach_the_controller(
+    pytester, run, tmp_path, assert_anyway
+):
+    pytester.makepyfile(test_parallel=HEADER + """
+def test_within(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(p95="1s")
+
+
+def test_over(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(p95="1ns")
+""")  # fmt: skip
+    report_path, junit_path = tmp_path / "perfgate.json", tmp_path / "junit.xml"
+    extra = ["--perfgate-xdist", "assert"] if assert_anyway else []
+    result = run("-n", "2", "--perfgate-time-budget", "1", "--perfgate-json", str(report_path),
+                 f"--junitxml={junit_path}", *extra)  # fmt: skip
+    output = text(result)
+    if assert_anyway:
+        result.assert_outcomes(passed=1, failed=1)
+        assert XDIST_WARNING not in output
+    else:
+        result.assert_outcomes(passed=2)
+        assert output.count(XDIST_WARNING) == 1
+        assert re.search(r"^test_parallel.py::test_over .* 1ns +FAIL \(not asserted\)$", output, re.M)
+    assert len(json.loads(report_path.read_text())["measurements"]) == 2
+    assert dict(properties(junit_path, "test_over"))["perfgate.latency.p95"].startswith(tuple("0123456789"))
+
+
+def test_skip_and_only_choose_which_tests_run(pytester, run):
+    pytester.makepyfile(test_choice=HEADER + """
+def test_measured(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(p95="1ns")
+
+
+@pytest.mark.perfgate
+def test_marked():
+    pass
+
+
+def test_plain():
+    pass
+""")  # fmt: skip
+    skipped = run("--perfgate-skip", "-rs")
+    skipped.assert_outcomes(passed=1, skipped=2)
+    assert "perfgate: measuring is skipped (--perfgate-skip)" in text(skipped)
+    only = run("--perfgate-only", "--perfgate-time-budget", "1")
+    only.assert_outcomes(passed=1, failed=1, deselected=1)
+    both = run("--perfgate-skip", "--perfgate-only")
+    assert both.ret == pytest.ExitCode.USAGE_ERROR and "--perfgate-skip and --perfgate-only exclude each other" in text(both)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--perfgate-time-budget", "-1"), "--perfgate-time-budget: expected a positive number, got '-1'"),
+        (("--perfgate-threads", "two"), "--perfgate-threads: expected a positive whole number, got 'two'"),
+        (("--perfgate-device", "gpu"), "--perfgate-device 'gpu': expected cpu, cuda or cuda:N"),
+        (("--perfgate-xdist", "maybe"), "--perfgate-xdist: expected skip or assert, got 'maybe'"),
+        (("--perfgate-json", "no/such/dir/perfgate.json"), "--perfgate-json no/such/dir/perfgate.json: no directory"),
+    ],
+)
+def test_a_bad_option_is_a_usage_error(pytester, run, args, message):
+    pytester.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = run(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in text(result)
