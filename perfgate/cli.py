@@ -58,7 +58,7 @@ def cli() -> None:
 @click.option(
     "--budget", "budgets", multiple=True, metavar="METRIC:LIMIT",
     help="Add or override a budget, e.g. latency.p95:+10%, throughput:-10%, memory.peak_rss:+10%, "
-    "cold_start:+50%, load.p99:+20%.",
+    "cold_start:+50%, load.p99:+20%, outputs.cosine:>=0.99.",
 )  # fmt: skip
 @click.option(
     "--time-budget", type=float, default=60.0, show_default=True, metavar="SECONDS",
@@ -99,6 +99,10 @@ def cli() -> None:
     help="Memory changes smaller than this never fail a memory budget.",
 )  # fmt: skip
 @click.option(
+    "--output-rows", type=click.IntRange(min=0), default=256, show_default=True, metavar="N",
+    help="Compare both models' outputs on N rows of the first batch size, untimed (0: do not).",
+)  # fmt: skip
+@click.option(
     "--reference-backend", default=None, metavar="NAME",
     help="onnxruntime, torch, tensorflow, tflite or package.module:Class (default: from the path).",
 )  # fmt: skip
@@ -130,6 +134,7 @@ def compare(
     rates: Sequence[float],
     size_column: str | None,
     memory_floor: str,
+    output_rows: int,
     reference_backend: str | None,
     candidate_backend: str | None,
     json_path: str | None,
@@ -153,7 +158,7 @@ def compare(
             reference_backend=reference_backend, candidate_backend=candidate_backend,
             device=device, include_transfers=include_transfers, signature=signature,
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
-            memory_floor=memory_floor,
+            memory_floor=memory_floor, output_rows=output_rows,
         )  # fmt: skip
         report = run_comparison(config, progress=progress)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)

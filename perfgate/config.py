@@ -21,6 +21,7 @@ from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import LoadScenario, Settings
 
 DEFAULT_COLD_STARTS = 3
+DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class CompareConfig:
     rates: tuple[float, ...] = ()
     size_column: str | None = None
     memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
+    output_rows: int = DEFAULT_OUTPUT_ROWS
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -72,6 +74,8 @@ class CompareConfig:
             raise UsageError(f"{option('concurrency')} must be at least 1, got {list(self.concurrency)}")
         if any(not (_number(r) and r > 0) for r in self.rates):
             raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(self.rates)}")
+        if not _whole(self.output_rows) or self.output_rows < 0:
+            raise UsageError(f"{option('output_rows')} must be 0 or more, got {self.output_rows!r}")
         if not self.budgets:
             raise UsageError("at least one budget is needed")
         check_measured(self.budgets, self.scope)
@@ -82,7 +86,7 @@ class CompareConfig:
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu)
+        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu, self.output_rows > 0)
 
     @property
     def loads(self) -> tuple[LoadScenario, ...]:
@@ -150,6 +154,7 @@ class CompareConfig:
             loads=tuple(scenario.label for scenario in self.loads),
             size_column=self.size_column,
             memory_floor=self.memory_floor,
+            output_rows=self.output_rows,
         )
 
 

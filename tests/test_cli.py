@@ -38,7 +38,7 @@ def assert_one_line_error(result, code, fragment):
 def test_the_a_a_pair_passes(tmp_path):
     result = gate("--json", str(tmp_path / "aa.json"))
     assert result.returncode == 0, result.stderr
-    assert "PASS: all 2 checks within budget" in result.stdout
+    assert "PASS: all 3 checks within budget" in result.stdout
     assert "perfgate: look 1" in result.stderr  # progress goes to stderr
     assert json.loads((tmp_path / "aa.json").read_text())["verdict"] == "pass"
 

@@ -48,7 +48,7 @@ def test_each_format_passes_its_a_a_pair_and_fails_its_slow_model(tmp_path, fold
     path = tmp_path / "aa.json"
     same = gate(folder / f"mlp_reference{suffix}", folder / f"mlp_aa{suffix}", "--json", str(path))
     assert same.returncode == 0, same.stderr
-    assert "PASS: all 2 checks within budget" in same.stdout
+    assert "PASS: all 3 checks within budget" in same.stdout
     assert f"({form}) on cpu" in same.stdout
     report = json.loads(path.read_text())
     assert report["compared"]["reference"]["backend"]["framework"] == framework
@@ -74,7 +74,7 @@ def test_keras_against_its_tflite_int8_conversion():
     result = gate(TF / "mlp_reference.keras", TF / "mlp_reference_int8.tflite", "--max-latency-increase", "-10%")
     assert result.returncode == 0, result.stderr
     assert "tflite" in result.stdout and "(keras)" in result.stdout
-    assert "PASS: all 2 checks within budget" in result.stdout
+    assert "PASS: all 3 checks within budget" in result.stdout
 
 
 def test_a_python_factory_runs_only_when_asked_for(tmp_path):
