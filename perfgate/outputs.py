@@ -75,8 +75,8 @@ def compare_outputs(
     for difference in compared:
         if difference.non_finite["reference"]:
             raise PerfgateRuntimeError(
-                f"the reference model {paths['reference']!r} is broken: {non_finite_reason('reference', difference)}, "
-                f"so there is nothing to judge the candidate against (NaN input rows? skip comparing outputs with {SKIP})"
+                f"{non_finite_reason('reference', difference, paths['reference'])}: a broken reference leaves nothing "
+                f"to judge the candidate against (NaN in the input rows? skip comparing outputs with {SKIP})"
             )
     note = "; ".join(f"output {label} not compared: its values are not numbers ({dtypes})" for label, dtypes in skipped.items())
     return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, batches[batch_size], compared, note)

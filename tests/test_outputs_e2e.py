@@ -200,7 +200,7 @@ def test_a_reference_returning_nan_is_a_runtime_error(tmp_path):
     result = gate(reference, candidate, "--json", str(tmp_path / "report.json"))
     assert result.returncode == 3, result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith(f"perfgate: error: the reference model '{reference}' is broken: the reference returned ")
+    assert line.startswith(f"perfgate: error: the reference model '{reference}' returned ")
     assert "NaN values in output scores" in line and "--output-rows 0" in line
     assert json.loads((tmp_path / "report.json").read_text())["verdict"] == "error"
 

@@ -163,14 +163,14 @@ def _non_finite_check(difference: OutputDifference, metric: Metric, *, budget, l
     return Check(verdict=Verdict.FAIL, reason=non_finite_reason("candidate", difference), **fields, **common)
 
 
-def non_finite_reason(side: str, difference: OutputDifference) -> str:
-    """'the candidate returned 12 NaN values in output scores (of 2048; the first on row 17)'."""
+def non_finite_reason(side: str, difference: OutputDifference, model: str = "") -> str:
+    """'the candidate returned 12 NaN values in output scores (of 2048 on 256 rows; the first on row 17)'."""
     count, nan = difference.non_finite.get(side, 0), difference.nan.get(side, 0)
     kinds = " and ".join(part for part in (nan and f"{nan} NaN", count - nan and f"{count - nan} Inf") if part)
     name = difference.reference_output if side == "reference" else difference.candidate_output
     return (
-        f"the {side} returned {kinds} value{'s' if count != 1 else ''} in output {name} "
-        f"(of {difference.values}; the first on row {difference.first_non_finite_row.get(side)})"
+        f"the {side}{f' model {model!r}' if model else ''} returned {kinds} value{'s' if count != 1 else ''} in output "
+        f"{name} (of {difference.values} on {difference.rows} rows; the first on row {difference.first_non_finite_row.get(side)})"
     )
 
 
