@@ -96,7 +96,7 @@ def test_onnxruntime_outputs_by_their_names():
     np.testing.assert_array_equal(found["scores"], expected_scores(batch))
 
 
-@pytest.mark.parametrize("name, output", [("mlp_reference.pt", "output"), ("mlp_reference.pt2", "output")])
+@pytest.mark.parametrize("name, output", [("mlp_reference.pt", "output_0"), ("mlp_reference.pt2", "output_0")])
 def test_torch_outputs(name, output):
     pytest.importorskip("torch")
     from perfgate.backends.torch import TorchBackend
@@ -107,7 +107,7 @@ def test_torch_outputs(name, output):
     np.testing.assert_allclose(found[output], expected_scores(batch), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name, output", [("mlp_reference.keras", "output"), ("mlp_reference.savedmodel", "scores")])
+@pytest.mark.parametrize("name, output", [("mlp_reference.keras", "output_0"), ("mlp_reference.savedmodel", "scores")])
 def test_tensorflow_outputs(name, output):
     pytest.importorskip("tensorflow")
     from perfgate.backends.tensorflow import TensorFlowBackend
@@ -179,7 +179,7 @@ def test_one_network_in_two_frameworks_pairs_its_outputs_by_position():
     result = gate(REFERENCE, FIXTURES / "torch" / "mlp_reference.pt", "--budget", "outputs.max_abs_diff:<=1e-4")
     assert result.returncode in (0, 1), result.stderr
     report, found = outputs_checks(result)
-    assert found["outputs.max_abs_diff"]["verdict"] == "pass" and found["outputs.max_abs_diff"]["scenario"] == "scores/output"
+    assert found["outputs.max_abs_diff"]["verdict"] == "pass" and found["outputs.max_abs_diff"]["scenario"] == "scores/output_0"
     assert report["outputs"]["outputs"][0]["reference_output"] == "scores"
 
 
@@ -216,3 +216,36 @@ def test_outputs_of_other_shapes_are_a_usage_error_unless_outputs_are_not_compar
     skipped = gate(REFERENCE, other, "--output-rows", "0")
     assert skipped.returncode in (0, 1), skipped.stderr
     assert json.loads(skipped.stdout)["outputs"] is None
+
+
+def _gpu_present() -> bool:
+    import shutil
+    import subprocess
+
+    return shutil.which("nvidia-smi") is not None and subprocess.run(["nvidia-smi"], capture_output=True).returncode == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_present(), reason="no NVIDIA GPU on this machine")
+@pytest.mark.parametrize("transfers", [(), ("--include-transfers",)], ids=["on-device", "transfers"])
+def test_onnxruntime_on_cuda_gives_its_outputs_from_the_io_binding(transfers):
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+    result = gate(REFERENCE, FIXTURES / "mlp_quantized.onnx", "--device", "cuda", *transfers,
+                  "--budget", "outputs.cosine:>=0.999", "--budget", "outputs.max_abs_diff:<=0.1")  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr
+    _, found = outputs_checks(result)
+    assert found["outputs.cosine"]["verdict"] == found["outputs.max_abs_diff"]["verdict"] == "pass"
+    assert found["outputs.max_abs_diff"]["candidate"] > 1e-3  # the quantized weights' answers, read back from the GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_present(), reason="no NVIDIA GPU on this machine")
+def test_torch_on_cuda_gives_its_outputs_from_the_device():
+    pytest.importorskip("torch").cuda.is_available() or pytest.skip("torch has no CUDA")
+    result = gate(FIXTURES / "torch" / "mlp_reference.pt", FIXTURES / "torch" / "mlp_aa.pt", "--device", "cuda",
+                  "--budget", "outputs.cosine:>=0.99")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    report, found = outputs_checks(result)
+    assert found["outputs.cosine"]["verdict"] == "fail" and report["reason"].startswith("outputs.cosine at output output_0")

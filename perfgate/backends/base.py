@@ -171,8 +171,8 @@ class Backend(abc.ABC):
 
 def named_arrays(outputs: Any, to_array: Callable[[Any], np.ndarray], name: str = "output") -> dict[str, np.ndarray]:
     """A model's outputs by name: a dict's keys, a named tuple's fields, a list's or tuple's
-    positions ("output_0", "output_1"), "output" for a single value; nested ones joined with
-    dots. ``to_array`` turns each single value into a host numpy array."""
+    positions ("output_0", "output_1"), "output_0" for a single value (as TFLite names it);
+    nested ones joined with dots. ``to_array`` turns each single value into a host array."""
     if outputs is None:
         return {}
     if isinstance(outputs, Mapping):
@@ -182,7 +182,7 @@ def named_arrays(outputs: Any, to_array: Callable[[Any], np.ndarray], name: str 
     elif isinstance(outputs, (list, tuple)):
         items = [(f"{name}_{index}" if name == "output" else str(index), value) for index, value in enumerate(outputs)]
     else:
-        return {name: to_array(outputs)}
+        return {"output_0" if name == "output" else name: to_array(outputs)}
     found: dict[str, np.ndarray] = {}
     for key, value in items:
         inner = key if name == "output" else f"{name}.{key}"
