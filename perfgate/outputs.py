@@ -27,7 +27,8 @@ from perfgate.results import SIDES, OutputDifference, OutputsCompared
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import SETUP_TIMEOUT_S, RunOutputs
 
-ROWS_PER_CALL = 64  # the outputs of about this many rows per model cross the pipe at a time
+BYTES_PER_CALL = 32 * 2**20  # a call's outputs, per model, that cross the pipe at a time
+MAX_BATCHES_PER_CALL = 64
 SKIP = option("output_rows", 0)
 
 
@@ -43,43 +44,69 @@ def compare_outputs(
     compared; None when ``output_rows`` is 0."""
     if not config.output_rows:
         return None
-    batch_size = config.batch_sizes[0]
-    chosen = sample_batches(batches[batch_size], math.ceil(config.output_rows / batch_size), config.seed)
+    batch_size, total = config.batch_sizes[0], batches[config.batch_sizes[0]]
+    chosen = sample_batches(total, math.ceil(config.output_rows / batch_size), config.seed)
     rows = tuple(_file_row(selection, index * batch_size + offset) for index in chosen for offset in range(batch_size))
     say(f"comparing outputs on {len(rows)} rows (batch size {batch_size})")
-    pairs: list[tuple[str, str]] | None = None
-    differences: dict[tuple[str, str], _Difference] = {}
-    skipped: dict[str, str] = {}
-    per_call = max(1, ROWS_PER_CALL // batch_size)
-    for first in range(0, len(chosen), per_call):
-        group = tuple(chosen[first : first + per_call])
+    comparison = _Comparison(paths, batch_size)
+    done, per_call = 0, 1  # one batch first: its outputs' size sets how many go in a call
+    while done < len(chosen):
+        group = tuple(chosen[done : done + per_call])
         answers = {side: workers[side].call(RunOutputs(batch_size, group), timeout=SETUP_TIMEOUT_S) for side in SIDES}
-        for position, index in enumerate(group):
-            reference, candidate = answers["reference"][position], answers["candidate"][position]
-            if pairs is None:
-                if not reference or not candidate:
-                    silent = " and ".join(side for side in SIDES if not answers[side][position])
-                    note = f"the {silent}'s backend returns no outputs"
-                    return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, batches[batch_size], (), note)
-                pairs = pair_outputs(reference, candidate, paths)
-            batch_rows = rows[(first + position) * batch_size : (first + position + 1) * batch_size]
-            for names in pairs:
-                arrays = (np.asarray(reference[names[0]]), np.asarray(candidate[names[1]]))
-                kinds = [array.dtype.kind for array in arrays]
-                if any(kind not in "biuf" for kind in kinds):
-                    skipped[f"{names[0]}/{names[1]}"] = "/".join(str(array.dtype) for array in arrays)
-                    continue
-                _check_shapes(names, arrays, paths, batch_rows[0])
-                differences.setdefault(names, _Difference(*names)).add(*arrays, batch_size, batch_rows)
-    compared = tuple(difference.result() for difference in differences.values())
+        for offset, pair in enumerate(zip(answers["reference"], answers["candidate"])):
+            first_row = (done + offset) * batch_size
+            if not comparison.add(*pair, rows[first_row : first_row + batch_size]):
+                return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, (), comparison.note())
+        done += len(group)
+        per_call = _batches_per_call(answers)
+    compared = tuple(difference.result() for difference in comparison.differences.values())
     for difference in compared:
         if difference.non_finite["reference"]:
             raise PerfgateRuntimeError(
                 f"{non_finite_reason('reference', difference, paths['reference'])}: a broken reference leaves nothing "
                 f"to judge the candidate against (NaN in the input rows? skip comparing outputs with {SKIP})"
             )
-    note = "; ".join(f"output {label} not compared: its values are not numbers ({dtypes})" for label, dtypes in skipped.items())
-    return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, batches[batch_size], compared, note)
+    return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, compared, comparison.note())
+
+
+def _batches_per_call(answers: Mapping[str, list[dict[str, np.ndarray]]]) -> int:
+    largest = max(sum(np.asarray(array).nbytes for array in outputs.values()) for side in SIDES for outputs in answers[side])
+    return int(min(MAX_BATCHES_PER_CALL, max(1, BYTES_PER_CALL // max(largest, 1))))
+
+
+class _Comparison:
+    """The output pairs of both models, accumulated batch by batch."""
+
+    def __init__(self, paths: Mapping[str, str], batch_size: int) -> None:
+        self.paths, self.batch_size = paths, batch_size
+        self.pairs: list[tuple[str, str]] | None = None
+        self.silent: list[str] = []  # the models whose backend returns no outputs
+        self.differences: dict[tuple[str, str], _Difference] = {}
+        self.skipped: dict[str, str] = {}  # outputs that are not numbers: their dtypes
+
+    def add(self, reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], rows: Sequence[int]) -> bool:
+        """Add one batch; False when there is nothing to compare (a backend returns no outputs)."""
+        if self.pairs is None:
+            self.silent = [side for side, outputs in zip(SIDES, (reference, candidate)) if not outputs]
+            if self.silent:
+                return False
+            self.pairs = pair_outputs(reference, candidate, self.paths)
+        for names in self.pairs:
+            if names[0] not in reference or names[1] not in candidate:
+                raise UsageError(f"output {names[0]!r} or {names[1]!r} is missing from the batch from row {rows[0]}; "
+                                 f"the models' outputs must be the same for every batch (or skip comparing them with {SKIP})")  # fmt: skip
+            arrays = (np.asarray(reference[names[0]]), np.asarray(candidate[names[1]]))
+            if any(array.dtype.kind not in "biuf" for array in arrays):
+                self.skipped[f"{names[0]}/{names[1]}"] = "/".join(str(array.dtype) for array in arrays)
+                continue
+            _check_shapes(names, arrays, self.paths, rows[0])
+            self.differences.setdefault(names, _Difference(*names)).add(*arrays, self.batch_size, rows)
+        return True
+
+    def note(self) -> str:
+        if self.silent:
+            return f"the {' and the '.join(self.silent)}'s backend returns no outputs"
+        return "; ".join(f"output {label} not compared: its values are not numbers ({dtypes})" for label, dtypes in self.skipped.items())
 
 
 def sample_batches(total: int, wanted: int, seed: int) -> list[int]:

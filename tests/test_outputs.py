@@ -308,3 +308,27 @@ def test_a_report_from_before_outputs_were_compared_reads_and_refuses_outputs_bu
     assert judge_again(old).verdict is Verdict.PASS
     with pytest.raises(UsageError, match="budget outputs.cosine:>=0.99: outputs are not compared"):
         judge_again(old, ["outputs.cosine:>=0.99"])
+
+
+def test_large_outputs_cross_the_pipe_a_few_batches_at_a_time():
+    from perfgate.outputs import MAX_BATCHES_PER_CALL, _batches_per_call
+
+    def answers(nbytes):
+        batch = {"scores": np.zeros(nbytes // 8)}
+        return {"reference": [batch], "candidate": [batch]}
+
+    assert _batches_per_call(answers(64)) == MAX_BATCHES_PER_CALL
+    assert _batches_per_call(answers(2**20)) == 32
+    assert _batches_per_call(answers(100 * 2**20)) == 1
+
+
+def test_an_output_missing_from_a_later_batch_is_a_usage_error(feature_table_path):
+    calls = []
+
+    def sometimes(feed):
+        calls.append(1)
+        return scores(feed) if len(calls) < 3 else {"other": scores(feed)["scores"]}
+
+    with pytest.raises(UsageError, match=r"output 'scores' or 'scores' is missing from the batch from row \d+; "
+                                         r"the models' outputs must be the same for every batch"):  # fmt: skip
+        compare(feature_table_path, candidate=sometimes)
