@@ -217,10 +217,12 @@ def test_outputs_named_differently_pair_by_position(feature_table_path):
     def as_dict(feed):
         return {"logits": scores(feed)["scores"], "first": scores(feed)["scores"][:, 0]}
 
-    report = compare(feature_table_path, reference=as_dict, candidate=as_list)
+    report = compare(feature_table_path, reference=as_dict, candidate=as_list, budgets=["outputs.top1_agreement:>=99%"])
     assert [d.label for d in report.outputs.outputs] == ["logits/output_0", "first/output_1"]
     assert report.outputs.outputs[1].top1_agreement is None  # one value per row: no class axis
-    assert not checks(report, "outputs.top1_agreement")[1:]
+    # the top-1 budget holds where there are classes, and leaves the other output alone
+    assert [(c.scenario, c.verdict) for c in checks(report, "outputs.top1_agreement")] == [("logits/output_0", Verdict.PASS)]
+    assert report.verdict is Verdict.PASS
     assert "reference output first with candidate output output_1: 1 values per row" in render_text(report)
 
 
@@ -229,6 +231,15 @@ def test_a_backend_without_outputs_is_noted_and_leaves_outputs_budgets_undecided
     assert report.outputs.outputs == () and report.outputs.note == "the candidate's backend returns no outputs"
     (cosine,) = checks(report, "outputs.cosine")
     assert cosine.verdict is Verdict.INCONCLUSIVE and "the candidate's backend returns no outputs" in cosine.reason
+
+
+def test_a_top1_budget_without_a_class_axis_anywhere_is_undecided(feature_table_path):
+    def one_value(feed):
+        return {"score": scores(feed)["scores"][:, 0]}
+
+    report = compare(feature_table_path, reference=one_value, candidate=one_value, budgets=["outputs.top1_agreement:>=99%"])
+    (top1,) = checks(report, "outputs.top1_agreement")
+    assert top1.verdict is Verdict.INCONCLUSIVE and "has no class axis" in top1.reason
 
 
 def test_non_numeric_outputs_are_noted_not_compared(feature_table_path):

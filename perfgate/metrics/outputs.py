@@ -94,10 +94,12 @@ class Outputs(Family):
             why = "outputs were not compared" if compared is None else f"no outputs compared: {compared.note}"
             return [Slot(self.parse(name), budgets[name], bind(_not_compared, self.parse(name), why), place(0)) for name in budgeted]
         slots = []
+        classes = [difference for difference in compared.outputs if difference.top1_agreement is not None]
         for index, difference in enumerate(compared.outputs):
             for name, (field_name, _, _) in VALUES.items():
-                if getattr(difference, field_name) is None and name not in budgets:
-                    continue  # no class axis, say: nothing to report unless asked for
+                # a top-1 budget is on the outputs that have classes; undecided only where none has
+                if field_name == "top1_agreement" and difference.top1_agreement is None and (classes or name not in budgets):
+                    continue
                 metric = self.parse(name)
                 slots.append(Slot(metric, budgets.get(name), bind(_check, difference, metric), place(index)))
             guard = Budget(self.parse(NON_FINITE), None, threshold=0.0)
