@@ -73,7 +73,7 @@ def cli() -> None:
 @click.option(
     "--budget", "budgets", multiple=True, metavar="METRIC:LIMIT",
     help="Add or override a budget, e.g. latency.p95:+10%, throughput:-10%, memory.peak_rss:+10%, "
-    "cold_start:+50%, load.p99:+20%.",
+    "cold_start:+50%, load.p99:+20%, outputs.cosine:>=0.99.",
 )  # fmt: skip
 @click.option(
     "--time-budget", type=float, default=60.0, show_default=True, metavar="SECONDS",
@@ -115,6 +115,10 @@ def cli() -> None:
     help="Memory changes smaller than this never fail a memory budget.",
 )  # fmt: skip
 @click.option(
+    "--output-rows", type=click.IntRange(min=0), default=256, show_default=True, metavar="N",
+    help="Compare both models' outputs on N rows of the first batch size, untimed (0: do not).",
+)  # fmt: skip
+@click.option(
     "--reference-backend", default=None, metavar="NAME",
     help="onnxruntime, torch, tensorflow, tflite or package.module:Class (default: from the path).",
 )  # fmt: skip
@@ -152,6 +156,7 @@ def compare(
     rates: Sequence[float],
     size_column: str | None,
     memory_floor: str,
+    output_rows: int,
     reference_backend: str | None,
     candidate_backend: str | None,
     json_path: str | None,
@@ -185,7 +190,7 @@ def compare(
             reference_backend=reference_backend, candidate_backend=candidate_backend,
             device=device, include_transfers=include_transfers, signature=signature,
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
-            memory_floor=memory_floor, allow_nonfinite=allow_nonfinite,
+            memory_floor=memory_floor, allow_nonfinite=allow_nonfinite, output_rows=output_rows,
         )  # fmt: skip
         for warning in config.warnings():
             click.echo(f"perfgate: warning: {printable(warning)}", err=True)

@@ -23,6 +23,7 @@ from perfgate.results import LoadScenario, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
 
 DEFAULT_COLD_STARTS = 3
+DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class CompareConfig:
     size_column: str | None = None
     memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
     allow_nonfinite: bool = False  # feed NaN and infinite values instead of refusing them
+    output_rows: int = DEFAULT_OUTPUT_ROWS
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -82,6 +84,8 @@ class CompareConfig:
         if not (_number(self.pad_value) or self.allow_nonfinite):
             raise UsageError(f"{option('pad_value')} must be a finite number, got {self.pad_value!r} (or pass {option('allow_nonfinite')})")
         self._check_rates_fit_the_time_budget()
+        if not _whole(self.output_rows) or self.output_rows < 0:
+            raise UsageError(f"{option('output_rows')} must be 0 or more, got {self.output_rows!r}")
         if not self.budgets:
             raise UsageError("at least one budget is needed")
         check_measured(self.budgets, self.scope)
@@ -116,7 +120,7 @@ class CompareConfig:
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu)
+        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu, self.output_rows > 0)
 
     @property
     def loads(self) -> tuple[LoadScenario, ...]:
@@ -187,6 +191,7 @@ class CompareConfig:
             loads=tuple(scenario.label for scenario in self.loads),
             size_column=self.size_column,
             memory_floor=self.memory_floor,
+            output_rows=self.output_rows,
         )
 
 

@@ -1,7 +1,7 @@
 """compare(): the one engine behind every face. This module only sequences the steps:
 
-    Parquet rows -> one worker per model (load both at once) -> feed -> cold starts ->
-    interleaved measurement until decided -> memory -> checks -> verdict -> Report
+    Parquet rows -> one worker per model (load both at once) -> feed -> outputs compared ->
+    cold starts -> interleaved measurement until decided -> memory -> checks -> verdict -> Report
 
 Errors are raised as PerfgateError subclasses; ``error_report`` turns one into a Report
 with verdict "error" for the faces that must still write one.
@@ -28,6 +28,7 @@ from perfgate.environment import capture
 from perfgate.errors import PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
+from perfgate.outputs import compare_outputs
 from perfgate.results import SIDES, DataReport, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.runner import Measurement, MeasurementPlan, measure
 from perfgate.sizes import analyze
@@ -80,11 +81,13 @@ def run_comparison(
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
         infos = _load(workers, requests)
         fed = feed(workers, infos, dataset, selection, config, paths, clock)
+        # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
+        outputs = compare_outputs(workers, fed.batches, config, selection, paths, say)
         cold_starts = run_cold_starts(config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say)
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
         observed = Observations(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
-            sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor,
+            sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor, outputs=outputs,
         )  # fmt: skip
         measurement, stopped = _measure(workers, fed.batches, config, observed, clock, say, plan_overrides)
         memory = {side: {**_load_memory(infos[side]), **workers[side].call(ReadMemory(), timeout=SETUP_TIMEOUT_S)} for side in SIDES}
@@ -121,6 +124,7 @@ def run_comparison(
         cold_starts=cold_starts,
         stages=stages(fed, measurement.series, selection.count),
         sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
+        outputs=outputs,
         warnings=config.warnings() + fed.warnings + run_warnings(measurement.series, measurement.loads, memory),
         perfgate_version=__version__,
         created=_now(),

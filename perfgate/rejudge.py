@@ -1,7 +1,8 @@
 """Judge a saved report again, from its stored samples, with the same or other budgets.
 
 A report keeps every raw sample (latency blocks, throughput windows, load episodes,
-cold starts, memory readings, each batch's size), so a verdict can be reached again
+cold starts, memory readings, each batch's size) and how far apart the two models'
+outputs were, so a verdict can be reached again
 without measuring: with the report's own budgets it is the verdict the run reached; with
 a tighter budget it may be another. The interval level is the one of the run's last look,
 split over the new set of gated checks. Stored baselines and merged CI-matrix reports
@@ -40,6 +41,7 @@ def judge_again(
         size_column=settings.size_column,
         cold_starts=min((len(records) for records in report.cold_starts.values()), default=0),
         on_gpu=settings.device.startswith("cuda"),
+        outputs=report.outputs is not None,
     )
     given = [item if isinstance(item, Budget) else parse_budget(item) for item in budgets]
     if max_latency_increase is not None:
@@ -80,4 +82,5 @@ def observations_of(report: Report) -> Observations:
         sizes={s.batch_size: np.asarray(s.batch_totals, dtype=np.float64) for s in report.sizes if s.batch_totals},
         size_column=settings.size_column if any(s.batch_totals for s in report.sizes) else None,
         memory_floor=settings.memory_floor,
+        outputs=report.outputs,
     )

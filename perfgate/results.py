@@ -16,8 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = 3
-READABLE_SCHEMA_VERSIONS = (2, 3)
+SCHEMA_VERSION = 4
+READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 # Schema history: bump on any change a reader has to know about, and say what changed.
 #   1 (2026-11-22) first version: verdict, compared, settings, environment, run, checks,
 #                  series with raw samples per block pair, warnings, error.
@@ -29,6 +29,11 @@ READABLE_SCHEMA_VERSIONS = (2, 3)
 #   3 (2026-11-22) sizes: batch_totals (each batch's total of the size column), so that
 #                  a saved report's latency_slope can be judged again. Version 2 reports
 #                  are still read; their slope cannot be judged again.
+#   4 (2026-11-22) outputs: both models' outputs compared on the same rows (which rows,
+#                  and per output the differences, cosine, top-1 agreement and NaN/Inf
+#                  counts); settings.output_rows; checks of the outputs family, whose
+#                  budgets are thresholds on a value (">=0.99"), their bound in limit.
+#                  Version 2 and 3 reports are still read; they hold no outputs.
 
 SIDES = ("reference", "candidate")
 
@@ -249,7 +254,7 @@ class Check:
     scenario: str = ""  # "concurrency 4", "rate 500/s", the size column, or ""
     higher_is_better: bool = False
     budget: str | None = None  # "+15%"; None: reported only
-    limit: float | None = None  # the ratio bound (upper, or lower where higher is better)
+    limit: float | None = None  # the ratio bound (upper, or lower where higher is better); outputs: the threshold
     absolute_limit: float | None = None  # memory: the allowed increase in bytes
     mann_whitney_p: float | None = None
     mann_whitney_note: str = ""
@@ -318,6 +323,53 @@ class SizeAnalysis:
 
 
 @dataclass(frozen=True)
+class OutputDifference:
+    """One output of both models on the same rows, and how far apart the two are. Rows
+    are the Parquet file's row numbers; differences are over the values finite in both."""
+
+    reference_output: str
+    candidate_output: str
+    row_shape: tuple[int | None, ...]  # one row's shape; None where it varies between batches
+    rows: int
+    values: int  # values per model
+    non_finite: Mapping[str, int]  # per side: NaN and Inf values
+    nan: Mapping[str, int]  # per side: of those, NaN
+    first_non_finite_row: Mapping[str, int | None]
+    max_abs_diff: float | None = None
+    max_abs_diff_row: int | None = None
+    mean_abs_diff: float | None = None
+    cosine: float | None = None  # each row's cosine similarity (its values as one vector), mean over rows
+    cosine_min: float | None = None
+    cosine_min_row: int | None = None
+    # the share of argmax positions (over the last axis) that agree; None where the output
+    # has no class axis (a last axis of 2 or more)
+    top1_agreement: float | None = None
+    top1_positions: int = 0
+
+    @property
+    def label(self) -> str:
+        """The output's name, or both names where the two models name it differently."""
+        if self.reference_output == self.candidate_output:
+            return self.reference_output
+        return f"{self.reference_output}/{self.candidate_output}"
+
+
+@dataclass(frozen=True)
+class OutputsCompared:
+    """Both models run on the same batches, outside the timed region, and their outputs
+    compared: ``batches`` of ``batch_size`` (the first batch size), drawn with ``seed``
+    from the ``total_batches`` each model holds; ``rows`` are their Parquet row numbers."""
+
+    batch_size: int
+    batches: tuple[int, ...]
+    rows: tuple[int, ...]
+    seed: int
+    total_batches: int
+    outputs: tuple[OutputDifference, ...]
+    note: str = ""  # outputs that could not be compared, and why
+
+
+@dataclass(frozen=True)
 class DataReport:
     path: str
     rows_total: int
@@ -343,6 +395,7 @@ class Settings:
     loads: tuple[str, ...] = ()  # "concurrency 4", "rate 500/s"
     size_column: str | None = None
     memory_floor: float = 0.0  # bytes
+    output_rows: int = 0  # rows whose outputs are compared (0: none)
 
 
 @dataclass(frozen=True)
@@ -376,6 +429,7 @@ class Report:
     cold_starts: Mapping[str, tuple[ColdStartRecord, ...]] = field(default_factory=dict)
     stages: tuple[Stages, ...] = ()
     sizes: tuple[SizeAnalysis, ...] = ()
+    outputs: OutputsCompared | None = None
     warnings: tuple[str, ...] = ()
     error: ErrorInfo | None = None
     perfgate_version: str = ""

@@ -62,15 +62,27 @@ def drifting(base: Latency, period_s: float = 2.0, amplitude: float = 1.0) -> La
     return draw
 
 
+Outputs = Callable[[dict], Any]  # a batch's feed -> what the model returns
+
+
+def scores(feed: dict) -> dict[str, np.ndarray]:
+    """The fake model's answer: its first input's values as class scores, one row per row."""
+    first = np.asarray(next(iter(feed.values())), dtype=np.float64)
+    return {"scores": first.reshape(first.shape[0], -1)}
+
+
 class FakeBackend(Backend):
-    """A model whose call takes ``latency(rng, clock, feed)`` ns of virtual time."""
+    """A model whose call takes ``latency(rng, clock, feed)`` ns of virtual time and
+    returns ``outputs(feed)`` (by default ``scores``)."""
 
     name = "fake"
 
     def __init__(self, options: BackendOptions, clock: FakeClock, latency: Latency, seed: int = 0,
                  inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "float32", (None, FEATURES)),),
-                 load_ns: float = 0.0, memory: "FakeMemory | None" = None, model_bytes: int = 0) -> None:  # fmt: skip
+                 load_ns: float = 0.0, memory: "FakeMemory | None" = None, model_bytes: int = 0,
+                 outputs: "Outputs | None" = None) -> None:  # fmt: skip
         super().__init__(options)
+        self.outputs = outputs or scores
         self.load_ns = load_ns
         self.memory = memory
         self.model_bytes = model_bytes
@@ -96,7 +108,7 @@ class FakeBackend(Backend):
         self.calls += 1
         self.seen.append(float(next(iter(prepared.values())).flat[0]))
         self.clock.advance(self.latency(self.rng, self.clock, prepared))
-        return [np.zeros(1)]
+        return self.outputs(prepared)
 
     def synchronize(self) -> None:
         self.synchronized += 1

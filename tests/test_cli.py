@@ -44,9 +44,9 @@ def test_the_a_a_pair_passes(tmp_path):
     # time budget: that is "inconclusive" (exit 0, with a warning), never a failure.
     assert report["verdict"] in ("pass", "inconclusive"), report["reason"]
     if report["verdict"] == "pass":
-        assert "PASS: all 2 checks within budget" in result.stdout
+        assert "PASS: all 3 checks within budget" in result.stdout
     else:
-        assert "INCONCLUSIVE: " in result.stdout and " of 2 checks undecided" in result.stdout
+        assert "INCONCLUSIVE: " in result.stdout and " of 3 checks undecided" in result.stdout
         assert "WARNING: INCONCLUSIVE: the build passes" in result.stderr
         assert report["run"]["stopped_because"] == "time budget"  # undecided only once the budget is spent
 
@@ -185,9 +185,10 @@ def test_unreadable_models_are_runtime_errors(tmp_path):
 
 def test_a_worker_crash_is_a_runtime_error_not_a_verdict(tmp_path):
     result = gate("-q", "--candidate-backend", "fakes:CrashingBackend", "--json", str(tmp_path / "c.json"))
-    assert_one_line_error(result, 3, "candidate: the worker died during 'warm_up' (exit code 7)")
+    # its first call is the untimed one that reads its outputs, before any timing
+    assert_one_line_error(result, 3, "candidate: the worker died during 'run_outputs' (exit code 7)")
     assert json.loads((tmp_path / "c.json").read_text())["verdict"] == "error"
-    in_cold_start = gate("-q", "--candidate-backend", "fakes:CrashingBackend", cold_starts=1)
+    in_cold_start = gate("-q", "--candidate-backend", "fakes:CrashingBackend", "--output-rows", "0", cold_starts=1)
     assert_one_line_error(in_cold_start, 3, "candidate-cold-start-1: the worker died during 'cold_start' (exit code 7)")
 
 

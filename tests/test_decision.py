@@ -28,7 +28,8 @@ def run(data, reference, candidate, *, made=None, **options):
 
 
 def gated(report):
-    return [check for check in report.checks if check.verdict is not Verdict.INFO]
+    """The gated timing checks (the outputs' NaN guard is always gated too)."""
+    return [check for check in report.checks if check.verdict is not Verdict.INFO and check.metric.family != "outputs"]
 
 
 def test_an_a_a_pair_passes_at_the_first_look(feature_table_path):
@@ -36,7 +37,8 @@ def test_an_a_a_pair_passes_at_the_first_look(feature_table_path):
     assert report.verdict is Verdict.PASS
     assert report.run.looks <= 2 and report.run.stopped_because == "decided"
     assert report.warnings == ()
-    assert all(abs(check.ratio - 1) < 0.05 for check in gated(report))
+    # about 90 calls a model at the first look: within 10 % (the budget is 15 %)
+    assert all(abs(check.ratio - 1) < 0.1 for check in gated(report))
 
 
 def test_a_2x_slower_candidate_fails(feature_table_path):

@@ -30,7 +30,7 @@ def test_rebuilding_gives_the_committed_fixtures(tmp_path):
     first = {path.name: path.read_bytes() for path in builder.build(tmp_path / "a", ("onnx",))}
     second = {path.name: path.read_bytes() for path in builder.build(tmp_path / "b", ("onnx",))}
     assert first == second  # deterministic, byte for byte
-    for name in MODELS + ["seq_linear.onnx", "seq_quadratic.onnx"]:
+    for name in MODELS + ["mlp_quantized.onnx", "seq_linear.onnx", "seq_quadratic.onnx"]:
         assert onnx.load(tmp_path / "a" / name) == onnx.load(FIXTURES / name)
     for data in ("features.parquet", "sequences.parquet"):
         assert pq.read_table(tmp_path / "a" / data).equals(pq.read_table(FIXTURES / data))
@@ -61,6 +61,19 @@ def test_fixtures_are_small_and_shaped_as_documented():
     assert multiply_adds(models["mlp_slow.onnx"]) >= 3 * multiply_adds(models["mlp_reference.onnx"])
     weights = [np.frombuffer(m.graph.initializer[0].raw_data, np.float32) for m in (models["mlp_reference.onnx"], models["mlp_aa.onnx"])]
     assert not np.array_equal(*weights)  # an A/A pair: same architecture, other weights
+
+
+def test_the_quantized_fixture_is_the_reference_on_int8_levels():
+    reference, quantized = onnx.load(FIXTURES / "mlp_reference.onnx"), onnx.load(FIXTURES / "mlp_quantized.onnx")
+    assert multiply_adds(quantized) == multiply_adds(reference)  # the same cost
+    for original, rounded in zip(reference.graph.initializer, quantized.graph.initializer):
+        w, q = (np.frombuffer(item.raw_data, np.float32).reshape(tuple(item.dims)) for item in (original, rounded))
+        if original.name.endswith("_b"):
+            assert np.array_equal(w, q)
+            continue
+        levels = q / (np.abs(w).max(axis=0) / np.float32(127))
+        assert np.allclose(levels, np.round(levels), atol=1e-3) and not np.array_equal(w, q)
+        assert np.abs(w - q).max() <= np.abs(w).max() / 254 * 1.001
 
 
 def outputs_by_format(folder, name, rows):

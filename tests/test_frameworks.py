@@ -53,7 +53,7 @@ def test_each_format_passes_its_a_a_pair_and_fails_its_slow_model(tmp_path, fold
     # never a failure; on a busy machine the p95 may stay undecided for the whole time budget
     assert report["verdict"] in ("pass", "inconclusive"), report["reason"]
     if report["verdict"] == "pass":
-        assert "PASS: all 2 checks within budget" in same.stdout
+        assert "PASS: all 3 checks within budget" in same.stdout
     else:
         assert report["run"]["stopped_because"] == "time budget"
     assert report["compared"]["reference"]["backend"]["framework"] == framework
@@ -79,7 +79,7 @@ def test_keras_against_its_tflite_int8_conversion():
     result = gate(TF / "mlp_reference.keras", TF / "mlp_reference_int8.tflite", "--max-latency-increase", "-10%")
     assert result.returncode == 0, result.stderr
     assert "tflite" in result.stdout and "(keras)" in result.stdout
-    assert "PASS: all 2 checks within budget" in result.stdout
+    assert "PASS: all 3 checks within budget" in result.stdout
 
 
 def test_a_python_factory_runs_only_when_asked_for(tmp_path):

@@ -4,7 +4,8 @@ A backend lives inside one worker process and wraps one loaded model. The worker
 in this order: ``setup`` once (import the framework, set threads and device), ``load``
 once, ``describe_inputs`` once, ``prepare`` once per batch (outside any timed region),
 then ``run`` + ``synchronize`` inside the timed region as often as the measurement
-needs, and finally ``close``. The worker reads its memory between ``setup`` and ``load``,
+needs, and finally ``close``. To compare the two models' answers, the worker also runs
+some batches outside the timed region and hands ``run``'s result to ``outputs_to_numpy``. The worker reads its memory between ``setup`` and ``load``,
 so that the memory a model takes is not mixed with the framework's own.
 
 A backend must import its framework inside its methods, never at module top level, so
@@ -109,6 +110,17 @@ class Backend(abc.ABC):
         >>> backend.synchronize()
         """
 
+    def outputs_to_numpy(self, outputs: Any, prepared: Any) -> dict[str, np.ndarray]:
+        """What ``run(prepared)`` returned (after ``synchronize``), as host numpy arrays by
+        output name, in the model's output order; called outside the timed region. The
+        default reads arrays, tensors with ``.numpy()``, and dicts, lists and tuples of
+        them (see ``named_arrays``); None means the backend gives no outputs.
+
+        >>> backend.outputs_to_numpy(backend.run(prepared), prepared)
+        {'scores': array([[ 0.12, -0.4 , ...]], dtype=float32)}
+        """
+        return named_arrays(outputs, _host_array)
+
     def close(self) -> None:
         """Release the model.
 
@@ -155,3 +167,32 @@ class Backend(abc.ABC):
         threads = self.options.threads if threads is None else threads
         return BackendInfo(self.name, framework, version, self.options.device, threads, details)
 
+
+
+def named_arrays(outputs: Any, to_array: Callable[[Any], np.ndarray], name: str = "output") -> dict[str, np.ndarray]:
+    """A model's outputs by name: a dict's keys, a named tuple's fields, a list's or tuple's
+    positions ("output_0", "output_1"), "output_0" for a single value (as TFLite names it);
+    nested ones joined with dots. ``to_array`` turns each single value into a host array."""
+    if outputs is None:
+        return {}
+    if isinstance(outputs, Mapping):
+        items = [(str(key), value) for key, value in outputs.items()]
+    elif isinstance(outputs, tuple) and hasattr(outputs, "_fields"):
+        items = list(zip(outputs._fields, outputs))
+    elif isinstance(outputs, (list, tuple)):
+        items = [(f"{name}_{index}" if name == "output" else str(index), value) for index, value in enumerate(outputs)]
+    else:
+        return {"output_0" if name == "output" else name: to_array(outputs)}
+    found: dict[str, np.ndarray] = {}
+    for key, value in items:
+        inner = key if name == "output" else f"{name}.{key}"
+        found.update(named_arrays(value, to_array, inner))
+    return found
+
+
+def _host_array(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "numpy"):  # a TensorFlow or a CPU PyTorch tensor
+        return np.asarray(value.numpy())
+    return np.asarray(value)

@@ -101,6 +101,14 @@ class OnnxRuntimeBackend(Backend):
     def run(self, prepared: Callable[[], Any]) -> Any:
         return prepared()
 
+    def outputs_to_numpy(self, outputs: Any, prepared: Callable[[], Any]) -> dict[str, np.ndarray]:
+        """``session.run``'s list of arrays on the CPU; on a GPU ``run_with_iobinding``
+        returns nothing and the outputs are in the call's binding (on the device, or on
+        the host with include_transfers): copied to the host here."""
+        if self.options.on_gpu:
+            outputs = prepared.binding.copy_outputs_to_cpu()
+        return {name: np.asarray(value) for name, value in zip(self._output_names, outputs)}
+
     def _bound_call(self, feed: Mapping[str, np.ndarray]) -> Callable[[], Any]:
         binding = self._session.io_binding()
         index = self.options.device_index
@@ -121,6 +129,7 @@ class OnnxRuntimeBackend(Backend):
                 binding.bind_output(name, "cuda", index)
         call = functools.partial(self._session.run_with_iobinding, binding)
         call.kept = kept  # the bound values must outlive the binding
+        call.binding = binding  # where the outputs are, for outputs_to_numpy
         return call
 
     def close(self) -> None:

@@ -14,6 +14,10 @@ of the GPU's memory), the inputs are placed on the device before timing, and the
 call ends with tf.test.experimental.sync_devices(), so the clock stops when the work is
 done, not when it is queued; with include_transfers the inputs are converted from host
 arrays and the outputs copied back (`.numpy()`) inside the timed call.
+
+Outputs, for comparing the two models' answers, are the base Backend's: a signature's
+dict of tensors by its keys, a Keras model's tensor (or list) by position, each copied
+to the host with ``.numpy()``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ eight shapes the last interpreter resizes itself inside the timed call, as it wo
 production. The interpreter uses ``--threads`` threads.
 
 The timed call copies the inputs into the interpreter (set_tensor) and runs it (invoke);
-outputs stay in the interpreter. A quantized integer input (int8/uint8 with a scale) is
+outputs stay in the interpreter (read with get_tensor, outside timing, to compare the
+models' answers; a quantized integer output is dequantized). A quantized integer input (int8/uint8 with a scale) is
 fed float columns quantized with the model's own scale and zero point, before timing.
 """
 
@@ -43,6 +44,7 @@ class TFLiteBackend(Backend):
         first = self._new_interpreter()
         self._interpreters: dict[tuple, Any] = {}
         self._details = self._input_details(first)
+        self._output_details = self._outputs_of(first)
         self._inputs = tuple(
             TensorSpec(name, _logical_dtype(detail), tuple(None if d < 0 else int(d) for d in detail["shape_signature"]))
             for name, detail in self._details.items()
@@ -57,13 +59,26 @@ class TFLiteBackend(Backend):
             raise ModelLoadError(f"cannot load model {self._path!r} with {self._runtime}: {first_line(exc)}") from exc
 
     def _input_details(self, interpreter: Any) -> dict[str, dict]:
-        signatures = interpreter.get_signature_list()
-        if signatures:
-            key = self.options.signature or (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else next(iter(signatures)))
-            if key not in signatures:
-                raise UsageError(f"{self._path!r} has no signature {key!r}; it has {', '.join(signatures)} (--signature)")
+        key = self._signature(interpreter)
+        if key is not None:
             return dict(interpreter.get_signature_runner(key).get_input_details())
         return {detail["name"].split(":")[0]: detail for detail in interpreter.get_input_details()}
+
+    def _outputs_of(self, interpreter: Any) -> dict[str, dict]:
+        key = self._signature(interpreter)
+        if key is not None:
+            return dict(interpreter.get_signature_runner(key).get_output_details())
+        return {detail["name"].split(":")[0]: detail for detail in interpreter.get_output_details()}
+
+    def _signature(self, interpreter: Any) -> str | None:
+        """The signature that names the tensors, or None where the model has none."""
+        signatures = interpreter.get_signature_list()
+        if not signatures:
+            return None
+        key = self.options.signature or (DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else next(iter(signatures)))
+        if key not in signatures:
+            raise UsageError(f"{self._path!r} has no signature {key!r}; it has {', '.join(signatures)} (--signature)")
+        return key
 
     def describe_inputs(self) -> tuple[TensorSpec, ...]:
         return self._inputs
@@ -90,6 +105,11 @@ class TFLiteBackend(Backend):
             interpreter.set_tensor(index, array)
         interpreter.invoke()
         return interpreter
+
+    def outputs_to_numpy(self, outputs: Any, prepared: Any) -> dict[str, np.ndarray]:
+        """``run`` returns the interpreter, which holds the outputs; a quantized integer
+        output is dequantized with its scale and zero point, so it compares as numbers."""
+        return {name: _dequantized(outputs.get_tensor(detail["index"]), detail) for name, detail in self._output_details.items()}
 
     def _resizing(self) -> Any:
         """The one interpreter for shapes beyond MAX_INTERPRETERS: it resizes when called."""
@@ -130,6 +150,9 @@ class _ResizingInterpreter:
 
     def invoke(self) -> None:
         self._interpreter.invoke()
+
+    def get_tensor(self, index: int) -> np.ndarray:
+        return self._interpreter.get_tensor(index)
 
 
 def _interpreter_class() -> tuple[Any, str]:
@@ -179,3 +202,11 @@ def _quantized(array: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
     info = np.iinfo(dtype)
     return np.clip(np.round(array / scale + zero_point), info.min, info.max).astype(dtype)
 
+
+
+def _dequantized(array: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
+    scale = _scale(detail)
+    if not (np.dtype(detail["dtype"]).kind in "iu" and scale):
+        return array
+    _, zero_point = detail["quantization"]
+    return (array.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)

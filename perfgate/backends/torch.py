@@ -37,7 +37,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from perfgate.backends import looks_like_factory
-from perfgate.backends.base import Backend, BackendInfo
+from perfgate.backends.base import Backend, BackendInfo, named_arrays
 from perfgate.errors import BackendUnavailableError, ModelLoadError, first_line
 from perfgate.tensors import TensorSpec
 
@@ -122,6 +122,18 @@ class TorchBackend(Backend):
     def synchronize(self) -> None:
         if self.options.on_gpu:
             self._torch.cuda.synchronize(self._device)
+
+    def outputs_to_numpy(self, outputs: Any, prepared: tuple[Any, ...]) -> dict[str, np.ndarray]:
+        return named_arrays(outputs, self._host_array)
+
+    def _host_array(self, value: Any) -> np.ndarray:
+        torch = self._torch
+        if not isinstance(value, torch.Tensor):
+            return np.asarray(value)
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds every value
+            value = value.float()
+        return value.numpy()
 
     def reset_peak_memory(self) -> None:
         if self.options.on_gpu:

@@ -7,6 +7,7 @@
     slope.py       latency_slope                       per batch size, with a size column
     memory.py      memory.peak_rss, .load_rss, .gpu_peak   per model
     cold_start.py  cold_start                          per model
+    outputs.py     outputs.cosine, .max_abs_diff, …    per model output, thresholds on the value
 
 A family of your own is a ``Family`` subclass registered with ``register_family``; from
 then on its metrics parse, take budgets, are judged and rendered like the built-in ones.
@@ -31,6 +32,7 @@ BUILTIN_FAMILIES = {
     "latency_slope": "perfgate.metrics.slope",
     "memory": "perfgate.metrics.memory",
     "cold_start": "perfgate.metrics.cold_start",
+    "outputs": "perfgate.metrics.outputs",
 }
 _registered: dict[str, Family] = {}
 _UNREGISTERED = Family()

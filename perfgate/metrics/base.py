@@ -26,7 +26,7 @@ import numpy as np
 
 from perfgate.errors import BudgetError
 from perfgate.formatting import format_change, format_value
-from perfgate.results import Check, LoadSeries, Metric, Series, Verdict, concatenated
+from perfgate.results import Check, LoadSeries, Metric, OutputsCompared, Series, Verdict, concatenated
 from perfgate.stats import RatioInterval, UnusableSamples, min_samples_for_quantile, ratio_interval, statistic
 
 DEFAULT_MEMORY_FLOOR = 5 * 2**20  # bytes
@@ -36,18 +36,30 @@ LIMIT_FORMS = "15%, +15%, -10% (a change in percent) or 1.15 (a ratio candidate/
 
 @dataclass(frozen=True)
 class Budget:
-    """A limit on metric(candidate) / metric(reference) (``limit``), or for memory on the
-    increase in bytes (``absolute_bytes``)."""
+    """A limit on metric(candidate) / metric(reference) (``limit``), for memory on the
+    increase in bytes (``absolute_bytes``), or on the metric's own value (``threshold``,
+    a lower bound where ``at_least``: ``outputs.cosine:>=0.99``)."""
 
     metric: Metric
     limit: float | None  # the ratio bound: an upper bound, or a lower bound for higher-is-better metrics
     absolute_bytes: float | None = None
+    threshold: float | None = None
+    at_least: bool = False
+    percent: bool = field(default=False, compare=False)  # the threshold was written as a percentage
 
     @property
     def limit_text(self) -> str:
+        if self.threshold is not None:
+            number = f"{self.threshold * 100:.12g}%" if self.percent else repr(self.threshold).removesuffix(".0")
+            return (">=" if self.at_least else "<=") + number
         if self.absolute_bytes is not None:
             return f"+{self.absolute_bytes / 2**20:g}MiB"
         return format_change(self.limit)
+
+    @property
+    def bound(self) -> float | None:
+        """The number a check is held to: the threshold, else the ratio bound."""
+        return self.threshold if self.threshold is not None else self.limit
 
     def __str__(self) -> str:
         return f"{self.metric.name}:{self.limit_text}"
@@ -62,6 +74,7 @@ class Scope:
     size_column: str | None = None
     cold_starts: int = 0
     on_gpu: bool = False
+    outputs: bool = False  # both models' outputs are compared
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class Observations:
     sizes: Mapping[int, np.ndarray] = field(default_factory=dict)  # batch size -> each batch's total size
     size_column: str | None = None
     memory_floor: float = DEFAULT_MEMORY_FLOOR
+    outputs: OutputsCompared | None = None  # None: outputs were not compared
 
 
 Judge = Callable[[Budget | None, float, int], Check]  # (budget, interval level, bootstrap seed) -> Check
@@ -210,7 +224,7 @@ def _checked_ratio(ratio: float, text: str, option: str) -> float:
 def budget_fields(budget: Budget | None) -> dict[str, Any]:
     if budget is None:
         return {"budget": None, "limit": None, "absolute_limit": None}
-    return {"budget": budget.limit_text, "limit": budget.limit, "absolute_limit": budget.absolute_bytes}
+    return {"budget": budget.limit_text, "limit": budget.bound, "absolute_limit": budget.absolute_bytes}
 
 
 def undecided(common: dict, budget: Budget | None, reason: str, values: tuple | None = None) -> Check:

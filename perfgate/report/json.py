@@ -43,6 +43,8 @@ from perfgate.results import (
     LoadSeries,
     Metric,
     ModelReport,
+    OutputDifference,
+    OutputsCompared,
     PreparedInput,
     Report,
     RunSummary,
@@ -61,12 +63,14 @@ NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def dumps(report: Report) -> str:
-    """Indented, except that each series (the raw samples) is one compact line."""
+    """Indented, except that the outputs compared (with their row numbers) and each series
+    (the raw samples) are one compact line each."""
     data = _named_non_finite(to_dict(report))
-    series = data.pop("series")
+    series, outputs = data.pop("series"), data.pop("outputs")
     head = json.dumps(data, indent=1, allow_nan=False)
+    compact = json.dumps(outputs, separators=(",", ":"), allow_nan=False)
     lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in series)
-    return head[: -len("\n}")] + ',\n "series": [' + (f"\n{lines}\n ]" if lines else "]") + "\n}"
+    return head[: -len("\n}")] + f',\n "outputs": {compact},\n "series": [' + (f"\n{lines}\n ]" if lines else "]") + "\n}"
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -88,6 +92,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "checks": [_check_dict(check) for check in report.checks],
         "stages": _plain(report.stages),
         "sizes": _plain(report.sizes),
+        "outputs": _plain(report.outputs),
         "cold_starts": {side: [_cold_start_dict(r) for r in records] for side, records in report.cold_starts.items()},
         "loads": [_load_dict(load) for load in report.loads],
         "series": [_series_dict(series) for series in report.series],
@@ -119,6 +124,7 @@ def from_dict(data: Mapping[str, Any]) -> Report:
         },
         stages=tuple(_build(Stages, item) for item in data.get("stages", ())),
         sizes=tuple(_size_from(item) for item in data.get("sizes", ())),
+        outputs=_outputs_from(data.get("outputs")),
         warnings=tuple(data.get("warnings", ())),
         error=_build(ErrorInfo, data.get("error")),
         perfgate_version=(data.get("tool") or {}).get("version", ""),
@@ -361,6 +367,26 @@ def _size_from(data: Mapping[str, Any]) -> SizeAnalysis:
         slope=_numbers(dict(data["slope"])),
         intercept=_numbers(dict(data["intercept"])),
         batch_totals=_numbers(tuple(data.get("batch_totals", ()))),
+    )
+
+
+def _outputs_from(data: Mapping[str, Any] | None) -> OutputsCompared | None:
+    if data is None:
+        return None
+
+    def difference(item: Mapping[str, Any]) -> OutputDifference:
+        values = dict(item)
+        values["row_shape"] = tuple(values["row_shape"])
+        return _build(OutputDifference, values)
+
+    return OutputsCompared(
+        batch_size=data["batch_size"],
+        batches=tuple(data["batches"]),
+        rows=tuple(data["rows"]),
+        seed=data["seed"],
+        total_batches=data["total_batches"],
+        outputs=tuple(difference(item) for item in data["outputs"]),
+        note=data.get("note", ""),
     )
 
 

@@ -20,7 +20,7 @@ def render_text(report: Report) -> str:
     if report.checks:
         lines.append("")
         lines.extend(_table(report.checks))
-    for section in (_memory, _cold_starts, _stages, _loads, _sizes):
+    for section in (_outputs, _memory, _cold_starts, _stages, _loads, _sizes):
         part = section(report)
         if part:
             lines.append("")
@@ -112,7 +112,8 @@ def _row(check: Check, show_level: bool, notes: list[str]) -> list[str]:
     change = "-" if check.ratio is None else format_change(check.ratio, 1)
     if check.ci is None:
         interval = "-"
-        if check.verdict in (Verdict.INCONCLUSIVE, Verdict.INFO) and check.unit != "bytes":
+        # a check decided without a test (memory, outputs) says all it has in its own row
+        if check.verdict in (Verdict.INCONCLUSIVE, Verdict.INFO) and family_of(check).statistical:
             notes.append(f"{check.metric} {family_of(check).place(check)}: {check.reason}".replace("  ", " "))
             interval = f"see [{len(notes)}]"
     else:
@@ -147,6 +148,32 @@ def _p_value(check: Check) -> str:
 def _percent(level: float) -> str:
     text = f"{level * 100:.2f}".rstrip("0").rstrip(".")
     return f"{text}%"
+
+
+def _outputs(report: Report) -> list[str]:
+    """Which rows the outputs were compared on, and which output was paired with which."""
+    compared = report.outputs
+    if compared is None:
+        return []
+    total = report.data.rows_used if report.data is not None else None
+    of_total = f" of {total}" if total is not None else ""
+    batches = len(compared.batches)
+    drawn = "all of them" if batches == compared.total_batches else f"drawn with seed {compared.seed}"
+    lines = [
+        f"outputs compared on {len(compared.rows)}{of_total} rows: {batches} of {compared.total_batches} batches "
+        f"of batch size {compared.batch_size}, {drawn} (row numbers in the JSON report), untimed"
+    ]
+    for difference in compared.outputs:
+        shape = "x".join("?" if dim is None else str(dim) for dim in difference.row_shape) or "1"
+        names = (
+            f"output {difference.reference_output}"
+            if difference.reference_output == difference.candidate_output
+            else f"reference output {difference.reference_output} with candidate output {difference.candidate_output}"
+        )
+        lines.append(f"  {names}: {shape} values per row")
+    if compared.note:
+        lines.append(f"  {compared.note}")
+    return lines
 
 
 def _memory(report: Report) -> list[str]:

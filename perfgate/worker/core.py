@@ -32,6 +32,7 @@ from perfgate.worker.protocol import (
     ReadMemory,
     RunBlock,
     RunLoad,
+    RunOutputs,
     RunWindow,
     SetFeeds,
     Shutdown,
@@ -151,6 +152,20 @@ class WorkerCore:
             lambda: serve_episode(backend.run, backend.synchronize, feeds, start, plan, self._clock, self._wait)
         )
 
+    def outputs(self, batch_size: int, batches: Sequence[int]) -> list[dict[str, np.ndarray]]:
+        """The outputs of the prepared batches at ``batches``, as host arrays; untimed."""
+        backend, feeds = self.backend, self._feeds_for(batch_size)
+
+        def run_each() -> list[dict[str, np.ndarray]]:
+            found = []
+            for index in batches:
+                outputs = backend.run(feeds[index])
+                backend.synchronize()
+                found.append(backend.outputs_to_numpy(outputs, feeds[index]))
+            return found
+
+        return self._timed(run_each)
+
     def memory(self) -> dict[str, Any]:
         """Peak RSS since the first warm-up (or since the start, where it cannot be reset),
         RSS now, and the backend's device peaks."""
@@ -207,6 +222,7 @@ _ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
     RunBlock: lambda core, call: core.run_block(call.batch_size, call.start, call.count),
     RunWindow: lambda core, call: core.run_window(call.batch_size, call.start, call.count),
     RunLoad: lambda core, call: core.run_load(call.batch_size, call.start, call.plan),
+    RunOutputs: lambda core, call: core.outputs(call.batch_size, call.batches),
     ReadMemory: lambda core, call: core.memory(),
     FirstInference: lambda core, call: core.cold_start(call.request, call.feed),
     Shutdown: lambda core, call: core.close(),

@@ -22,7 +22,7 @@ from perfgate.tensors import TensorSpec
 __all__ = [
     "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "ColdStart", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
-    "FirstInference", "Shutdown",
+    "FirstInference", "RunOutputs", "Shutdown",
 ]  # fmt: skip
 
 LOAD_TIMEOUT_S = 600.0
@@ -145,6 +145,16 @@ class RunLoad(Call):
     batch_size: int
     start: int
     plan: LoadPlan
+
+
+@dataclass(frozen=True)
+class RunOutputs(Call):
+    """-> list[dict[str, np.ndarray]]: per batch index in ``batches``, the model's outputs
+    by name as host arrays; untimed, to compare the two models' answers."""
+
+    name: ClassVar[str] = "run_outputs"
+    batch_size: int
+    batches: tuple[int, ...]
 
 
 @dataclass(frozen=True)
