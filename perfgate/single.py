@@ -32,7 +32,8 @@ from perfgate.backends import require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.dataset import ParquetDataset
 from perfgate.errors import UsageError, option
-from perfgate.inputs import build_batches, check_input_names, expand_columns, parse_input_options, resolve_bindings
+from perfgate.batches import build_batches
+from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
 from perfgate.results import BackendInfo, PreparedInput, Verdict, WarmUpSummary, concatenated
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
 from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, RunBlock
@@ -213,8 +214,7 @@ def _measure_model(
         worker.start(options.threads, worker_cpus(options.threads))
         say(f"loading {path} ({name} on {options.device}, {options.threads} thread(s))")
         info = worker.call(LoadModel(LoadRequest(name, path, options, tuple(sys.path))), timeout=LOAD_TIMEOUT_S)
-        check_input_names(inputs, {path: info.inputs})
-        bindings = resolve_bindings(info.inputs, dataset.schema, inputs, model=path)
+        bindings = bind_inputs({"model": info.inputs}, dataset.schema, inputs, {}, labels={"model": path})["model"]
         table = dataset.read([column for binding in bindings for column in binding.columns], selection)
         prepared = build_batches(table, bindings, info.inputs, batch_size, pad_value=pad_value, model=path)
         worker.call(SetFeeds(batch_size, list(prepared.feeds)), timeout=SETUP_TIMEOUT_S)

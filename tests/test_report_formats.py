@@ -49,7 +49,7 @@ def test_markdown_puts_the_verdict_first_then_the_gated_checks_then_folded_detai
     for summary in ("Information only", "How it was decided", "Settings", "Environment"):
         assert f"<details><summary>{summary}" in text
     assert text.index("| ❌ |") < text.index("<details>")
-    assert render_markdown(passed).startswith("## ✅ perfgate: PASS\n\n**all 8 checks within budget.**")
+    assert render_markdown(passed).startswith("## ✅ perfgate: PASS\n\n**all 9 checks within budget.**")
 
 
 def test_markdown_of_an_error_says_what_went_wrong_and_its_exit_code():
@@ -117,7 +117,8 @@ def test_junit_has_one_case_per_gated_check_failures_with_their_reason_and_info_
     assert failures[0].get("message").startswith("latency.p50 at batch 1: at least +")
     properties = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert properties["verdict"] == "fail"
-    assert {name for name in properties if name.startswith("info: ")} == {"info: memory.peak_rss", "info: memory.load_rss", "info: cold_start"}
+    outputs = {f"info: outputs.{name} at output scores" for name in ("max_abs_diff", "mean_abs_diff", "cosine", "cosine_min", "top1_agreement")}
+    assert {name for name in properties if name.startswith("info: ")} == {"info: memory.peak_rss", "info: memory.load_rss", "info: cold_start", *outputs}
 
 
 def test_junit_marks_inconclusive_checks_skipped_and_an_error_as_an_error(failed):
@@ -146,7 +147,8 @@ def test_bencher_metric_format_holds_each_check_s_value_and_ratio_with_its_inter
 def test_github_action_benchmark_files_split_by_direction(failed):
     smaller = json.loads(render(failed, "customSmallerIsBetter"))
     bigger = json.loads(render(failed, "customBiggerIsBetter"))
-    assert {e["name"] for e in bigger} == {"throughput.batch1", "throughput.batch4"}
+    assert {e["name"] for e in bigger} == {"throughput.batch1", "throughput.batch4", "outputs.cosine at output scores",
+                                           "outputs.cosine_min at output scores", "outputs.top1_agreement at output scores"}
     assert "latency.p50 at batch 1" in {e["name"] for e in smaller} and not {e["name"] for e in smaller} & {e["name"] for e in bigger}
     for entry in smaller + bigger:
         assert set(entry) <= {"name", "unit", "value", "range", "extra"} and isinstance(entry["value"], float)
