@@ -1,5 +1,9 @@
 """Cold starts: fresh workers per model, in ABBA order, each timed by the parent's clock
-from starting the process to the end of its first inference."""
+from starting the process to the end of its first inference.
+
+A cold start is bounded phase by phase: its loading by what loading took in the model's
+main worker (``call_limit``, never more than LOAD_TIMEOUT_S), its first call by the call
+timeout, so that a model that hangs on its first call fails in about the call timeout."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numpy as np
 
 from perfgate.results import SIDES, ColdStartRecord
 from perfgate.worker.process import Worker
-from perfgate.worker.protocol import LOAD_TIMEOUT_S, FirstInference, LoadRequest
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_TIMEOUT_S, FirstInference, LoadRequest, Timeout, call_limit
 
 WorkerFactory = Callable[[str, str], Worker]  # (role, log_dir) -> worker
 
@@ -24,10 +28,21 @@ def run_cold_starts(
     cpus: tuple[int, ...] | None,
     clock: Callable[[], float],
     say: Callable[[str], None],
+    *,
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    load_seconds: Mapping[str, float] | None = None,
 ) -> dict[str, tuple[ColdStartRecord, ...]]:
-    """``count`` fresh workers per model (none for 0)."""
+    """``count`` fresh workers per model (none for 0); ``load_seconds``: per model, what
+    setting up and loading took in its main worker."""
     if count == 0:
         return {}
+    timeouts = {
+        side: Timeout(
+            (min(LOAD_TIMEOUT_S, call_limit(call_timeout_s, (load_seconds or {}).get(side, LOAD_TIMEOUT_S))), call_timeout_s),
+            by_call_timeout=True,
+        )
+        for side in SIDES
+    }
     records: dict[str, list[ColdStartRecord]] = {side: [] for side in SIDES}
     for index in range(count):
         order = SIDES if index % 2 == 0 else SIDES[::-1]
@@ -36,7 +51,7 @@ def run_cold_starts(
             began = clock()
             try:
                 worker.start(threads, cpus)
-                phases = worker.call(FirstInference(requests[side], first_feeds[side]), timeout=LOAD_TIMEOUT_S)
+                phases = worker.call(FirstInference(requests[side], first_feeds[side]), timeout=timeouts[side])
                 ended = clock()
             finally:
                 worker.close()

@@ -19,6 +19,7 @@ from perfgate.inputs import parse_input_options
 from perfgate.metrics import Scope
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import LoadScenario, Settings
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 DEFAULT_COLD_STARTS = 3
 
@@ -49,6 +50,7 @@ class CompareConfig:
     rates: tuple[float, ...] = ()
     size_column: str | None = None
     memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # a model call running longer is taken to hang
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -60,6 +62,8 @@ class CompareConfig:
             raise UsageError(f"a batch size is given twice: {list(self.batch_sizes)}")
         if not (_number(self.time_budget_s) and self.time_budget_s > 0):
             raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {self.time_budget_s!r}")
+        if not (_number(self.call_timeout_s) and self.call_timeout_s > 0):
+            raise UsageError(f"{option('call_timeout_s')} must be a positive number of seconds, got {self.call_timeout_s!r}")
         if not _whole(self.threads) or self.threads < 1:
             raise UsageError(f"{option('threads')} must be at least 1, got {self.threads!r}")
         if self.rows is not None and (not _whole(self.rows) or self.rows < 1):

@@ -25,7 +25,7 @@ from perfgate.config import CompareConfig
 from perfgate.dataset import ParquetDataset
 from perfgate.diagnostics import run_warnings
 from perfgate.environment import capture
-from perfgate.errors import PerfgateError
+from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
 from perfgate.results import SIDES, DataReport, ErrorInfo, ModelReport, Report, RunSummary, Verdict
@@ -80,7 +80,11 @@ def run_comparison(
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
         infos = _load(workers, requests)
         fed = feed(workers, infos, dataset, selection, config, paths, clock)
-        cold_starts = run_cold_starts(config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say)
+        cold_starts = run_cold_starts(
+            config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
+            call_timeout_s=config.call_timeout_s,
+            load_seconds={side: infos[side].setup_seconds + infos[side].load_seconds for side in SIDES},
+        )  # fmt: skip
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
         observed = Observations(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
@@ -160,6 +164,7 @@ def _measure(
         seed=config.seed,
         min_samples=min_samples(config.budgets),
         loads=config.loads,
+        call_timeout_s=config.call_timeout_s,
         **(plan_overrides or {}),
     )
     return measure(workers, plan, batches, on_look, clock=clock, progress=say)
@@ -172,9 +177,10 @@ def _load_memory(info: ModelInfo) -> dict[str, Any]:
 def error_report(error: BaseException, config: CompareConfig | None = None, *, message: str | None = None) -> Report:
     """A Report with verdict "error" for a comparison that could not be carried out
     (``message``: the error as the face showed it, where it differs from the API's words)."""
+    known = isinstance(error, (PerfgateError, Interrupted))
     if message is None:
-        message = error.message if isinstance(error, PerfgateError) else f"internal error: {type(error).__name__}: {error}"
-    exit_code = error.exit_code if isinstance(error, PerfgateError) else 3
+        message = error.message if known else f"internal error: {type(error).__name__}: {error}"
+    exit_code = error.exit_code if known else 3
     return Report(
         verdict=Verdict.ERROR,
         reason=message,

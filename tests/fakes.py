@@ -10,6 +10,7 @@ to the worker).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any, Callable
 
@@ -195,8 +196,36 @@ class CrashOnLoadBackend(_TinyBackend):
         os._exit(9)
 
 
+class TinyBackend(_TinyBackend):
+    """Answers every call at once: the healthy side of a comparison with a broken model."""
+
+
+class SegfaultingBackend(_TinyBackend):
+    """Dies by SIGSEGV on its first call, as a native library with a bad pointer does."""
+
+    def run(self, prepared: Any) -> Any:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file in the test's directory
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class KilledBackend(_TinyBackend):
+    """Killed by SIGKILL on its first call, as by the kernel's out-of-memory killer."""
+
+    def run(self, prepared: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class HangingBackend(_TinyBackend):
     def run(self, prepared: Any) -> Any:
+        time.sleep(3600)
+
+
+class HangOnLoadBackend(_TinyBackend):
+    """A worker still loading its model, for as long as a test cares to wait."""
+
+    def load(self, path: str) -> None:
         time.sleep(3600)
 
 
