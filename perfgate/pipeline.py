@@ -125,7 +125,8 @@ def run_comparison(
         cold_starts=cold_starts,
         stages=stages(fed, measurement.series, selection.count),
         sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
-        warnings=fed.warnings + run_warnings(measurement.series, measurement.loads, memory),
+        warnings=fed.warnings
+        + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor),
         perfgate_version=__version__,
         created=_now(),
     )

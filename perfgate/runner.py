@@ -21,14 +21,15 @@ spent, with one last look at everything measured.
 No wait for a worker is open-ended: a model's first call, at each batch size, may take
 ``call_timeout_s``; the rest of the warm-up its maximum plus that; every later step 50
 times what the warm-up's typical call says it should take, plus the call timeout (see
-``call_limit``).
+``call_limit``). The worker reads its RSS after each block (outside the clock), and the
+last measurement carries those readings, for the leak warning.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -38,6 +39,8 @@ from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSumm
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import (
     DEFAULT_CALL_TIMEOUT_S,
+    SETUP_TIMEOUT_S,
+    BlockMemory,
     LoadPlan,
     RunBlock,
     RunLoad,
@@ -75,6 +78,7 @@ class Measurement:
     measure_seconds: float
     final: bool  # the time budget is spent: this look decides whatever it can
     loads: tuple[LoadSeries, ...] = ()
+    rss_after_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # per model, in bytes (the last look)
 
 
 Progress = Callable[[str], None]
@@ -139,9 +143,9 @@ def measure(
                 tuple(load.freeze() for load in loads),
             )
             if on_look(measurement):
-                return measurement, "decided"
+                return _with_block_memory(workers, measurement), "decided"
             if out_of_time:
-                return measurement, "time budget"
+                return _with_block_memory(workers, measurement), "time budget"
             while next_look <= pairs:
                 next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
 
@@ -262,3 +266,8 @@ def _warm_up(workers: Mapping[str, Worker], plan: MeasurementPlan, batch_size: i
         )
         for side in order
     }
+
+
+def _with_block_memory(workers: Mapping[str, Worker], measurement: Measurement) -> Measurement:
+    readings = {side: tuple(workers[side].call(BlockMemory(), timeout=SETUP_TIMEOUT_S)) for side in SIDES}
+    return replace(measurement, rss_after_blocks=readings)

@@ -70,8 +70,10 @@ class FakeBackend(Backend):
 
     def __init__(self, options: BackendOptions, clock: FakeClock, latency: Latency, seed: int = 0,
                  inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "float32", (None, FEATURES)),),
-                 load_ns: float = 0.0, memory: "FakeMemory | None" = None, model_bytes: int = 0) -> None:  # fmt: skip
+                 load_ns: float = 0.0, memory: "FakeMemory | None" = None, model_bytes: int = 0,
+                 leak_bytes: int = 0) -> None:  # fmt: skip
         super().__init__(options)
+        self.leak_bytes = leak_bytes  # what each call allocates and never frees
         self.load_ns = load_ns
         self.memory = memory
         self.model_bytes = model_bytes
@@ -97,6 +99,8 @@ class FakeBackend(Backend):
         self.calls += 1
         self.seen.append(float(next(iter(prepared.values())).flat[0]))
         self.clock.advance(self.latency(self.rng, self.clock, prepared))
+        if self.leak_bytes and self.memory is not None:
+            self.memory.allocate(self.leak_bytes)
         return [np.zeros(1)]
 
     def synchronize(self) -> None:
@@ -120,6 +124,9 @@ class FakeMemory:
 
     def spike(self, count: int) -> None:
         self.peak = max(self.peak, self.rss + count)
+
+    def resident(self) -> int:
+        return self.rss
 
     def read(self):
         from perfgate.memory import MemoryReading

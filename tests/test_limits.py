@@ -1,4 +1,5 @@
-"""How long perfgate waits for each step of a model (in virtual time, in-process)."""
+"""How long perfgate waits for each step of a model (in virtual time, in-process), and the
+warning for a model whose memory grows block after block."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import pytest
 from fakes import FakeClock, in_process_factory
 from perfgate.cli import _flag as cli_flag
 from perfgate.config import CompareConfig
+from perfgate.diagnostics import leak_per_block
 from perfgate.errors import UsageError
 from perfgate.pipeline import run_comparison
 from perfgate.worker import Timeout
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 MS = 1e6
+MiB = 2**20
 
 
 def constant(ns):
@@ -83,3 +86,29 @@ def test_the_call_timeout_must_be_a_positive_number_of_seconds(feature_table_pat
     (flag,) = [param for param in compare.params if param.name == "call_timeout"]
     assert flag.default == DEFAULT_CALL_TIMEOUT_S
 
+
+# --- a model whose memory grows ---------------------------------------------------------------
+
+
+def test_a_model_whose_memory_grows_block_after_block_is_warned_about(feature_table_path):
+    report = run(feature_table_path, per_role={"candidate": {"leak_bytes": 1 * MiB}})
+    leaks = [warning for warning in report.warnings if "leak" in warning]
+    # a block of 10 calls and a throughput window of 10 more between two readings: 20 MiB
+    assert len(leaks) == 1 and leaks[0].startswith("memory: the candidate's RSS grew after nearly every block, by about 20 MiB a block")
+    steady = run(feature_table_path)
+    assert not [warning for warning in steady.warnings if "leak" in warning]
+
+
+def test_only_steady_growth_beyond_the_floor_is_a_leak():
+    start = 100 * MiB
+    assert leak_per_block([start + block * MiB for block in range(20)]) == pytest.approx(MiB)
+    # early growth (caches, the allocator) then flat
+    assert leak_per_block([start + min(block, 10) * 4 * MiB for block in range(20)]) is None
+    # one large allocation that stays
+    assert leak_per_block([start + (50 * MiB if block >= 15 else 0) for block in range(20)]) is None
+    # an allocator that gives memory back and takes it again
+    assert leak_per_block([start + (block % 2) * 10 * MiB for block in range(20)]) is None
+    # steady, but less than the floor over the settled half
+    assert leak_per_block([start + block * 100_000 for block in range(20)]) is None
+    assert leak_per_block([start + block * 100_000 for block in range(20)], floor=100_000) == pytest.approx(100_000)
+    assert leak_per_block([start + block * MiB for block in range(7)]) is None  # too few blocks to tell

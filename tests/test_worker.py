@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import perfgate.backends as backends
-from fakes import FakeBackend, FakeClock
+from fakes import FakeBackend, FakeClock, FakeMemory
 from perfgate.backends import load_backend_class, require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions
 from perfgate.errors import BackendUnavailableError, UsageError, WorkerError
@@ -147,6 +147,45 @@ def test_a_worker_killed_by_a_signal_is_named_by_it(tmp_path):
     worker, _ = start(tmp_path, "fakes:KilledBackend")
     with pytest.raises(WorkerError, match=r"died during 'run_block' \(killed by SIGKILL, perhaps for lack of memory\)"):
         worker.call(RunBlock(1, 0, 1), timeout=60)
+
+
+def test_the_worker_reads_its_rss_after_each_block_outside_the_clock():
+    clock, memory = FakeClock(), FakeMemory()
+
+    def factory(name, options):
+        return FakeBackend(options, clock, lambda rng, c, feed: 1e6, memory=memory, leak_bytes=1000)
+
+    core = WorkerCore(clock=clock.ns, backend_factory=factory, memory=memory)
+    core.load(LoadRequest("fake", "m.fake", BackendOptions()))
+    core.set_feeds(1, [{"x": np.zeros((1, 4), np.float32)}])
+    base = memory.rss
+    for _ in range(3):
+        assert core.run_block(1, 0, 5) == [1_000_000] * 5
+    assert core.block_memory() == (base + 5000, base + 10000, base + 15000)
+
+
+def test_a_framework_error_in_the_worker_comes_back_as_one_line(tmp_path):
+    worker, _ = start(tmp_path, "fakes:FailingBackend")
+    with pytest.raises(WorkerError) as info:
+        worker.call(RunBlock(1, 0, 1), timeout=60)
+    assert info.value.message == (
+        "candidate: model 'model.bin' failed while running: [ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions"
+    )
+    assert "Traceback" in info.value.details
+    worker.close()
+
+
+def test_workers_are_pinned_to_the_cpus_they_are_given(tmp_path):
+    cpus = worker_cpus(1)
+    if cpus is None:
+        pytest.skip("no sched_setaffinity here")
+    assert cpus == (max(os.sched_getaffinity(0)),)
+    worker = SubprocessWorker("reference", tmp_path)
+    worker.start(1, cpus)
+    info = worker.call(LoadModel(LoadRequest("fakes:CrashingBackend", "m", BackendOptions(), tuple(sys.path))), timeout=60)
+    assert info.cpus == cpus and info.pid != os.getpid()
+    worker.close()
+    assert worker_cpus(len(os.sched_getaffinity(0)) + 1) is None
 
 
 # --- choosing and importing backends ---------------------------------------------------------

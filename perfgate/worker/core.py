@@ -29,6 +29,7 @@ from perfgate.backends.base import Backend, BackendOptions
 from perfgate.errors import PerfgateError, WorkerError, first_line
 from perfgate.memory import ProcMemory
 from perfgate.worker.protocol import (
+    BlockMemory,
     Call,
     ColdStart,
     FirstInference,
@@ -69,6 +70,7 @@ class WorkerCore:
         self._shapes: dict[int, list[tuple]] = {}
         self._path = ""
         self._peak_reset: bool | None = None  # None until the first warm-up resets it
+        self._rss_after_blocks: list[int] = []
         # called with a phase's index as a call of several phases enters it (see Call.phases)
         self.enter_phase: Callable[[int], None] = lambda index: None
 
@@ -149,9 +151,16 @@ class WorkerCore:
 
     def run_block(self, batch_size: int, start: int, count: int) -> list[int]:
         backend = self.backend
-        return self._timed(
+        durations = self._timed(
             lambda: time_calls(backend.run, backend.synchronize, self._feeds_for(batch_size), start, count, self._clock)
         )
+        rss = self._memory.resident()  # after the clock has stopped: a few microseconds, untimed
+        if rss is not None:
+            self._rss_after_blocks.append(rss)
+        return durations
+
+    def block_memory(self) -> tuple[int, ...]:
+        return tuple(self._rss_after_blocks)
 
     def run_window(self, batch_size: int, start: int, count: int) -> int:
         backend, feeds = self.backend, self._feeds_for(batch_size)
@@ -221,6 +230,7 @@ _ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
     RunWindow: lambda core, call: core.run_window(call.batch_size, call.start, call.count),
     RunLoad: lambda core, call: core.run_load(call.batch_size, call.start, call.plan),
     ReadMemory: lambda core, call: core.memory(),
+    BlockMemory: lambda core, call: core.block_memory(),
     FirstInference: lambda core, call: core.cold_start(call.request, call.feed),
     Shutdown: lambda core, call: core.close(),
 }

@@ -25,7 +25,7 @@ from perfgate.tensors import TensorSpec
 __all__ = [
     "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "ColdStart", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
-    "FirstInference", "Shutdown", "Timeout", "call_limit",
+    "FirstInference", "BlockMemory", "Shutdown", "Timeout", "call_limit",
 ]  # fmt: skip
 
 LOAD_TIMEOUT_S = 600.0
@@ -197,6 +197,15 @@ class FirstInference(Call):
     phases: ClassVar[tuple[str, ...]] = ("a cold start's loading", "a cold start's first call")
     request: LoadRequest
     feed: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BlockMemory(Call):
+    """-> tuple[int, ...]: the RSS in bytes after each timed block so far, in order (empty
+    where RSS cannot be read); a model whose memory grows block after block leaks."""
+
+    name: ClassVar[str] = "block_memory"
+    phases: ClassVar[tuple[str, ...]] = ("the reading of its memory",)
 
 
 @dataclass(frozen=True)
