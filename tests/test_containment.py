@@ -84,11 +84,18 @@ def workers_of(marker: str, count: int, timeout: float = 20.0) -> list[int]:
     """Wait until ``count`` worker processes carrying ``marker`` run; their pids."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        workers = [pid for pid in marked_processes(marker) if b"perfgate.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        workers = [pid for pid in marked_processes(marker) if b"perfgate.worker" in _command_line(pid)]
         if len(workers) >= count:
             return workers
         time.sleep(0.05)
     raise AssertionError(f"{count} workers did not start")
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # ended meanwhile
 
 
 def assert_nothing_left(marker: str, within: float = 5.0) -> None:
