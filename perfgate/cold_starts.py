@@ -1,9 +1,10 @@
 """Cold starts: fresh workers per model, in ABBA order, each timed by the parent's clock
 from starting the process to the end of its first inference.
 
-A cold start is bounded phase by phase: its loading by what loading took in the model's
-main worker (``call_limit``, never more than LOAD_TIMEOUT_S), its first call by the call
-timeout, so that a model that hangs on its first call fails in about the call timeout."""
+A cold start is bounded phase by phase: its start and loading by what starting and loading
+the main workers took (``call_limit``, never more than LOAD_TIMEOUT_S), its first call by
+the call timeout, so that a model that hangs on its first call fails in about the call
+timeout."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from perfgate.results import SIDES, ColdStartRecord
 from perfgate.worker.process import Worker
-from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_TIMEOUT_S, FirstInference, LoadRequest, Timeout, call_limit
+from perfgate.worker.protocol import LOAD_TIMEOUT_S, FirstInference, LoadRequest, Timeout, call_limit
 
 WorkerFactory = Callable[[str, str], Worker]  # (role, log_dir) -> worker
 
@@ -29,20 +30,15 @@ def run_cold_starts(
     clock: Callable[[], float],
     say: Callable[[str], None],
     *,
-    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
-    load_seconds: Mapping[str, float] | None = None,
+    call_timeout_s: float,
+    started_s: float,
 ) -> dict[str, tuple[ColdStartRecord, ...]]:
-    """``count`` fresh workers per model (none for 0); ``load_seconds``: per model, what
-    setting up and loading took in its main worker."""
+    """``count`` fresh workers per model (none for 0). ``started_s``: what starting both main
+    workers and loading both models took, by ``clock``: the interpreter's start and its
+    imports, which the workers' own clocks do not see, take their part of a cold start."""
     if count == 0:
         return {}
-    timeouts = {
-        side: Timeout(
-            (min(LOAD_TIMEOUT_S, call_limit(call_timeout_s, (load_seconds or {}).get(side, LOAD_TIMEOUT_S))), call_timeout_s),
-            by_call_timeout=True,
-        )
-        for side in SIDES
-    }
+    timeout = Timeout((min(LOAD_TIMEOUT_S, call_limit(call_timeout_s, started_s)), call_timeout_s), by_call_timeout=True)
     records: dict[str, list[ColdStartRecord]] = {side: [] for side in SIDES}
     for index in range(count):
         order = SIDES if index % 2 == 0 else SIDES[::-1]
@@ -51,7 +47,7 @@ def run_cold_starts(
             began = clock()
             try:
                 worker.start(threads, cpus)
-                phases = worker.call(FirstInference(requests[side], first_feeds[side]), timeout=timeouts[side])
+                phases = worker.call(FirstInference(requests[side], first_feeds[side]), timeout=timeout)
                 ended = clock()
             finally:
                 worker.close()

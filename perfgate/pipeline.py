@@ -72,6 +72,7 @@ def run_comparison(
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
         workers = {}
+        starting = clock()
         for side in SIDES:
             workers[side] = factory(side, log_dir)
             cleanup.callback(workers[side].close)
@@ -79,11 +80,12 @@ def run_comparison(
         say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {config.threads} thread(s) each)")
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
         infos = _load(workers, requests)
+        started_s = clock() - starting
         fed = feed(workers, infos, dataset, selection, config, paths, clock)
         cold_starts = run_cold_starts(
             config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
             call_timeout_s=config.call_timeout_s,
-            load_seconds={side: infos[side].setup_seconds + infos[side].load_seconds for side in SIDES},
+            started_s=started_s,
         )  # fmt: skip
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
         observed = Observations(
