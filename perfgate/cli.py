@@ -9,7 +9,10 @@ stdout) is exit 3.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import traceback
 from typing import TYPE_CHECKING, Sequence
 
@@ -22,6 +25,7 @@ from perfgate.errors import (
     EXIT_REGRESSION,
     EXIT_RUNTIME,
     EXIT_USAGE,
+    Interrupted,
     PerfgateError,
     UsageError,
 )
@@ -78,6 +82,10 @@ def cli() -> None:
 @click.option(
     "--time-budget", type=float, default=60.0, show_default=True, metavar="SECONDS",
     help="Longest time to measure before an undecided check is inconclusive.",
+)  # fmt: skip
+@click.option(
+    "--call-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
+    help="A model whose first call takes longer, or any later step 50x its expected time plus this, is taken to hang.",
 )  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for row sampling, block order and the bootstrap.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads, equal for both models.")
@@ -142,6 +150,7 @@ def compare(
     max_latency_increase: str,
     budgets: Sequence[str],
     time_budget: float,
+    call_timeout: float,
     seed: int,
     threads: int,
     rows: int | None,
@@ -191,11 +200,13 @@ def compare(
             device=device, include_transfers=include_transfers, signature=signature,
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
             memory_floor=memory_floor, allow_nonfinite=allow_nonfinite, output_rows=output_rows,
+            call_timeout_s=call_timeout,
         )  # fmt: skip
         for warning in config.warnings():
             click.echo(f"perfgate: warning: {printable(warning)}", err=True)
-        report = run_comparison(config, progress=progress)
-    except (PerfgateError, Exception) as exc:  # noqa: B014 (PerfgateError first for readers)
+        with _signals_interrupt():
+            report = run_comparison(config, progress=progress)
+    except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014 (PerfgateError first for readers)
         return _fail(exc, config, json_path, outputs, fmt, debug)
 
     _write_json(report, json_path, debug)
@@ -218,7 +229,7 @@ def _fail(
     _say_error(exc, debug)
     if fmt != "text":
         emit(render(report, fmt), nl=fmt == "json")
-    return exc.exit_code if isinstance(exc, PerfgateError) else EXIT_RUNTIME
+    return exc.exit_code if isinstance(exc, (PerfgateError, Interrupted)) else EXIT_RUNTIME
 
 
 def _report_paths(json_path: str | None, outputs: dict[str, str | None]) -> dict[str, str | None]:
@@ -309,17 +320,43 @@ def _flag(name: str, value: str | None) -> str:
     return flag if value is None else f"{flag} {value}"
 
 
-_API_TO_PARAM = {"time_budget_s": "time_budget"}  # where the Python keyword and the click parameter differ
+_API_TO_PARAM = {"time_budget_s": "time_budget", "call_timeout_s": "call_timeout"}  # where the keyword and the click parameter differ
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGINT and SIGTERM (a CI runner's cancel or timeout) raise Interrupted, so that the
+    run unwinds: its workers are stopped, and the error report is written. A second signal
+    while that happens (a moment) is ignored, so that it completes."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        for name in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(name, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {name: signal.signal(name, interrupt) for name in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(name, handler)
 
 
 def _in_cli_words(exc: BaseException) -> str:
     if isinstance(exc, PerfgateError):
         return exc.in_words(_flag)
+    if isinstance(exc, Interrupted):
+        return exc.message
     return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _say_error(exc: BaseException, debug: bool) -> None:
-    if isinstance(exc, PerfgateError):
+    if isinstance(exc, Interrupted):
+        click.echo(f"perfgate: error: {exc.message}", err=True)
+    elif isinstance(exc, PerfgateError):
         click.echo(f"perfgate: error: {printable(_in_cli_words(exc))}", err=True)
         if debug:
             traceback.print_exception(exc)

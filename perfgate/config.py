@@ -21,6 +21,7 @@ from perfgate.metrics import Scope
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import LoadScenario, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 DEFAULT_COLD_STARTS = 3
 DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
@@ -56,6 +57,7 @@ class CompareConfig:
     memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
     allow_nonfinite: bool = False  # feed NaN and infinite values instead of refusing them
     output_rows: int = DEFAULT_OUTPUT_ROWS
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # a model call running longer is taken to hang
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -69,6 +71,8 @@ class CompareConfig:
             raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {self.time_budget_s!r}")
         if not _whole(self.seed) or self.seed < 0:
             raise UsageError(f"{option('seed')} must be a whole number of 0 or more, got {self.seed!r}")
+        if not (_number(self.call_timeout_s) and self.call_timeout_s > 0):
+            raise UsageError(f"{option('call_timeout_s')} must be a positive number of seconds, got {self.call_timeout_s!r}")
         if not _whole(self.threads) or self.threads < 1:
             raise UsageError(f"{option('threads')} must be at least 1, got {self.threads!r}")
         if self.rows is not None and (not _whole(self.rows) or self.rows < 1):

@@ -1,23 +1,33 @@
 """Warnings about what a run saw: a noisy machine, a load scenario at or past a model's
-capacity, a peak RSS that could not be reset after loading. They go into every report;
-they never change the verdict."""
+capacity, a peak RSS that could not be reset after loading, a model whose memory grows
+block after block. They go into every report; they never change the verdict."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from perfgate.formatting import format_bytes
+from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.metrics.memory import PEAK_INCLUDES_LOADING, peak_includes_loading
 from perfgate.results import SIDES, LoadSeries, Series
 from perfgate.stats import drift_between_blocks
 
 NOISY_DRIFT = 0.10
 SATURATED_UTILIZATION = 0.97  # an M/D/1 queue 97 % busy already waits ~16 service times on average
+LEAK_MIN_BLOCKS = 8
+LEAK_RISING = 0.75  # the share of blocks after which RSS must have grown
 
 
 def run_warnings(
-    series: tuple[Series, ...], loads: tuple[LoadSeries, ...], memory: Mapping[str, Mapping[str, Any]]
+    series: tuple[Series, ...],
+    loads: tuple[LoadSeries, ...],
+    memory: Mapping[str, Mapping[str, Any]],
+    rss_after_blocks: Mapping[str, Sequence[int]] | None = None,
+    memory_floor: float = DEFAULT_MEMORY_FLOOR,
 ) -> tuple[str, ...]:
-    return (*_drift(series), *_saturation(loads), *_memory(memory))
+    return (*_drift(series), *_saturation(loads), *_memory(memory), *_leaks(rss_after_blocks or {}, memory_floor))
 
 
 def _drift(series: tuple[Series, ...]) -> list[str]:
@@ -53,3 +63,36 @@ def _saturation(loads: tuple[LoadSeries, ...]) -> list[str]:
 
 def _memory(memory: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [f"memory.peak_rss: {PEAK_INCLUDES_LOADING}"] if peak_includes_loading(memory) else []
+
+
+def leak_per_block(readings: Sequence[int], floor: float = DEFAULT_MEMORY_FLOOR) -> float | None:
+    """Bytes a model's RSS grows by per block, where it looks like a leak; else None.
+
+    Only the second half of the readings counts, after the allocator and the framework's
+    caches have settled. A leak grows the RSS after nearly every block (LEAK_RISING of
+    them) and, over that half, by at least ``floor``: one large allocation that stays is
+    a single step, and an allocator that returns memory and takes it again goes down too.
+    """
+    if len(readings) < LEAK_MIN_BLOCKS:
+        return None
+    settled = np.asarray(readings[len(readings) // 2 :], dtype=np.float64)
+    growth = settled[-1] - settled[0]
+    rising = float(np.mean(np.diff(settled) > 0))
+    if growth < floor or rising < LEAK_RISING:
+        return None
+    return growth / (len(settled) - 1)
+
+
+def _leaks(rss_after_blocks: Mapping[str, Sequence[int]], floor: float) -> list[str]:
+    warnings = []
+    for side in SIDES:
+        readings = rss_after_blocks.get(side, ())
+        per_block = leak_per_block(readings, floor)
+        if per_block is not None:
+            settled = len(readings) - len(readings) // 2
+            warnings.append(
+                f"memory: the {side}'s RSS grew after nearly every block, by about {format_bytes(per_block)} a block "
+                f"({format_bytes(per_block * (settled - 1))} over its last {settled} blocks); the model may leak memory "
+                f"on every call"
+            )
+    return warnings

@@ -11,6 +11,8 @@
         ├── BackendUnavailableError   the framework is not installed (says what to pip install)
         └── WorkerError               a worker crashed, hung, or failed while running its model
 
+    Interrupted (a KeyboardInterrupt)  exit 130 on SIGINT, 143 on SIGTERM (128 + the signal)
+
 A regression is not an error: it is a verdict (exit 1). Every message is one line that
 names the file, column or model concerned; ``details`` may carry more (a worker's log)
 for ``--debug``.
@@ -23,6 +25,7 @@ says ``--time-budget`` (``PerfgateError.in_words``).
 from __future__ import annotations
 
 import re
+import signal
 from typing import Callable
 
 EXIT_PASS = 0
@@ -95,6 +98,17 @@ class BackendUnavailableError(PerfgateRuntimeError):
 
 class WorkerError(PerfgateRuntimeError):
     pass
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the comparison. A KeyboardInterrupt, not an Exception, so
+    that no ``except Exception`` on its way up swallows it and every cleanup on the way runs."""
+
+    def __init__(self, signum: int) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        self.message = f"interrupted by {self.signal_name} before a verdict; the workers were stopped"
+        super().__init__(self.message)
 
 
 def first_line(exc: BaseException) -> str:

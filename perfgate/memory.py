@@ -9,6 +9,7 @@ spikes, and tracemalloc sees only Python's own heap, not the framework's.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -21,6 +22,19 @@ class MemoryReading:
 
 class ProcMemory:
     """RSS and its high-water mark for this process."""
+
+    def __init__(self) -> None:
+        self._statm: int | None = None
+
+    def resident(self) -> int | None:
+        """RSS now, cheaply (a few microseconds: /proc/self/statm, kept open), for a reading
+        after every block; None where it cannot be read."""
+        try:
+            if self._statm is None:
+                self._statm = os.open("/proc/self/statm", os.O_RDONLY)
+            return int(os.pread(self._statm, 128, 0).split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError, AttributeError):
+            return None
 
     def read(self) -> MemoryReading:
         fields = _status_fields(("VmRSS:", "VmHWM:"))

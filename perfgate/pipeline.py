@@ -25,7 +25,7 @@ from perfgate.config import CompareConfig
 from perfgate.dataset import ParquetDataset
 from perfgate.diagnostics import run_warnings
 from perfgate.environment import capture
-from perfgate.errors import PerfgateError
+from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
 from perfgate.outputs import compare_outputs
@@ -73,6 +73,7 @@ def run_comparison(
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
         workers = {}
+        starting = clock()
         for side in SIDES:
             workers[side] = factory(side, log_dir)
             cleanup.callback(workers[side].close)
@@ -80,10 +81,15 @@ def run_comparison(
         say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {config.threads} thread(s) each)")
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
         infos = _load(workers, requests)
+        started_s = clock() - starting
         fed = feed(workers, infos, dataset, selection, config, paths, clock)
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
         outputs = compare_outputs(workers, fed.batches, config, selection, paths, say)
-        cold_starts = run_cold_starts(config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say)
+        cold_starts = run_cold_starts(
+            config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
+            call_timeout_s=config.call_timeout_s,
+            started_s=started_s,
+        )  # fmt: skip
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
         observed = Observations(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
@@ -125,7 +131,9 @@ def run_comparison(
         stages=stages(fed, measurement.series, selection.count),
         sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
         outputs=outputs,
-        warnings=config.warnings() + fed.warnings + run_warnings(measurement.series, measurement.loads, memory),
+        warnings=config.warnings()
+        + fed.warnings
+        + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor),
         perfgate_version=__version__,
         created=_now(),
     )
@@ -164,6 +172,7 @@ def _measure(
         seed=config.seed,
         min_samples=min_samples(config.budgets),
         loads=config.loads,
+        call_timeout_s=config.call_timeout_s,
         **(plan_overrides or {}),
     )
     return measure(workers, plan, batches, on_look, clock=clock, progress=say)
@@ -176,9 +185,10 @@ def _load_memory(info: ModelInfo) -> dict[str, Any]:
 def error_report(error: BaseException, config: CompareConfig | None = None, *, message: str | None = None) -> Report:
     """A Report with verdict "error" for a comparison that could not be carried out
     (``message``: the error as the face showed it, where it differs from the API's words)."""
+    known = isinstance(error, (PerfgateError, Interrupted))
     if message is None:
-        message = error.message if isinstance(error, PerfgateError) else f"internal error: {type(error).__name__}: {error}"
-    exit_code = error.exit_code if isinstance(error, PerfgateError) else 3
+        message = error.message if known else f"internal error: {type(error).__name__}: {error}"
+    exit_code = error.exit_code if known else 3
     return Report(
         verdict=Verdict.ERROR,
         reason=message,

@@ -17,13 +17,19 @@ more samples) and then whenever the count has grown by ``look_growth``, the call
 ``on_look`` sees everything measured so far and says whether to stop. The measurement
 also stops when the time budget (the measuring phase, after loading and warm-up) is
 spent, with one last look at everything measured.
+
+No wait for a worker is open-ended: a model's first call, at each batch size, may take
+``call_timeout_s``; the rest of the warm-up its maximum plus that; every later step 50
+times what the warm-up's typical call says it should take, plus the call timeout (see
+``call_limit``). The worker reads its RSS after each block (outside the clock), and the
+last measurement carries those readings, for the leak warning.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -31,7 +37,19 @@ import numpy as np
 from perfgate.formatting import format_duration
 from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSummary
 from perfgate.worker.process import Worker
-from perfgate.worker.protocol import LoadPlan, RunBlock, RunLoad, RunWindow, WarmUp, WarmUpModel
+from perfgate.worker.protocol import (
+    DEFAULT_CALL_TIMEOUT_S,
+    SETUP_TIMEOUT_S,
+    BlockMemory,
+    LoadPlan,
+    RunBlock,
+    RunLoad,
+    RunWindow,
+    Timeout,
+    WarmUp,
+    WarmUpModel,
+    call_limit,
+)
 
 MIN_EPISODE_REQUESTS = 20  # a load episode shorter than this says little about queueing
 
@@ -52,6 +70,7 @@ class MeasurementPlan:
     loads: tuple[LoadScenario, ...] = ()
     target_episode_s: float = 0.25  # a load episode's length, at the model's typical service time
     max_episode_requests: int = 5000
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,7 @@ class Measurement:
     measure_seconds: float
     final: bool  # the time budget is spent: this look decides whatever it can
     loads: tuple[LoadSeries, ...] = ()
+    rss_after_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # per model, in bytes (the last look)
 
 
 Progress = Callable[[str], None]
@@ -88,7 +108,7 @@ def measure(
         warmups = _warm_up(workers, plan, batch_size, rng)
         slowest_ns = max(warmup.typical_ns for warmup in warmups.values())
         calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(slowest_ns, 1.0)))))
-        builders[batch_size] = _SeriesBuilder(batch_size, calls, batches[batch_size], warmups, slowest_ns)
+        builders[batch_size] = _SeriesBuilder(batch_size, calls, batches[batch_size], warmups, slowest_ns, plan.call_timeout_s)
         say(
             f"warm-up batch {batch_size}: reference {format_duration(warmups['reference'].typical_ns)}/call, "
             f"candidate {format_duration(warmups['candidate'].typical_ns)}/call; {calls} calls per block"
@@ -125,9 +145,9 @@ def measure(
                 tuple(load.freeze() for load in loads),
             )
             if on_look(measurement):
-                return measurement, "decided"
+                return _with_block_memory(workers, measurement), "decided"
             if out_of_time:
-                return measurement, "time budget"
+                return _with_block_memory(workers, measurement), "time budget"
             while next_look <= pairs:
                 next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
 
@@ -146,7 +166,9 @@ class _Orders:
 
 
 class _SeriesBuilder:
-    def __init__(self, batch_size: int, calls: int, batches: int, warmups: Mapping[str, WarmUp], slowest_ns: float):
+    def __init__(
+        self, batch_size: int, calls: int, batches: int, warmups: Mapping[str, WarmUp], slowest_ns: float, call_timeout_s: float
+    ):
         self.batch_size = batch_size
         self.calls_per_block = calls
         self.batches = batches
@@ -158,8 +180,7 @@ class _SeriesBuilder:
         self.first: list[str] = []
         self._orders = _Orders()
         self._cursor = 0
-        # generous: a block that takes 50x longer than its warm-up calls did is a hung model
-        self.timeout = 60.0 + 50.0 * calls * slowest_ns / 1e9
+        self.timeout = Timeout((call_limit(call_timeout_s, calls * slowest_ns / 1e9),), by_call_timeout=True)
 
     def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator) -> None:
         order = self._orders.next(rng)
@@ -205,7 +226,7 @@ class _LoadBuilder:
         self.seeds: list[int] = []
         self._orders = _Orders()
         expected_s = self.requests * service_s + (self.requests / scenario.rate if scenario.kind == "open" else 0.0)
-        self.timeout = 60.0 + 50.0 * expected_s
+        self.timeout = Timeout((call_limit(plan.call_timeout_s, expected_s),), by_call_timeout=True)
 
     def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator) -> None:
         seed = self.seed * 1_000_003 + len(self.seeds)
@@ -239,10 +260,16 @@ class _LoadBuilder:
 
 def _warm_up(workers: Mapping[str, Worker], plan: MeasurementPlan, batch_size: int, rng: np.random.Generator) -> dict[str, WarmUp]:
     order: Sequence[str] = SIDES if rng.random() < 0.5 else SIDES[::-1]
-    timeout = plan.warmup_max_s + 120.0
+    # the first call, of unknown length, then the rest: it stops at warmup_max_s, once its last call returns
+    timeout = Timeout((plan.call_timeout_s, plan.warmup_max_s + plan.call_timeout_s), by_call_timeout=True)
     return {
         side: workers[side].call(
             WarmUpModel(batch_size, plan.warmup_min_calls, plan.warmup_min_s, plan.warmup_max_s), timeout=timeout
         )
         for side in order
     }
+
+
+def _with_block_memory(workers: Mapping[str, Worker], measurement: Measurement) -> Measurement:
+    readings = {side: tuple(workers[side].call(BlockMemory(), timeout=SETUP_TIMEOUT_S)) for side in SIDES}
+    return replace(measurement, rss_after_blocks=readings)

@@ -10,6 +10,7 @@ to the worker).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any, Callable
 
@@ -80,9 +81,10 @@ class FakeBackend(Backend):
     def __init__(self, options: BackendOptions, clock: FakeClock, latency: Latency, seed: int = 0,
                  inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "float32", (None, FEATURES)),),
                  load_ns: float = 0.0, memory: "FakeMemory | None" = None, model_bytes: int = 0,
-                 outputs: "Outputs | None" = None) -> None:  # fmt: skip
+                 outputs: "Outputs | None" = None, leak_bytes: int = 0) -> None:  # fmt: skip
         super().__init__(options)
         self.outputs = outputs or scores
+        self.leak_bytes = leak_bytes  # what each call allocates and never frees
         self.load_ns = load_ns
         self.memory = memory
         self.model_bytes = model_bytes
@@ -108,6 +110,8 @@ class FakeBackend(Backend):
         self.calls += 1
         self.seen.append(float(next(iter(prepared.values())).flat[0]))
         self.clock.advance(self.latency(self.rng, self.clock, prepared))
+        if self.leak_bytes and self.memory is not None:
+            self.memory.allocate(self.leak_bytes)
         return self.outputs(prepared)
 
     def synchronize(self) -> None:
@@ -131,6 +135,9 @@ class FakeMemory:
 
     def spike(self, count: int) -> None:
         self.peak = max(self.peak, self.rss + count)
+
+    def resident(self) -> int:
+        return self.rss
 
     def read(self):
         from perfgate.memory import MemoryReading
@@ -207,8 +214,36 @@ class CrashOnLoadBackend(_TinyBackend):
         os._exit(9)
 
 
+class TinyBackend(_TinyBackend):
+    """Answers every call at once: the healthy side of a comparison with a broken model."""
+
+
+class SegfaultingBackend(_TinyBackend):
+    """Dies by SIGSEGV on its first call, as a native library with a bad pointer does."""
+
+    def run(self, prepared: Any) -> Any:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file in the test's directory
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class KilledBackend(_TinyBackend):
+    """Killed by SIGKILL on its first call, as by the kernel's out-of-memory killer."""
+
+    def run(self, prepared: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class HangingBackend(_TinyBackend):
     def run(self, prepared: Any) -> Any:
+        time.sleep(3600)
+
+
+class HangOnLoadBackend(_TinyBackend):
+    """A worker still loading its model, for as long as a test cares to wait."""
+
+    def load(self, path: str) -> None:
         time.sleep(3600)
 
 

@@ -1,16 +1,19 @@
 import gc
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import perfgate.backends as backends
-from fakes import FakeBackend, FakeClock
+from fakes import FakeBackend, FakeClock, FakeMemory
 from perfgate.backends import load_backend_class, require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions
 from perfgate.errors import BackendUnavailableError, UsageError, WorkerError
-from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WorkerCore, time_calls, worker_cpus
+from perfgate.worker import (
+    FirstInference, LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, Timeout, WorkerCore, time_calls, worker_cpus,
+)  # fmt: skip
 
 
 def test_only_run_and_synchronize_are_inside_the_clock_readings():
@@ -103,10 +106,62 @@ def test_a_worker_that_dies_while_loading(tmp_path):
 
 def test_a_worker_that_hangs_is_stopped_after_the_timeout(tmp_path):
     worker, _ = start(tmp_path, "fakes:HangingBackend")
-    with pytest.raises(WorkerError, match="did not answer 'run_block' within 1 s and was stopped"):
+    with pytest.raises(WorkerError) as info:
         worker.call(RunBlock(1, 0, 1), timeout=1.0)
+    assert info.value.message == (
+        "candidate: model 'model.bin' gave no answer within 1 s during a block of timed calls; it hangs, so its worker was stopped"
+    )
     assert worker._process.poll() is not None
     worker.close()
+
+
+def test_each_phase_of_a_call_has_its_own_time_limit(tmp_path):
+    # a cold start may load for a long time, but its first call only for the call timeout
+    worker = SubprocessWorker("candidate-cold-start-1", tmp_path)
+    worker.start(1, None)
+    request = LoadRequest("fakes:HangingBackend", "model.bin", BackendOptions(), tuple(sys.path))
+    began = time.monotonic()
+    with pytest.raises(WorkerError) as info:
+        worker.call(FirstInference(request, {"features": np.zeros((1, 16), np.float32)}), timeout=Timeout((60.0, 1.0), True))
+    assert time.monotonic() - began < 30.0
+    assert info.value.message == (
+        "candidate-cold-start-1: model 'model.bin' gave no answer within 1 s during a cold start's first call; "
+        "it hangs, so its worker was stopped (if it is only slow, raise call_timeout_s)"
+    )
+    assert worker._process.poll() is not None
+
+
+def test_closing_a_worker_in_the_middle_of_a_call_stops_it_at_once(tmp_path):
+    worker, _ = start(tmp_path, "fakes:HangingBackend")
+    worker.begin(RunBlock(1, 0, 1))  # then the parent is interrupted, or the other model fails
+    began = time.monotonic()
+    worker.close()
+    assert time.monotonic() - began < 3.0  # it used to wait 10 s for an answer to Shutdown
+    assert worker._process.poll() is not None
+
+
+def test_a_worker_killed_by_a_signal_is_named_by_it(tmp_path):
+    worker, _ = start(tmp_path, "fakes:SegfaultingBackend")
+    with pytest.raises(WorkerError, match=r"died during 'run_block' \(killed by SIGSEGV\)"):
+        worker.call(RunBlock(1, 0, 1), timeout=60)
+    worker, _ = start(tmp_path, "fakes:KilledBackend")
+    with pytest.raises(WorkerError, match=r"died during 'run_block' \(killed by SIGKILL, perhaps for lack of memory\)"):
+        worker.call(RunBlock(1, 0, 1), timeout=60)
+
+
+def test_the_worker_reads_its_rss_after_each_block_outside_the_clock():
+    clock, memory = FakeClock(), FakeMemory()
+
+    def factory(name, options):
+        return FakeBackend(options, clock, lambda rng, c, feed: 1e6, memory=memory, leak_bytes=1000)
+
+    core = WorkerCore(clock=clock.ns, backend_factory=factory, memory=memory)
+    core.load(LoadRequest("fake", "m.fake", BackendOptions()))
+    core.set_feeds(1, [{"x": np.zeros((1, 4), np.float32)}])
+    base = memory.rss
+    for _ in range(3):
+        assert core.run_block(1, 0, 5) == [1_000_000] * 5
+    assert core.block_memory() == (base + 5000, base + 10000, base + 15000)
 
 
 def test_a_framework_error_in_the_worker_comes_back_as_one_line(tmp_path):

@@ -4,11 +4,19 @@ that answers the parent's calls.
 ``WorkerCore`` runs inside the worker process or, for tests and the overhead benchmark,
 in the caller's process (see ``process.InProcessWorker``). ``serve`` dispatches each
 message by its type to the core method that answers it.
+
+A worker process never outlives its parent: on Linux the kernel kills it when the parent
+dies, however it dies (``die_with_parent``). A watchdog thread polling the parent would
+not do: a model hung in native code that holds the GIL never lets such a thread run, and
+its wake-ups would land inside timed calls. SIGINT is the parent's to handle: a Ctrl-C in
+a terminal reaches the whole process group, and the parent stops its workers itself.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import sys
 import time
 import traceback
@@ -21,6 +29,7 @@ from perfgate.backends.base import Backend, BackendOptions
 from perfgate.errors import PerfgateError, WorkerError, first_line
 from perfgate.memory import ProcMemory
 from perfgate.worker.protocol import (
+    BlockMemory,
     Call,
     ColdStart,
     FirstInference,
@@ -62,6 +71,9 @@ class WorkerCore:
         self._shapes: dict[int, list[tuple]] = {}
         self._path = ""
         self._peak_reset: bool | None = None  # None until the first warm-up resets it
+        self._rss_after_blocks: list[int] = []
+        # called with a phase's index as a call of several phases enters it (see Call.phases)
+        self.enter_phase: Callable[[int], None] = lambda index: None
 
     @property
     def backend(self) -> Backend:
@@ -125,6 +137,8 @@ class WorkerCore:
             durations.extend(
                 self._timed(lambda: time_calls(backend.run, backend.synchronize, feeds, index, 1, self._clock))
             )
+            if len(durations) == 1:
+                self.enter_phase(1)  # the first call has returned: the rest of the warm-up
             seen.add(shapes[index])
             index = (index + 1) % len(feeds)
             elapsed = (self._clock() - began) / 1e9
@@ -138,9 +152,16 @@ class WorkerCore:
 
     def run_block(self, batch_size: int, start: int, count: int) -> list[int]:
         backend = self.backend
-        return self._timed(
+        durations = self._timed(
             lambda: time_calls(backend.run, backend.synchronize, self._feeds_for(batch_size), start, count, self._clock)
         )
+        rss = self._memory.resident()  # after the clock has stopped: a few microseconds, untimed
+        if rss is not None:
+            self._rss_after_blocks.append(rss)
+        return durations
+
+    def block_memory(self) -> tuple[int, ...]:
+        return tuple(self._rss_after_blocks)
 
     def run_window(self, batch_size: int, start: int, count: int) -> int:
         backend, feeds = self.backend, self._feeds_for(batch_size)
@@ -180,6 +201,7 @@ class WorkerCore:
     def cold_start(self, request: LoadRequest, feed: Mapping[str, np.ndarray]) -> ColdStart:
         """Load the model and run its first inference, in a fresh worker (phases by this clock)."""
         info = self.load(request)
+        self.enter_phase(1)  # loaded: the first call
         began = self._clock()
         prepared = self.backend.prepare(feed)
         prepared_at = self._clock()
@@ -224,6 +246,7 @@ _ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
     RunLoad: lambda core, call: core.run_load(call.batch_size, call.start, call.plan),
     RunOutputs: lambda core, call: core.outputs(call.batch_size, call.batches),
     ReadMemory: lambda core, call: core.memory(),
+    BlockMemory: lambda core, call: core.block_memory(),
     FirstInference: lambda core, call: core.cold_start(call.request, call.feed),
     Shutdown: lambda core, call: core.close(),
 }
@@ -239,6 +262,7 @@ def answer(core: WorkerCore, call: Call) -> Any:
 
 def serve(conn: Connection, core: WorkerCore) -> None:
     """Answer calls until Shutdown or until the parent goes away."""
+    core.enter_phase = lambda index: conn.send(("phase", index))
     while True:
         try:
             call = conn.recv()
@@ -255,9 +279,30 @@ def serve(conn: Connection, core: WorkerCore) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m perfgate.worker FD PARENT_PID``"""
     args = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(int(args[1]))
     conn = Connection(int(args[0]))
     try:
         serve(conn, WorkerCore())
     finally:
         conn.close()
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel send this process SIGKILL when its parent dies, even by SIGKILL
+    (Linux: prctl(PR_SET_PDEATHSIG)). The parent is the thread that started the worker;
+    perfgate starts and closes its workers within one call, in one thread. Elsewhere an
+    idle worker still ends when its pipe closes, and a busy one when its call returns."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the kernel was told to watch it
+        print(f"perfgate worker: its parent (pid {parent_pid}) has gone", file=sys.stderr, flush=True)
+        os._exit(1)

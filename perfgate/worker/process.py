@@ -6,6 +6,11 @@ memory holds one model only, it inherits no thread pools, and a user's script th
 to a log file, so framework chatter never mixes with perfgate's output; the log's tail is
 quoted when the worker fails. A worker that dies or stops answering is a WorkerError in
 the parent, never a verdict.
+
+Every wait for an answer is bounded (``Timeout``, per phase of the call); a worker that
+runs past it is killed. Closing a worker whose call is still running (the parent was
+interrupted, or the other model failed) kills it too: it would not read a Shutdown
+before its call returned, which may be never.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any, Protocol
 
-from perfgate.errors import PerfgateError, WorkerError, error_class
+from perfgate.errors import PerfgateError, WorkerError, error_class, option
 from perfgate.worker.core import WorkerCore, answer
-from perfgate.worker.protocol import Call, Shutdown
+from perfgate.worker.protocol import Call, FirstInference, LoadModel, Shutdown, Timeout
 
 # Environment variables that size the thread pools of numpy's BLAS, OpenMP and MKL; set
 # to --threads in each worker so that neither model gets more threads than the other.
@@ -36,9 +41,9 @@ class Worker(Protocol):
 
     def begin(self, call: Call) -> None: ...
 
-    def finish(self, call: Call, timeout: float) -> Any: ...
+    def finish(self, call: Call, timeout: float | Timeout) -> Any: ...
 
-    def call(self, call: Call, *, timeout: float) -> Any: ...
+    def call(self, call: Call, *, timeout: float | Timeout) -> Any: ...
 
     def close(self) -> None: ...
 
@@ -77,14 +82,14 @@ class InProcessWorker:
         except PerfgateError as exc:
             self._pending = ("error", exc)
 
-    def finish(self, call: Call, timeout: float = 0.0) -> Any:
+    def finish(self, call: Call, timeout: float | Timeout = 0.0) -> Any:
         status, value = self._pending
         self._pending = None
         if status == "error":
             raise type(value)(f"{self.role}: {value.message}", details=value.details) from value
         return value
 
-    def call(self, call: Call, *, timeout: float = 0.0) -> Any:
+    def call(self, call: Call, *, timeout: float | Timeout = 0.0) -> Any:
         self.begin(call)
         return self.finish(call, timeout)
 
@@ -100,6 +105,8 @@ class SubprocessWorker:
         self.log_path = Path(log_dir) / f"{role}-worker.log"
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
+        self._in_flight = False  # a call was sent and its answer has not come back yet
+        self._model = ""  # the model's path, once a call has named it
 
     def start(self, threads: int = 1, cpus: tuple[int, ...] | None = None) -> None:
         parent_end, child_end = Pipe(duplex=True)
@@ -112,7 +119,7 @@ class SubprocessWorker:
         env["TMPDIR"] = str(self.log_path.parent)
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "perfgate.worker", str(child_end.fileno())],
+                [sys.executable, "-m", "perfgate.worker", str(child_end.fileno()), str(os.getpid())],
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -129,36 +136,51 @@ class SubprocessWorker:
                 pass  # the report records the CPUs the worker really has
 
     def begin(self, call: Call) -> None:
+        if isinstance(call, (LoadModel, FirstInference)):
+            self._model = call.request.path
+        conn = self._connection()
+        self._in_flight = True  # before sending: an interrupted send leaves half a message
         try:
-            self._connection().send(call)
+            conn.send(call)
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             raise self._died(call.name) from None
 
-    def finish(self, call: Call, timeout: float) -> Any:
-        method = call.name
+    def finish(self, call: Call, timeout: float | Timeout) -> Any:
+        """The answer to ``call``; a WorkerError if the worker dies or runs past ``timeout``
+        (seconds for the whole call, or a Timeout per phase)."""
+        limits = timeout if isinstance(timeout, Timeout) else Timeout((timeout,))
         conn = self._connection()
-        try:
-            ready = conn.poll(timeout)
-        except (EOFError, OSError):
-            ready = True
-        if not ready:
-            self.kill()
-            raise WorkerError(f"{self.role}: the worker did not answer {method!r} within {timeout:g} s and was stopped")
-        try:
-            reply = conn.recv()
-        except (EOFError, OSError, ConnectionResetError):
-            raise self._died(method) from None
+        phase = 0
+        while True:
+            try:
+                ready = conn.poll(limits.limit(phase))
+            except (EOFError, OSError):
+                ready = True
+            if not ready:
+                self.kill()
+                raise self._hung(call, phase, limits)
+            try:
+                reply = conn.recv()
+            except (EOFError, OSError, ConnectionResetError):
+                raise self._died(call.name) from None
+            if reply[0] != "phase":
+                break
+            phase = reply[1]
+        self._in_flight = False
         if reply[0] == "ok":
             return reply[1]
         _, class_name, message, details = reply
         raise error_class(class_name)(f"{self.role}: {message}", details=details)
 
-    def call(self, call: Call, *, timeout: float) -> Any:
+    def call(self, call: Call, *, timeout: float | Timeout) -> Any:
         self.begin(call)
         return self.finish(call, timeout)
 
     def close(self) -> None:
         if self._process is None:
+            return
+        if self._in_flight:
+            self.kill()
             return
         if self._process.poll() is None and self._conn is not None:
             try:
@@ -175,6 +197,7 @@ class SubprocessWorker:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        self._in_flight = False
         self._shut_pipe()
 
     def log_tail(self, lines: int = 30) -> str:
@@ -194,7 +217,18 @@ class SubprocessWorker:
             self._conn.close()
             self._conn = None
 
+    def _hung(self, call: Call, phase: int, limits: Timeout) -> WorkerError:
+        model = f"model {self._model!r} " if self._model else "the worker "
+        where = call.phases[min(phase, len(call.phases) - 1)]
+        return WorkerError(
+            f"{self.role}: {model}gave no answer within {limits.limit(phase):g} s during {where}; "
+            "it hangs, so its worker was stopped"
+            + (f" (if it is only slow, raise {option('call_timeout_s')})" if limits.by_call_timeout else ""),
+            details=self.log_tail() or None,
+        )
+
     def _died(self, method: str) -> WorkerError:
+        self._in_flight = False
         code = None
         if self._process is not None:
             try:
@@ -214,6 +248,8 @@ def _describe_exit(code: int | None) -> str:
     if code is None:
         return "exit status unknown"
     if code < 0:
+        if -code == signal.SIGKILL:
+            return "killed by SIGKILL, perhaps for lack of memory"  # what the kernel's OOM killer sends
         try:
             return f"killed by {signal.Signals(-code).name}"
         except ValueError:

@@ -4,8 +4,11 @@ and the answers.
 This module sits just above ``perfgate.results`` and imports nothing else of perfgate's
 that could import it back, so results, the runner and the core can all use its types.
 Each call is a frozen dataclass; ``name`` is how errors name it ("the worker died during
-'run_block'"). The worker answers ("ok", value) or ("error", class name, message,
-traceback); see ``perfgate.worker.core.serve``.
+'run_block'"), and ``phases`` how a hang names where it stopped. The worker answers
+("ok", value) or ("error", class name, message, traceback); a call of several phases
+announces each phase after the first with ("phase", index), so that the parent can give
+each its own time limit (a cold start: loading, then the first call). See
+``perfgate.worker.core.serve``.
 """
 
 from __future__ import annotations
@@ -22,11 +25,34 @@ from perfgate.tensors import TensorSpec
 __all__ = [
     "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "ColdStart", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
-    "FirstInference", "RunOutputs", "Shutdown",
+    "FirstInference", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit",
 ]  # fmt: skip
 
 LOAD_TIMEOUT_S = 600.0
 SETUP_TIMEOUT_S = 300.0
+DEFAULT_CALL_TIMEOUT_S = 60.0
+HANG_FACTOR = 50  # a step that takes 50 times what it is expected to take is a hung model
+
+
+def call_limit(call_timeout_s: float, expected_s: float = 0.0) -> float:
+    """How long a step of model calls may take: 50 times what it is expected to take, plus
+    the call timeout. Where nothing is known yet (a model's first call) that is the call
+    timeout alone; a hang in a short step ends in about the call timeout, and slow but
+    steady work (a long load episode) is never cut."""
+    return call_timeout_s + HANG_FACTOR * expected_s
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """How long the parent waits for each phase of a call (``Call.phases``; the last limit
+    serves the phases after it) before it takes the model to hang and stops its worker.
+    ``by_call_timeout``: the limits follow from --call-timeout, which the error then names."""
+
+    seconds: tuple[float, ...]
+    by_call_timeout: bool = False
+
+    def limit(self, phase: int) -> float:
+        return self.seconds[min(phase, len(self.seconds) - 1)]
 
 
 @dataclass(frozen=True)
@@ -87,6 +113,7 @@ class Call:
     """A message the parent sends; the worker answers it with the result named beside it."""
 
     name: ClassVar[str]
+    phases: ClassVar[tuple[str, ...]]  # "... gave no answer within 2 s during <phase>"
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,7 @@ class LoadModel(Call):
     """-> ModelInfo: import the framework, load the model."""
 
     name: ClassVar[str] = "load"
+    phases: ClassVar[tuple[str, ...]] = ("loading",)
     request: LoadRequest
 
 
@@ -102,15 +130,18 @@ class SetFeeds(Call):
     """-> float: prepare these batches in the backend's own form; the seconds it took."""
 
     name: ClassVar[str] = "set_feeds"
+    phases: ClassVar[tuple[str, ...]] = ("the preparation of its batches",)
     batch_size: int
     feeds: Sequence[Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
 class WarmUpModel(Call):
-    """-> WarmUp: run until ``min_calls`` and ``min_seconds`` and every shape, or ``max_seconds``."""
+    """-> WarmUp: run until ``min_calls`` and ``min_seconds`` and every shape, or ``max_seconds``.
+    The first call is a phase of its own: nothing is known of the model's speed before it."""
 
     name: ClassVar[str] = "warm_up"
+    phases: ClassVar[tuple[str, ...]] = ("its first call (warm-up)", "warm-up")
     batch_size: int
     min_calls: int
     min_seconds: float
@@ -122,6 +153,7 @@ class RunBlock(Call):
     """-> list[int]: ns of each of ``count`` calls from batch ``start`` on."""
 
     name: ClassVar[str] = "run_block"
+    phases: ClassVar[tuple[str, ...]] = ("a block of timed calls",)
     batch_size: int
     start: int
     count: int
@@ -132,6 +164,7 @@ class RunWindow(Call):
     """-> int: ns of ``count`` calls back to back, synchronized once."""
 
     name: ClassVar[str] = "run_window"
+    phases: ClassVar[tuple[str, ...]] = ("a throughput window",)
     batch_size: int
     start: int
     count: int
@@ -142,6 +175,7 @@ class RunLoad(Call):
     """-> LoadEpisode: serve one load episode."""
 
     name: ClassVar[str] = "run_load"
+    phases: ClassVar[tuple[str, ...]] = ("a load episode",)
     batch_size: int
     start: int
     plan: LoadPlan
@@ -162,6 +196,7 @@ class ReadMemory(Call):
     """-> dict: peak RSS since the first warm-up, RSS now, the backend's device peaks."""
 
     name: ClassVar[str] = "memory"
+    phases: ClassVar[tuple[str, ...]] = ("the reading of its memory",)
 
 
 @dataclass(frozen=True)
@@ -169,8 +204,18 @@ class FirstInference(Call):
     """-> ColdStart: in a fresh worker, load the model and run its first inference."""
 
     name: ClassVar[str] = "cold_start"
+    phases: ClassVar[tuple[str, ...]] = ("a cold start's loading", "a cold start's first call")
     request: LoadRequest
     feed: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class BlockMemory(Call):
+    """-> tuple[int, ...]: the RSS in bytes after each timed block so far, in order (empty
+    where RSS cannot be read); a model whose memory grows block after block leaks."""
+
+    name: ClassVar[str] = "block_memory"
+    phases: ClassVar[tuple[str, ...]] = ("the reading of its memory",)
 
 
 @dataclass(frozen=True)
@@ -178,3 +223,4 @@ class Shutdown(Call):
     """-> None: release the model; the worker exits after answering."""
 
     name: ClassVar[str] = "close"
+    phases: ClassVar[tuple[str, ...]] = ("shutdown",)

@@ -1,0 +1,194 @@
+"""A model that hangs, crashes or raises, and a gate that is interrupted or killed: each ends
+in bounded time with verdict "error", and leaves no process behind.
+
+Real `perfgate compare` processes with real worker processes on the fake backends of
+tests/fakes.py. Every process a test starts carries a marker in its environment (workers
+inherit it), so a leftover is found by scanning /proc even after it has been reparented.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, ROOT, TESTS
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds leftover processes in /proc"),
+]
+
+DATA = str(FIXTURES / "features.parquet")
+MARK = "PERFGATE_TEST_MARK"
+BOUND_S = 30.0  # every run here ends within seconds; this allows for a loaded 2-core machine
+
+
+def command(candidate_backend: str, *extra: str, reference_backend: str = "fakes:TinyBackend") -> list[str]:
+    return [
+        sys.executable, "-m", "perfgate", "compare", "-q", "-r", "reference.bin", "-c", "candidate.bin", "-d", DATA,
+        "--input", "features=f*", "--rows", "64", "--time-budget", "5", "--cold-starts", "0",
+        "--reference-backend", reference_backend, "--candidate-backend", candidate_backend, *extra,
+    ]  # fmt: skip
+
+
+_STARTED: list[str] = []  # the markers of this test's processes
+
+
+@pytest.fixture(autouse=True)
+def no_strays():
+    """Whatever a failing test leaves behind is killed, so that it does not outlive the suite."""
+    yield
+    while _STARTED:
+        for pid in marked_processes(_STARTED.pop()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def start(args: list[str]) -> tuple[subprocess.Popen, str]:
+    marker = uuid.uuid4().hex
+    _STARTED.append(marker)
+    env = dict(os.environ, **{MARK: marker})
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, marker
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Live processes (zombies aside: they have ended) whose environment carries ``marker``."""
+    wanted = f"{MARK}={marker}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # ended meanwhile, or not ours to read
+        if wanted in environ and state not in ("Z", "X"):
+            found.append(int(entry))
+    return found
+
+
+def workers_of(marker: str, count: int, timeout: float = 20.0) -> list[int]:
+    """Wait until ``count`` worker processes carrying ``marker`` run; their pids."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = [pid for pid in marked_processes(marker) if b"perfgate.worker" in _command_line(pid)]
+        if len(workers) >= count:
+            return workers
+        time.sleep(0.05)
+    raise AssertionError(f"{count} workers did not start")
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # ended meanwhile
+
+
+def assert_nothing_left(marker: str, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marked_processes(marker) == [], "processes were left behind"
+
+
+def run_to_end(args: list[str]) -> tuple[subprocess.CompletedProcess, float, str]:
+    process, marker = start(args)
+    began = time.monotonic()
+    try:
+        stdout, stderr = process.communicate(timeout=BOUND_S * 4)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr), time.monotonic() - began, marker
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("perfgate: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def error_report(path: Path) -> dict:
+    report = json.loads(path.read_text())
+    assert report["verdict"] == "error"
+    return report
+
+
+# --- a broken model ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "backend, cold_starts, fragment",
+    [
+        ("fakes:HangingBackend", "0", "candidate: model 'candidate.bin' gave no answer within 2 s during its first call"),
+        ("fakes:HangingBackend", "1", "candidate-cold-start-1: model 'candidate.bin' gave no answer within 2 s during a cold start's first call"),
+        ("fakes:SegfaultingBackend", "0", "candidate: the worker died during 'warm_up' (killed by SIGSEGV)"),
+        ("fakes:KilledBackend", "0", "candidate: the worker died during 'warm_up' (killed by SIGKILL, perhaps for lack of memory)"),
+        ("fakes:FailingBackend", "0", "candidate: model 'candidate.bin' failed while running: [ONNXRuntimeError]"),
+    ],
+)  # fmt: skip
+def test_a_broken_model_is_an_error_in_bounded_time_and_leaves_no_process(tmp_path, backend, cold_starts, fragment):
+    path = tmp_path / "report.json"
+    result, seconds, marker = run_to_end(
+        command(backend, "--call-timeout", "2", "--cold-starts", cold_starts, "--json", str(path))
+    )
+    assert result.returncode == 3, result.stderr
+    assert fragment in one_error_line(result)
+    assert error_report(path)["error"]["exit_code"] == 3
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
+
+
+def test_a_hang_names_the_option_that_bounds_it(tmp_path):
+    result, _, marker = run_to_end(command("fakes:HangingBackend", "--call-timeout", "1.5"))
+    line = one_error_line(result)
+    assert line.endswith("it hangs, so its worker was stopped (if it is only slow, raise --call-timeout)"), line
+    assert_nothing_left(marker)
+
+
+# --- the gate itself stopped ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_the_workers_and_writes_an_error_report(tmp_path, signum, code):
+    path = tmp_path / "interrupted.json"
+    process, marker = start(command("fakes:TinyBackend", "--json", str(path), reference_backend="fakes:HangOnLoadBackend"))
+    try:
+        workers_of(marker, 2)
+        time.sleep(1.0)  # the reference's worker is inside its load by now
+        began = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, stderr
+    assert time.monotonic() - began < 10.0
+    assert f"perfgate: error: interrupted by {signal.Signals(signum).name}" in stderr
+    report = error_report(path)
+    assert report["error"]["type"] == "Interrupted" and report["error"]["exit_code"] == code
+    assert_nothing_left(marker)
+
+
+def test_workers_die_with_a_gate_that_is_killed_outright():
+    process, marker = start(command("fakes:TinyBackend", reference_backend="fakes:HangOnLoadBackend"))
+    workers_of(marker, 2)
+    time.sleep(1.0)
+    process.kill()  # SIGKILL: the gate cleans nothing up; the kernel must end its workers
+    process.wait(timeout=BOUND_S)
+    assert_nothing_left(marker)
