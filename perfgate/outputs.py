@@ -25,7 +25,7 @@ from perfgate.errors import PerfgateRuntimeError, UsageError, option
 from perfgate.metrics.outputs import non_finite_reason
 from perfgate.results import SIDES, OutputDifference, OutputsCompared
 from perfgate.worker.process import Worker
-from perfgate.worker.protocol import SETUP_TIMEOUT_S, RunOutputs
+from perfgate.worker.protocol import RunOutputs, Timeout
 
 BYTES_PER_CALL = 32 * 2**20  # a call's outputs, per model, that cross the pipe at a time
 MAX_BATCHES_PER_CALL = 64
@@ -52,7 +52,9 @@ def compare_outputs(
     done, per_call = 0, 1  # one batch first: its outputs' size sets how many go in a call
     while done < len(chosen):
         group = tuple(chosen[done : done + per_call])
-        answers = {side: workers[side].call(RunOutputs(batch_size, group), timeout=SETUP_TIMEOUT_S) for side in SIDES}
+        # the models' first calls: nothing is known of their speed yet, so --call-timeout bounds each
+        timeout = Timeout((config.call_timeout_s * len(group),), by_call_timeout=True)
+        answers = {side: workers[side].call(RunOutputs(batch_size, group), timeout=timeout) for side in SIDES}
         for offset, pair in enumerate(zip(answers["reference"], answers["candidate"])):
             first_row = (done + offset) * batch_size
             if not comparison.add(*pair, rows[first_row : first_row + batch_size]):

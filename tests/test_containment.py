@@ -31,10 +31,12 @@ MARK = "PERFGATE_TEST_MARK"
 BOUND_S = 30.0  # every run here ends within seconds; this allows for a loaded 2-core machine
 
 
-def command(candidate_backend: str, *extra: str, reference_backend: str = "fakes:TinyBackend") -> list[str]:
+def command(candidate_backend: str, *extra: str, reference_backend: str = "fakes:TinyBackend", output_rows: str = "0") -> list[str]:
+    # outputs are compared before warm-up, so they would meet a broken model first: off here,
+    # so each phase below is reached; the comparison's own first calls are tested on their own
     return [
         sys.executable, "-m", "perfgate", "compare", "-q", "-r", "reference.bin", "-c", "candidate.bin", "-d", DATA,
-        "--input", "features=f*", "--rows", "64", "--time-budget", "5", "--cold-starts", "0",
+        "--input", "features=f*", "--rows", "64", "--time-budget", "5", "--cold-starts", "0", "--output-rows", output_rows,
         "--reference-backend", reference_backend, "--candidate-backend", candidate_backend, *extra,
     ]  # fmt: skip
 
@@ -147,6 +149,23 @@ def test_a_broken_model_is_an_error_in_bounded_time_and_leaves_no_process(tmp_pa
     result, seconds, marker = run_to_end(
         command(backend, "--call-timeout", "2", "--cold-starts", cold_starts, "--json", str(path))
     )
+    assert result.returncode == 3, result.stderr
+    assert fragment in one_error_line(result)
+    assert error_report(path)["error"]["exit_code"] == 3
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
+
+
+@pytest.mark.parametrize(
+    "backend, fragment",
+    [
+        ("fakes:HangingBackend", "candidate: model 'candidate.bin' gave no answer within 2 s during its first calls (comparing outputs)"),
+        ("fakes:SegfaultingBackend", "candidate: the worker died during 'run_outputs' (killed by SIGSEGV)"),
+    ],
+)  # fmt: skip
+def test_a_model_broken_on_its_first_calls_while_outputs_are_compared(tmp_path, backend, fragment):
+    path = tmp_path / "report.json"
+    result, seconds, marker = run_to_end(command(backend, "--call-timeout", "2", "--json", str(path), output_rows="64"))
     assert result.returncode == 3, result.stderr
     assert fragment in one_error_line(result)
     assert error_report(path)["error"]["exit_code"] == 3

@@ -187,6 +187,7 @@ class RunOutputs(Call):
     by name as host arrays; untimed, to compare the two models' answers."""
 
     name: ClassVar[str] = "run_outputs"
+    phases: ClassVar[tuple[str, ...]] = ("its first calls (comparing outputs)",)
     batch_size: int
     batches: tuple[int, ...]
 
