@@ -58,17 +58,17 @@ def compare_outputs(
         for offset, pair in enumerate(zip(answers["reference"], answers["candidate"])):
             first_row = (done + offset) * batch_size
             if not comparison.add(*pair, rows[first_row : first_row + batch_size]):
-                return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, (), comparison.note())
+                return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, (), comparison.note(), config.allow_nonfinite)
         done += len(group)
         per_call = _batches_per_call(answers)
     compared = tuple(difference.result() for difference in comparison.differences.values())
     for difference in compared:
-        if difference.non_finite["reference"]:
+        if difference.non_finite["reference"] and not config.allow_nonfinite:
             raise PerfgateRuntimeError(
                 f"{non_finite_reason('reference', difference, paths['reference'])}: a broken reference leaves nothing "
                 f"to judge the candidate against (NaN in the input rows? skip comparing outputs with {SKIP})"
             )
-    return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, compared, comparison.note())
+    return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, compared, comparison.note(), config.allow_nonfinite)
 
 
 def _batches_per_call(answers: Mapping[str, list[dict[str, np.ndarray]]]) -> int:

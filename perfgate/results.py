@@ -32,7 +32,8 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 #   4 (2026-11-22) outputs: both models' outputs compared on the same rows (which rows,
 #                  and per output the differences, cosine, top-1 agreement and NaN/Inf
 #                  counts); settings.output_rows; checks of the outputs family, whose
-#                  budgets are thresholds on a value (">=0.99"), their bound in limit.
+#                  budgets are thresholds on a value (">=0.99"), their bound in limit;
+#                  outputs.nonfinite_inputs (NaN/Inf fed on purpose: NaN/Inf outputs are info).
 #                  Version 2 and 3 reports are still read; they hold no outputs.
 
 SIDES = ("reference", "candidate")
@@ -367,6 +368,9 @@ class OutputsCompared:
     total_batches: int
     outputs: tuple[OutputDifference, ...]
     note: str = ""  # outputs that could not be compared, and why
+    # NaN/Inf fed on purpose (allow_nonfinite): NaN/Inf outputs are then expected, so they
+    # are reported, not judged
+    nonfinite_inputs: bool = False
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,9 @@ class Outputs(Family):
                     continue
                 metric = self.parse(name)
                 slots.append(Slot(metric, budgets.get(name), bind(_check, difference, metric), place(index)))
-            guard = Budget(self.parse(NON_FINITE), None, threshold=0.0)
-            slots.append(Slot(guard.metric, guard, bind(_non_finite_check, difference, guard.metric), place(index)))
+            # NaN/Inf fed on purpose (allow_nonfinite) may well come out again: reported, not judged
+            guard = None if compared.nonfinite_inputs else Budget(self.parse(NON_FINITE), None, threshold=0.0)
+            slots.append(Slot(self.parse(NON_FINITE), guard, bind(_non_finite_check, difference, self.parse(NON_FINITE)), place(index)))
         return slots
 
     def place(self, check: Check) -> str:
@@ -159,6 +160,9 @@ def _non_finite_check(difference: OutputDifference, metric: Metric, *, budget, l
     common = _common(difference, metric, budget)
     fields = dict(reference=float(difference.non_finite.get("reference", 0)), candidate=float(count), ratio=None, ci=None,
                   ci_level=None)  # fmt: skip
+    if budget is None:
+        return Check(verdict=Verdict.INFO, reason=f"{count} NaN or Inf values in the candidate's output {difference.label} "
+                     f"(NaN or Inf inputs were allowed)", **fields, **common)  # fmt: skip
     if count <= budget.threshold:
         reason = f"no NaN or Inf in the candidate's output {difference.label} on {difference.rows} rows"
         return Check(verdict=Verdict.PASS, reason=reason, **fields, **common)

@@ -387,6 +387,7 @@ def _outputs_from(data: Mapping[str, Any] | None) -> OutputsCompared | None:
         total_batches=data["total_batches"],
         outputs=tuple(difference(item) for item in data["outputs"]),
         note=data.get("note", ""),
+        nonfinite_inputs=data.get("nonfinite_inputs", False),
     )
 
 
