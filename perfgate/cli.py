@@ -5,6 +5,9 @@ Exit codes: 0 pass (and inconclusive, with a warning, unless --fail-on-inconclus
 Errors are one line on stderr; --debug adds the traceback and the worker's log. Exit 1
 means a regression and nothing else: a report that cannot be written (to --json or to
 stdout) is exit 3.
+
+Over 400 lines because compare's ~35 options are declared here, each with its help; what
+they do lives in the modules they are passed to.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ computed, so that a saved report can be rendered again, or judged again with oth
 budgets, later. This module sits at the bottom of the house: it imports nothing of
 perfgate's, so every other module (the worker protocol included) can build on it. The
 JSON form lives in ``perfgate.report.json``.
+
+Over 400 lines on purpose: every dataclass of the on-disk report stays in one place,
+beside ``SCHEMA_VERSION`` and its history, so that a schema change is made and read here.
 """
 
 from __future__ import annotations
