@@ -1,7 +1,6 @@
-"""The report as JSON (over 400 lines on purpose: both directions for every part of the
-report, side by side, so that what is written and what is read cannot drift apart).
-
-The report as JSON: ``dumps`` writes it, ``loads`` / ``read_report`` read it back.
+"""The report as JSON: ``dumps`` writes it, ``loads`` / ``read_report`` read it back (over
+400 lines on purpose: both directions for every part of the report, side by side, so that
+what is written and what is read cannot drift apart).
 
 The JSON is the one on-disk form of a report (``schema_version`` in perfgate.results says
 what changed when). Metric names are written as strings and parsed back through the
