@@ -78,6 +78,7 @@ class OnnxRuntimeBackend(Backend):
                 f"(are the CUDA and cuDNN libraries onnxruntime-gpu needs installed?); refusing to time the CPU as {self.options.device}"
             )
         self._output_names = [output.name for output in self._session.get_outputs()]
+        self._bound = self.options.on_gpu  # read once: run() is inside the timed region
         self._version = ort.__version__
 
     def describe_inputs(self) -> tuple[TensorSpec, ...]:
@@ -90,16 +91,19 @@ class OnnxRuntimeBackend(Backend):
             specs.append(TensorSpec(node.name, dtype, shape))
         return tuple(specs)
 
-    def prepare(self, feed: Mapping[str, np.ndarray]) -> Callable[[], Any]:
-        """The call itself, bound to its inputs: ``session.run`` on host arrays on the CPU,
-        ``run_with_iobinding`` on inputs already on the device on a GPU."""
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> Any:
+        """Host arrays on the CPU; on a GPU the call itself, ``run_with_iobinding`` bound to
+        inputs already on the device."""
         if self.options.on_gpu:
             return self._bound_call(feed)
-        arrays = {name: np.ascontiguousarray(array) for name, array in feed.items()}
-        return functools.partial(self._session.run, self._output_names, arrays)
+        return {name: np.ascontiguousarray(array) for name, array in feed.items()}
 
-    def run(self, prepared: Callable[[], Any]) -> Any:
-        return prepared()
+    def run(self, prepared: Any) -> Any:
+        # session.run called here, not through a functools.partial made in prepare: the
+        # partial measured ~300 ns (1.6 %) slower a call on the 17 us fixture
+        if self._bound:
+            return prepared()
+        return self._session.run(self._output_names, prepared)
 
     def outputs_to_numpy(self, outputs: Any, prepared: Callable[[], Any]) -> dict[str, np.ndarray]:
         """``session.run``'s list of arrays on the CPU; on a GPU ``run_with_iobinding``
