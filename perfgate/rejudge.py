@@ -16,6 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
+from perfgate.backends.base import BackendOptions
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_budget
 from perfgate.checks import Observations, evaluate, with_mann_whitney
 from perfgate.errors import BudgetError, UsageError
@@ -40,7 +41,7 @@ def judge_again(
         loads=bool(settings.loads),
         size_column=settings.size_column,
         cold_starts=min((len(records) for records in report.cold_starts.values()), default=0),
-        on_gpu=settings.device.startswith("cuda"),
+        on_gpu=BackendOptions(settings.device).on_gpu,
         outputs=report.outputs is not None,
     )
     given = [item if isinstance(item, Budget) else parse_budget(item) for item in budgets]
