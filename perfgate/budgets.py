@@ -77,7 +77,7 @@ def build_budgets(
         option=option("max_latency_increase"),
     )
     names = [name for family in families() for name in family.default_metrics(scope)]
-    chosen = {name: Budget(parse_metric(name), default_limit) for name in names}
+    chosen = {name: Budget(parse_metric(name), default_limit, by_default=True) for name in names}
     given: set[str] = set()
     for item in budgets:
         budget = item if isinstance(item, Budget) else parse_budget(item)

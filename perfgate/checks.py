@@ -15,8 +15,15 @@ with a confidence interval, and against a budget with limit L:
 Memory is nearly deterministic, so it gets no interval and no test (see metrics/memory.py).
 Metrics without a budget are reported with verdict "info" and never change the verdict.
 The gate's error rate is controlled over its gated statistical checks: with m of them,
-the interval at look k has level 1 - alpha * 2**-k / m (Bonferroni over checks, an
-alpha-spending sequence over looks), so measuring until decided is safe.
+the interval at look k has level 1 - alpha * (6 / pi**2) / k**2 / m (Bonferroni over
+checks; over looks an alpha-spending sequence whose terms sum to alpha), so measuring
+until decided is safe however many looks it takes. Looks start after a few block pairs
+and grow geometrically, so a run of n pairs has about log(n) looks: 1/k**2 keeps the
+late looks' intervals far narrower than a halving sequence would (look 12 spends
+alpha/237 instead of alpha/4096).
+
+A look can fail the gate as soon as any gated check fails, even while others still lack
+the samples they need (latency.p95 needs 90 per model); a pass needs every check.
 
 The verdict is fail if any check fails, inconclusive if any gated check is undecided,
 else pass.
@@ -24,6 +31,7 @@ else pass.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -34,6 +42,9 @@ from perfgate.stats import mann_whitney
 
 __all__ = ["DEFAULT_MEMORY_FLOOR", "Evaluation", "Observations", "check_level", "evaluate", "min_samples", "overall",
            "where", "with_mann_whitney"]  # fmt: skip
+
+
+_SPENDING = 6.0 / math.pi**2  # sum over k >= 1 of 1/k**2 is pi**2/6
 
 
 @dataclass(frozen=True)
@@ -49,7 +60,7 @@ class Evaluation:
 
 def check_level(alpha: float, look: int, checks: int) -> float:
     """The confidence level of each check's interval at ``look`` (1-based)."""
-    return 1.0 - alpha * 0.5**look / max(1, checks)
+    return 1.0 - alpha * _SPENDING / look**2 / max(1, checks)
 
 
 def min_samples(budgets: Sequence[Budget]) -> int:
@@ -73,11 +84,17 @@ def evaluate(
         ((slot, family) for family in families() for slot in family.slots(observations, by_name)),
         key=lambda pair: (pair[0].place, pair[1].order),
     )
-    gated_statistical = sum(1 for slot, family in ordered if slot.budget is not None and family.statistical)
+    gated = [(slot, family, _gated(slot.budget)) for slot, family in ordered]
+    gated_statistical = sum(1 for _, family, budget in gated if budget is not None and family.statistical)
     level = check_level(alpha, look, gated_statistical)
-    checks = tuple(slot.judge(slot.budget, level, seed) for slot, _ in ordered if slot.budget is not None or not gated_only)
+    checks = tuple(slot.judge(budget, level, seed) for slot, _, budget in gated if budget is not None or not gated_only)
     verdict, reason = overall(checks)
     return Evaluation(checks, verdict, reason)
+
+
+def _gated(budget: Budget | None) -> Budget | None:
+    """The budget a check is held to: none for a budget set aside as information only."""
+    return budget if budget is not None and budget.gated else None
 
 
 def with_mann_whitney(evaluation: Evaluation, observations: Observations, alpha: float) -> Evaluation:

@@ -113,6 +113,10 @@ def cli() -> None:
     help="Fresh worker starts per model, timed from process start to the first inference's end (0: none).",
 )  # fmt: skip
 @click.option(
+    "--instances", type=click.IntRange(min=1, max=8), default=None, metavar="K",
+    help="Worker processes per model, block pairs taking turns (default: 2 for a budget within 10% of no change, else 1).",
+)  # fmt: skip
+@click.option(
     "--concurrency", "concurrency", type=click.IntRange(min=1), multiple=True, metavar="N",
     help="Latency under load: N clients in a closed loop; repeatable.",
 )  # fmt: skip
@@ -164,6 +168,7 @@ def compare(
     include_transfers: bool,
     signature: str | None,
     cold_starts: int,
+    instances: int | None,
     concurrency: Sequence[int],
     rates: Sequence[float],
     size_column: str | None,
@@ -203,7 +208,7 @@ def compare(
             device=device, include_transfers=include_transfers, signature=signature,
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
             memory_floor=memory_floor, allow_nonfinite=allow_nonfinite, output_rows=output_rows,
-            call_timeout_s=call_timeout,
+            call_timeout_s=call_timeout, instances=instances,
         )  # fmt: skip
         for warning in config.warnings():
             click.echo(f"perfgate: warning: {printable(warning)}", err=True)

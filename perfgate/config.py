@@ -25,6 +25,11 @@ from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 DEFAULT_COLD_STARTS = 3
 DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
+# A budget this close to "no change" (a ratio limit within 10 % of 1) is as fine as the
+# differences between two processes of the same model (memory layout, CPU placement), so
+# by default each model then runs in this many worker instances.
+TIGHT_BUDGET_MARGIN = 0.10
+TIGHT_BUDGET_INSTANCES = 2
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class CompareConfig:
     allow_nonfinite: bool = False  # feed NaN and infinite values instead of refusing them
     output_rows: int = DEFAULT_OUTPUT_ROWS
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # a model call running longer is taken to hang
+    instances: int | None = None  # worker processes per model; None: 2 for a tight budget, else 1
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -88,6 +94,8 @@ class CompareConfig:
         if not (_number(self.pad_value) or self.allow_nonfinite):
             raise UsageError(f"{option('pad_value')} must be a finite number, got {self.pad_value!r} (or pass {option('allow_nonfinite')})")
         self._check_rates_fit_the_time_budget()
+        if self.instances is not None and (not _whole(self.instances) or not 1 <= self.instances <= 8):
+            raise UsageError(f"{option('instances')} must be a whole number from 1 to 8, got {self.instances!r}")
         if not _whole(self.output_rows) or self.output_rows < 0:
             raise UsageError(f"{option('output_rows')} must be 0 or more, got {self.output_rows!r}")
         if not self.budgets:
@@ -117,6 +125,20 @@ class CompareConfig:
                 f"take turns on the cores, so the timings include that contention (use at most {usable})",
             )
         return ()
+
+    @property
+    def worker_instances(self) -> int:
+        """Worker processes per model: as asked, else 2 where a gated ratio budget is within
+        TIGHT_BUDGET_MARGIN of no change, else 1."""
+        if self.instances is not None:
+            return self.instances
+        tight = any(
+            budget.threshold is None and budget.absolute_bytes is None and budget.limit is not None
+            and budget.metric.family in ("latency", "load", "throughput")
+            and abs(budget.limit - 1.0) <= TIGHT_BUDGET_MARGIN + 1e-12
+            for budget in self.budgets
+        )  # fmt: skip
+        return TIGHT_BUDGET_INSTANCES if tight else 1
 
     @property
     def on_gpu(self) -> bool:
@@ -196,6 +218,7 @@ class CompareConfig:
             size_column=self.size_column,
             memory_floor=self.memory_floor,
             output_rows=self.output_rows,
+            instances=self.worker_instances,
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -39,8 +39,11 @@ def feed(
     config: CompareConfig,
     paths: Mapping[str, str],
     clock: Callable[[], float],
+    *,
+    more_instances: Sequence[Mapping[str, Worker]] = (),
 ) -> Fed:
-    """Map columns to each model's inputs, read the rows once, send each worker its batches."""
+    """Map columns to each model's inputs, read the rows once, send each worker its batches
+    (the same batches to every instance of a model: ``workers`` and ``more_instances``)."""
     labels = {side: f"{side} {shown(paths[side])}" for side in SIDES}
     bindings = bind_inputs(
         {side: infos[side].inputs for side in SIDES}, dataset.schema, config.inputs,
@@ -75,6 +78,8 @@ def feed(
             backend_seconds[(side, batch_size)] = workers[side].call(
                 SetFeeds(batch_size, list(prepared.feeds)), timeout=SETUP_TIMEOUT_S
             )
+            for instance in more_instances:
+                instance[side].call(SetFeeds(batch_size, list(prepared.feeds)), timeout=SETUP_TIMEOUT_S)
             inputs.setdefault(side, prepared.inputs)
             first_feeds.setdefault(side, prepared.feeds[0])
         batches[batch_size] = len(prepared.feeds)

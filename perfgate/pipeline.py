@@ -15,11 +15,12 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from perfgate import __version__
 from perfgate.backends import model_file, require_framework, resolve_backend_name
-from perfgate.checks import Evaluation, Observations, evaluate, min_samples, where, with_mann_whitney
+from perfgate.budgets import Budget
+from perfgate.checks import Evaluation, Observations, evaluate, where, with_mann_whitney
 from perfgate.cold_starts import WorkerFactory, run_cold_starts
 from perfgate.config import CompareConfig
 from perfgate.dataset import ParquetDataset
@@ -30,7 +31,8 @@ from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
 from perfgate.outputs import compare_outputs
 from perfgate.results import SIDES, DataReport, ErrorInfo, ModelReport, Report, RunSummary, Verdict
-from perfgate.runner import Measurement, MeasurementPlan, measure
+from perfgate.pacing import pace_budgets
+from perfgate.runner import Measurement, MeasurementPlan, Pace, measure
 from perfgate.sizes import analyze
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
 from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ModelInfo, ReadMemory
@@ -72,17 +74,20 @@ def run_comparison(
     cpus = worker_cpus(config.threads)
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
-        workers = {}
+        instances: list[dict[str, Worker]] = []
         starting = clock()
-        for side in SIDES:
-            workers[side] = factory(side, log_dir)
-            cleanup.callback(workers[side].close)
-            workers[side].start(config.threads, cpus)
-        say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {config.threads} thread(s) each)")
+        for index in range(config.worker_instances):
+            instances.append({side: factory(_role(side, index), log_dir) for side in SIDES})
+            for worker in instances[-1].values():
+                cleanup.callback(worker.close)
+                worker.start(config.threads, cpus)
+        workers = instances[0]
+        each = f"{config.threads} thread(s) each" + (f", {len(instances)} processes each" if len(instances) > 1 else "")
+        say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {each})")
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
-        infos = _load(workers, requests)
+        infos = _load(instances, requests)
         started_s = clock() - starting
-        fed = feed(workers, infos, dataset, selection, config, paths, clock)
+        fed = feed(workers, infos, dataset, selection, config, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
         outputs = compare_outputs(workers, fed.batches, config, selection, paths, say)
         cold_starts = run_cold_starts(
@@ -95,12 +100,12 @@ def run_comparison(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
             sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor, outputs=outputs,
         )  # fmt: skip
-        measurement, stopped = _measure(workers, fed.batches, config, observed, clock, say, plan_overrides)
+        measurement, stopped, budgets, pacing_notes = _measure(instances, fed.batches, config, observed, clock, say, plan_overrides)
         memory = {side: {**_load_memory(infos[side]), **workers[side].call(ReadMemory(), timeout=SETUP_TIMEOUT_S)} for side in SIDES}
 
     observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory)
     evaluation = with_mann_whitney(
-        evaluate(observed, config.budgets, alpha=1.0 - config.confidence, look=measurement.look, seed=config.seed),
+        evaluate(observed, budgets, alpha=1.0 - config.confidence, look=measurement.look, seed=config.seed),
         observed, 1.0 - config.confidence,
     )  # fmt: skip
     reason = evaluation.reason
@@ -119,7 +124,7 @@ def run_comparison(
         reference=models["reference"],
         candidate=models["candidate"],
         data=DataReport(config.data, dataset.num_rows, selection.count, config.seed),
-        settings=config.settings(),
+        settings=replace(config.settings(), budgets=tuple(str(budget) for budget in budgets if budget.gated)),
         environment=replace(
             environment, frameworks={infos[side].backend.framework: infos[side].backend.framework_version for side in SIDES}
         ),
@@ -132,6 +137,7 @@ def run_comparison(
         sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
         outputs=outputs,
         warnings=config.warnings()
+        + pacing_notes
         + fed.warnings
         + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor),
         perfgate_version=__version__,
@@ -139,30 +145,45 @@ def run_comparison(
     )
 
 
-def _load(workers: Mapping[str, Worker], requests: Mapping[str, LoadRequest]) -> dict[str, ModelInfo]:
-    """Load both models at once, each in its worker."""
+def _role(side: str, instance: int) -> str:
+    return side if instance == 0 else f"{side}-instance-{instance + 1}"
+
+
+def _load(instances: Sequence[Mapping[str, Worker]], requests: Mapping[str, LoadRequest]) -> dict[str, ModelInfo]:
+    """Load both models, in every instance, at once; what the first instance of each says."""
     calls = {side: LoadModel(requests[side]) for side in SIDES}
-    for side in SIDES:
-        workers[side].begin(calls[side])
-    return {side: workers[side].finish(calls[side], LOAD_TIMEOUT_S) for side in SIDES}
+    for workers in instances:
+        for side in SIDES:
+            workers[side].begin(calls[side])
+    infos = [{side: workers[side].finish(calls[side], LOAD_TIMEOUT_S) for side in SIDES} for workers in instances]
+    return infos[0]
 
 
 def _measure(
-    workers: Mapping[str, Worker],
+    instances: Sequence[Mapping[str, Worker]],
     batches: Mapping[int, int],
     config: CompareConfig,
     observed: Observations,
     clock: Callable[[], float],
     say: Progress,
     plan_overrides: Mapping[str, Any] | None,
-) -> tuple[Measurement, str]:
-    """Measure until every gated check is decided (memory aside: it is read at the end)."""
+) -> tuple[Measurement, str, tuple[Budget, ...], tuple[str, ...]]:
+    """Measure until every gated check is decided or one fails (memory aside: it is read at
+    the end). Also returns the budgets as paced (defaults the time budget cannot decide set
+    aside) and what pacing had to say."""
+    paced: dict[str, tuple] = {"budgets": config.budgets, "notes": ()}
+
+    def on_pace(pace: Pace) -> None:
+        paced["budgets"], paced["notes"] = pace_budgets(config.budgets, pace, float(config.time_budget_s))
+        for note in paced["notes"]:
+            say(note)
 
     def on_look(measurement: Measurement) -> bool:
         looked = replace(observed, series=measurement.series, loads=measurement.loads)
         evaluation = evaluate(
-            looked, config.budgets, alpha=1.0 - config.confidence, look=measurement.look, seed=config.seed, gated_only=True
-        )
+            looked, paced["budgets"], alpha=1.0 - config.confidence, look=measurement.look, seed=config.seed,
+            gated_only=True,
+        )  # fmt: skip
         say(_look_line(measurement, evaluation))
         return evaluation.decided
 
@@ -170,12 +191,12 @@ def _measure(
         batch_sizes=config.batch_sizes,
         time_budget_s=float(config.time_budget_s),
         seed=config.seed,
-        min_samples=min_samples(config.budgets),
         loads=config.loads,
         call_timeout_s=config.call_timeout_s,
         **(plan_overrides or {}),
     )
-    return measure(workers, plan, batches, on_look, clock=clock, progress=say)
+    measurement, stopped = measure(instances, plan, batches, on_look, clock=clock, progress=say, on_pace=on_pace)
+    return measurement, stopped, paced["budgets"], paced["notes"]
 
 
 def _load_memory(info: ModelInfo) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = 4
-READABLE_SCHEMA_VERSIONS = (2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 # Schema history: bump on any change a reader has to know about, and say what changed.
 #   1 (2026-11-22) first version: verdict, compared, settings, environment, run, checks,
 #                  series with raw samples per block pair, warnings, error.
@@ -38,6 +38,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 #                  budgets are thresholds on a value (">=0.99"), their bound in limit;
 #                  outputs.nonfinite_inputs (NaN/Inf fed on purpose: NaN/Inf outputs are info).
 #                  Version 2 and 3 reports are still read; they hold no outputs.
+#   5 (2026-11-23) series.pairs[].instance: which worker instance of each model ran the
+#                  pair (several per model: --instances), settings.instances. Older
+#                  reports: one instance, all pairs instance 0.
 
 SIDES = ("reference", "candidate")
 
@@ -170,6 +173,9 @@ class Series:
     warmup: Mapping[str, WarmUpSummary] = field(default_factory=dict)
     # per side, per block pair: ns of a throughput window of calls_per_block calls back to back
     windows: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # per block pair: which worker instance of each model ran it (pair i: reference and
+    # candidate instance ``instances[i]``); empty when each model ran in one worker
+    instances: tuple[int, ...] = ()
 
     @property
     def pairs(self) -> int:
@@ -403,6 +409,7 @@ class Settings:
     size_column: str | None = None
     memory_floor: float = 0.0  # bytes
     output_rows: int = 0  # rows whose outputs are compared (0: none)
+    instances: int = 1  # worker processes per model
 
 
 @dataclass(frozen=True)

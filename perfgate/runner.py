@@ -1,22 +1,27 @@
 """Measurement in interleaved blocks, until the checks decide or the time budget is spent.
 
-For each batch size: both workers warm up (per input shape), the slower model's typical
+For each batch size: every worker warms up (per input shape), the slower model's typical
 call fixes how many calls make a block (about ``target_block_s``), then block pairs run
 one after the other. A block pair is the same batches run on the reference and on the
 candidate, back to back; which model goes first follows balanced, seeded ABBA / BAAB
-quads, so that neither is always the one to find caches cold or the machine busy. Each
-block pair of latencies is followed, in the same order, by a pair of throughput windows
-over the same batches (calls back to back, timed as one).
+quads, so that neither is always the one to find caches cold or the machine busy. With
+several worker instances per model (``instances``), block pair i runs on instance pair
+i mod K, so that each process's own layout and placement is one draw among K, not the
+whole comparison. Each block pair of latencies may be followed, in the same order, by a
+pair of throughput windows over the same batches (calls back to back, timed as one).
 
 Each load scenario adds, per round, a pair of load episodes: the same arrivals (the same
 seed) served by each model in turn, which makes their latencies under load comparable
 pair by pair.
 
-After a first look at ``first_look_pairs`` pairs (or more, where the tail quantiles need
-more samples) and then whenever the count has grown by ``look_growth``, the caller's
-``on_look`` sees everything measured so far and says whether to stop. The measurement
-also stops when the time budget (the measuring phase, after loading and warm-up) is
-spent, with one last look at everything measured.
+Before the first block, ``on_pace`` hears how long a round is expected to take (from the
+warm-up), so that the caller can say up front what the time budget cannot decide. The
+caller's ``on_look`` then sees everything measured so far after ``first_look_pairs`` pairs
+and whenever the count has grown by ``look_growth``, and says whether to stop: looks come
+early, so that a clear regression fails on the checks that have their samples while
+others (the tail quantiles) still wait for theirs. The measurement also stops when the
+time budget (the measuring phase, after loading and warm-up) is spent, with one last look
+at everything measured.
 
 No wait for a worker is open-ended: a model's first call, at each batch size, may take
 ``call_timeout_s``; the rest of the warm-up its maximum plus that; every later step 50
@@ -59,8 +64,7 @@ class MeasurementPlan:
     batch_sizes: tuple[int, ...]
     time_budget_s: float = 60.0
     seed: int = 0
-    min_samples: int = 90  # per model and batch size before the first look
-    first_look_pairs: int = 8
+    first_look_pairs: int = 3
     look_growth: float = 1.5
     target_block_s: float = 0.01
     max_calls_per_block: int = 1000
@@ -83,30 +87,46 @@ class Measurement:
     rss_after_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # per model, in bytes (the last look)
 
 
+@dataclass(frozen=True)
+class Pace:
+    """What the warm-up says a round of block pairs (and load episodes) will take."""
+
+    round_seconds: float  # one block pair at every batch size, and one pair of each load episode
+    calls_per_block: Mapping[int, int]  # per batch size
+    typical_ns: Mapping[int, Mapping[str, float]]  # per batch size, per model: the warm-up's typical call
+
+    def samples_within(self, seconds: float, batch_size: int) -> int:
+        """Calls per model at ``batch_size`` that ``seconds`` of measuring give."""
+        return int(seconds / max(self.round_seconds, 1e-9)) * self.calls_per_block[batch_size]
+
+
 Progress = Callable[[str], None]
 
 
 def measure(
-    workers: Mapping[str, Worker],
+    instances: Sequence[Mapping[str, Worker]],
     plan: MeasurementPlan,
     batches: Mapping[int, int],
     on_look: Callable[[Measurement], bool],
     *,
     clock: Callable[[], float] = time.monotonic,
     progress: Progress | None = None,
+    on_pace: Callable[[Pace], None] | None = None,
 ) -> tuple[Measurement, str]:
     """Measure until ``on_look`` returns True or the time budget is spent.
 
-    ``workers`` maps "reference" and "candidate" to workers whose feeds are set;
-    ``batches[bs]`` is how many distinct batches each holds for batch size ``bs``.
-    Returns the last look and why it stopped ("decided" or "time budget").
+    ``instances`` are one or more pairs of workers, each mapping "reference" and
+    "candidate" to a worker whose feeds are set; ``batches[bs]`` is how many distinct
+    batches each holds for batch size ``bs``. Returns the last look and why it stopped
+    ("decided" or "time budget").
     """
     say = progress or (lambda message: None)
     rng = np.random.default_rng(plan.seed)
     builders = {}
     for batch_size in plan.batch_sizes:
-        warmups = _warm_up(workers, plan, batch_size, rng)
-        slowest_ns = max(warmup.typical_ns for warmup in warmups.values())
+        every = [_warm_up(workers, plan, batch_size, rng) for workers in instances]
+        warmups = every[0]
+        slowest_ns = max(warmup.typical_ns for warmed in every for warmup in warmed.values())
         calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(slowest_ns, 1.0)))))
         builders[batch_size] = _SeriesBuilder(batch_size, calls, batches[batch_size], warmups, slowest_ns, plan.call_timeout_s)
         say(
@@ -119,20 +139,19 @@ def measure(
     ]
     for load in loads:
         say(f"load {load.scenario.label}: {load.requests} requests per episode at batch {load.batch_size}")
+    if on_pace is not None:
+        on_pace(_pace(builders, loads))
 
-    next_look = max(
-        plan.first_look_pairs,
-        *(math.ceil(plan.min_samples / builder.calls_per_block) for builder in builders.values()),
-        *(math.ceil(plan.min_samples / load.requests) for load in loads),
-    )
+    next_look = plan.first_look_pairs
     look = 0
     pairs = 0
     began = clock()
     while True:
+        instance = pairs % len(instances)
         for batch_size in rng.permutation(plan.batch_sizes):
-            builders[int(batch_size)].run_pair(workers, rng)
+            builders[int(batch_size)].run_pair(instances[instance], rng, instance)
         for load in loads:
-            load.run_pair(workers, rng)
+            load.run_pair(instances[instance], rng)
         pairs += 1
         out_of_time = clock() - began >= plan.time_budget_s
         if pairs >= next_look or out_of_time:
@@ -145,9 +164,9 @@ def measure(
                 tuple(load.freeze() for load in loads),
             )
             if on_look(measurement):
-                return _with_block_memory(workers, measurement), "decided"
+                return _with_block_memory(instances[0], measurement), "decided"
             if out_of_time:
-                return _with_block_memory(workers, measurement), "time budget"
+                return _with_block_memory(instances[0], measurement), "time budget"
             while next_look <= pairs:
                 next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
 
@@ -178,11 +197,13 @@ class _SeriesBuilder:
         self.windows: dict[str, list[int]] = {side: [] for side in SIDES}
         self.starts: list[int] = []
         self.first: list[str] = []
+        self.instances: list[int] = []
+        self.windows_measured = True
         self._orders = _Orders()
         self._cursor = 0
         self.timeout = Timeout((call_limit(call_timeout_s, calls * slowest_ns / 1e9),), by_call_timeout=True)
 
-    def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator) -> None:
+    def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator, instance: int = 0) -> None:
         order = self._orders.next(rng)
         start = self._cursor
         for side in order:
@@ -193,6 +214,7 @@ class _SeriesBuilder:
             self.windows[side].append(int(window))
         self.starts.append(start)
         self.first.append(order[0])
+        self.instances.append(instance)
         self._cursor = (start + self.calls_per_block) % self.batches
 
     def freeze(self) -> Series:
@@ -206,6 +228,7 @@ class _SeriesBuilder:
             first=tuple(self.first),
             warmup=dict(self.warmups),
             windows={side: tuple(values) for side, values in self.windows.items()},
+            instances=tuple(self.instances) if any(self.instances) else (),
         )
 
 
@@ -225,8 +248,8 @@ class _LoadBuilder:
         self.first: list[str] = []
         self.seeds: list[int] = []
         self._orders = _Orders()
-        expected_s = self.requests * service_s + (self.requests / scenario.rate if scenario.kind == "open" else 0.0)
-        self.timeout = Timeout((call_limit(plan.call_timeout_s, expected_s),), by_call_timeout=True)
+        self.expected_s = self.requests * service_s + (self.requests / scenario.rate if scenario.kind == "open" else 0.0)
+        self.timeout = Timeout((call_limit(plan.call_timeout_s, self.expected_s),), by_call_timeout=True)
 
     def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator) -> None:
         seed = self.seed * 1_000_003 + len(self.seeds)
@@ -256,6 +279,20 @@ class _LoadBuilder:
             first=tuple(self.first),
             seeds=tuple(self.seeds),
         )
+
+
+def _pace(builders: Mapping[int, "_SeriesBuilder"], loads: Sequence["_LoadBuilder"]) -> Pace:
+    # a block pair runs each model's block once; windows, where measured, as long again
+    round_ns = sum(
+        builder.calls_per_block * sum(w.typical_ns for w in builder.warmups.values()) * (2 if builder.windows_measured else 1)
+        for builder in builders.values()
+    )
+    round_ns += sum(2 * load.expected_s * 1e9 for load in loads)
+    return Pace(
+        round_ns / 1e9,
+        {batch_size: builder.calls_per_block for batch_size, builder in builders.items()},
+        {batch_size: {side: w.typical_ns for side, w in builder.warmups.items()} for batch_size, builder in builders.items()},
+    )
 
 
 def _warm_up(workers: Mapping[str, Worker], plan: MeasurementPlan, batch_size: int, rng: np.random.Generator) -> dict[str, WarmUp]:

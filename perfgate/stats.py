@@ -112,6 +112,49 @@ def ratio_interval(
     return RatioInterval(estimate=estimate, low=low, high=high, level=level, blocks=pairs, se_log=se_log)
 
 
+def with_instance_variation(
+    overall: RatioInterval, reference_blocks: Sequence[np.ndarray], candidate_blocks: Sequence[np.ndarray],
+    instances: Sequence[int], q: float | None, *, resamples: int = 1000, seed: int = 0,
+) -> RatioInterval:
+    """``overall`` widened by how much the ratio differs from one pair of worker instances
+    to the next (``instances[i]``: the instance pair that ran block pair i).
+
+    Two processes of one model differ (memory layout, CPU placement) by more than the
+    blocks of one process show; resampling blocks cannot see that. Each instance pair's
+    own ratio and standard error give the between-instance variance of log(ratio) by
+    DerSimonian–Laird (zero when the instances agree within their own noise), and the
+    interval's standard error becomes sqrt(se² + tau² / K) for K instance pairs. An
+    instance pair with fewer than 2 block pairs has no standard error of its own; then
+    the spread of the instances' ratios is added whole (tau² + its noise: wider, never
+    narrower than the truth).
+    """
+    groups = sorted(set(instances))
+    if len(groups) < 2:
+        return overall
+    estimates, variances = [], []
+    for group in groups:
+        chosen = [i for i, instance in enumerate(instances) if instance == group]
+        reference = [reference_blocks[i] for i in chosen]
+        candidate = [candidate_blocks[i] for i in chosen]
+        ratio = statistic(np.concatenate(candidate), q) / statistic(np.concatenate(reference), q)
+        estimates.append(math.log(ratio))
+        if len(chosen) >= 2:
+            variances.append(ratio_interval(reference, candidate, q, 0.5, resamples=resamples, seed=seed).se_log ** 2)
+    logs = np.asarray(estimates)
+    k = len(groups)
+    if len(variances) == k:
+        weights = 1.0 / np.maximum(np.asarray(variances), 1e-12)
+        mean = float(np.sum(weights * logs) / np.sum(weights))
+        q_statistic = float(np.sum(weights * (logs - mean) ** 2))
+        scale = float(np.sum(weights) - np.sum(weights**2) / np.sum(weights))
+        between = max(0.0, (q_statistic - (k - 1)) / scale) if scale > 0 else 0.0
+    else:
+        between = float(np.var(logs, ddof=1))
+    se_log = math.sqrt(overall.se_log**2 + between / k)
+    low, high = _log_interval(overall.estimate, se_log, overall.level, overall.blocks)
+    return RatioInterval(overall.estimate, low, high, overall.level, overall.blocks, se_log)
+
+
 @dataclass(frozen=True)
 class QuantileInterval:
     """statistic(samples) of one model, with a confidence interval (in the samples' unit)."""

@@ -163,17 +163,20 @@ def in_process_factory(
     in ``made`` by role, for the test to inspect); ``seed`` varies their latency draws;
     ``per_role`` gives one model's backend its own keyword arguments (load_ns, model_bytes);
     ``memory_resettable`` False plays a kernel that does not let the peak RSS be reset.
-    Cold-start workers ("reference-cold-start-1") get their model's settings and a memory
-    of their own."""
+    Cold-start workers ("reference-cold-start-1") and further instances ("candidate-instance-2")
+    get their model's settings and a memory of their own; ``latencies`` may name a role to
+    give that worker its own latency, and each instance draws its own."""
 
     def make(role: str, log_dir: str) -> InProcessWorker:
         side = role.split("-")[0]
-        backend_seed = 2 * seed + (1 if side == "reference" else 2)
+        instance = int(role.rsplit("-", 1)[1]) if "-instance-" in role else 1
+        backend_seed = 2 * seed + (1 if side == "reference" else 2) + 1000 * (instance - 1)
+        latency = latencies.get(role, latencies[side])
         memory = FakeMemory(resettable=memory_resettable)
         own = {**backend_kwargs, **(per_role or {}).get(side, {})}
 
         def backend(name: str, options: BackendOptions) -> Backend:
-            fake = FakeBackend(options, clock, latencies[side], seed=backend_seed, memory=memory, **own)
+            fake = FakeBackend(options, clock, latency, seed=backend_seed, memory=memory, **own)
             if made is not None:
                 made[role] = fake
             return fake

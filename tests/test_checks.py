@@ -1,5 +1,6 @@
 """The decision rule on hand-made observations with exact answers."""
 
+import math
 import numpy as np
 import pytest
 
@@ -25,7 +26,7 @@ def series(reference_ns, candidate_ns, pairs=8, per_block=20, batch_size=1, wind
 
 
 def checks_of(observations, budgets, alpha=0.02, look=1):
-    """With one gated check at look 1, alpha 0.02 gives each interval a 99 % level."""
+    """With one gated check at look 1, alpha 0.02 gives each interval a level of 1 - 0.02 * 6 / pi**2."""
     return evaluate(observations, budgets, alpha=alpha, look=look).checks
 
 
@@ -45,7 +46,7 @@ def test_boundaries_of_the_budget(candidate_ns, verdict):
     assert check.verdict is verdict
     assert check.ratio == pytest.approx(candidate_ns / 1000)
     assert check.ci == pytest.approx((candidate_ns / 1000, candidate_ns / 1000))
-    assert check.ci_level == pytest.approx(0.99)
+    assert check.ci_level == pytest.approx(1 - 0.02 * 6 / math.pi**2)  # alpha 0.02 at look 1, one check
 
 
 def test_an_interval_that_straddles_the_budget_is_inconclusive():
@@ -82,9 +83,10 @@ def test_unusable_samples_are_never_significant():
 
 
 def test_levels_spend_alpha_over_checks_and_looks():
-    assert check_level(0.05, look=1, checks=2) == pytest.approx(1 - 0.05 / 2 / 2)
-    assert check_level(0.05, look=3, checks=4) == pytest.approx(1 - 0.05 / 8 / 4)
-    assert sum(1 - check_level(0.05, look, 1) for look in range(1, 60)) < 0.05
+    assert check_level(0.05, look=1, checks=2) == pytest.approx(1 - 0.05 * 6 / math.pi**2 / 2)
+    assert check_level(0.05, look=3, checks=4) == pytest.approx(1 - 0.05 * 6 / math.pi**2 / 9 / 4)
+    spent = sum(1 - check_level(0.05, look, 1) for look in range(1, 100_000))
+    assert 0.0499 < spent < 0.05  # every look's share together: all of alpha, never more
 
 
 def test_every_gated_metric_at_every_batch_size_and_only_gated_ones_split_alpha():
@@ -96,7 +98,7 @@ def test_every_gated_metric_at_every_batch_size_and_only_gated_ones_split_alpha(
         ("latency.p50", 8, Verdict.PASS), ("latency.p95", 8, Verdict.PASS), ("throughput.batch8", 8, Verdict.INFO),
     ]  # fmt: skip
     assert evaluation.verdict is Verdict.PASS and evaluation.reason == "all 4 checks within budget"
-    assert [c.ci_level for c in evaluation.checks if c.verdict is not Verdict.INFO] == [pytest.approx(1 - 0.05 / 2 / 4)] * 4
+    assert [c.ci_level for c in evaluation.checks if c.verdict is not Verdict.INFO] == [pytest.approx(check_level(0.05, 1, 4))] * 4
     # a look evaluates only what can decide: the same gated checks, the same verdict
     look = evaluate(observed, build_budgets(), alpha=0.05, look=1, gated_only=True)
     assert look.checks == tuple(c for c in evaluation.checks if c.verdict is not Verdict.INFO)

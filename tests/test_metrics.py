@@ -146,7 +146,7 @@ def test_a_model_at_or_past_its_capacity_is_warned_about(feature_table_path):
     assert load.offered_load("reference") == pytest.approx(0.9)
     assert load.offered_load("candidate") == pytest.approx(0.99)
     assert load.throughput("candidate") > 0.9 * 900
-    (warning,) = [w for w in report.warnings if w.startswith("load rate 900/s")]
+    (warning,) = [w for w in report.warnings if w.startswith("load rate 900/s: the candidate")]
     assert "the candidate needs 99% of the time" in warning and "at or past its capacity" in warning
     text = render_text(report)
     assert re.search(r"rate 900/s candidate .* 99%\n", text) and re.search(r"rate 900/s reference .* 90%\n", text)
@@ -162,9 +162,11 @@ def test_a_slower_service_fails_under_load_by_more_than_it_fails_alone(feature_t
     report = run(feature_table_path, constant(1 * MS), constant(1.1 * MS), rates=(850,), time_budget_s=30.0,
                  max_latency_increase="20%")  # fmt: skip
     alone = check(report, "latency.p50", batch_size=1)
-    loaded = check(report, "load.p99", scenario="rate 850/s")
     assert alone.ratio == pytest.approx(1.1) and alone.verdict is Verdict.PASS
-    assert loaded.ratio > 1.5 and loaded.verdict is Verdict.FAIL
+    # the gate stops at its first decided failure: one of the load checks, the p99 perhaps still open
+    assert report.verdict is Verdict.FAIL and report.reason.startswith("load.p")
+    deciding = next(c for c in report.checks if c.verdict is Verdict.FAIL)
+    assert deciding.scenario == "rate 850/s" and deciding.ci[0] > 1.2
 
 
 @pytest.fixture

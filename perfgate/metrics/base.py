@@ -27,7 +27,9 @@ import numpy as np
 from perfgate.errors import BudgetError
 from perfgate.formatting import format_change, format_value
 from perfgate.results import Check, LoadSeries, Metric, OutputsCompared, Series, Verdict, concatenated
-from perfgate.stats import RatioInterval, UnusableSamples, min_samples_for_quantile, ratio_interval, statistic
+from perfgate.stats import (
+    RatioInterval, UnusableSamples, min_samples_for_quantile, ratio_interval, statistic, with_instance_variation,
+)
 
 DEFAULT_MEMORY_FLOOR = 5 * 2**20  # bytes
 MAX_RATIO_FORM = 10.0
@@ -46,6 +48,8 @@ class Budget:
     threshold: float | None = None
     at_least: bool = False
     percent: bool = field(default=False, compare=False)  # the threshold was written as a percentage
+    by_default: bool = field(default=False, compare=False)  # one of the defaults, not asked for by name
+    gated: bool = field(default=True, compare=False)  # False: judged for information only (see perfgate.pacing)
 
     @property
     def limit_text(self) -> str:
@@ -271,6 +275,7 @@ def quantile_check(
     *,
     place: Mapping[str, Any],
     blocks: int,
+    instances: Sequence[int] = (),
 ) -> Check:
     """A quantile (or the mean) of paired blocks of latencies, decided on its ratio's interval."""
     q = metric.quantile
@@ -283,6 +288,8 @@ def quantile_check(
         return undecided(common, budget, reason)
     try:
         interval = ratio_interval(reference_blocks, candidate_blocks, q, level, seed=seed)
+        if instances:
+            interval = with_instance_variation(interval, reference_blocks, candidate_blocks, instances, q, seed=seed)
     except UnusableSamples as exc:
         return undecided(common, budget, f"unusable samples: {exc}")
     values = (statistic(reference, q), statistic(candidate, q))

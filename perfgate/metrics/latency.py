@@ -56,7 +56,7 @@ class Latency(Family):
 def _check(series: Series, metric: Metric, *, budget, level, seed) -> Check:
     return quantile_check(
         metric, series.reference, series.candidate, budget, level, seed,
-        place=dict(batch_size=series.batch_size), blocks=series.pairs,
+        place=dict(batch_size=series.batch_size), blocks=series.pairs, instances=series.instances,
     )  # fmt: skip
 
 

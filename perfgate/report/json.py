@@ -24,7 +24,7 @@ import math
 import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -225,7 +225,10 @@ def _series_dict(series: Series) -> dict[str, Any]:
         "batch_size": series.batch_size,
         "calls_per_block": series.calls_per_block,
         "batches": series.batches,
-        "pairs": [{"start": start, "first": first} for start, first in zip(series.starts, series.first)],
+        "pairs": [
+            {"start": start, "first": first, "instance": instance}
+            for start, first, instance in zip(series.starts, series.first, series.instances or (0,) * series.pairs)
+        ],
         "warmup": _plain(series.warmup),
         "reference": side("reference"),
         "candidate": side("candidate"),
@@ -405,4 +408,11 @@ def _series_from(data: Mapping[str, Any]) -> Series:
         first=tuple(pair["first"] for pair in pairs),
         warmup={side: _build(WarmUpSummary, item) for side, item in (data.get("warmup") or {}).items()},
         windows={side: tuple(data[side].get("windows_ns", ())) for side in SIDES},
+        instances=_instances(pair.get("instance", 0) for pair in pairs),
     )
+
+
+def _instances(indices: Iterable[int]) -> tuple[int, ...]:
+    """Each pair's worker instance; () when all ran in one (as every report before version 5)."""
+    found = tuple(int(index) for index in indices)
+    return found if any(found) else ()
