@@ -24,6 +24,7 @@ import os
 import pickle
 import platform
 import shutil
+import signal
 import site
 import subprocess
 import sys
@@ -169,10 +170,11 @@ def _inside(path: str, roots: set[str]) -> bool:
 _PROBE = """''':'
 exit 97
 '''
-import base64, importlib.util, json, pickle, platform, sys
+import base64, json, pickle, platform, sys
 answer = {"version": platform.python_version(), "prefix": sys.prefix, "executable": sys.executable}
 minimum = tuple(json.loads(sys.argv[1]))
 if sys.version_info[:2] >= minimum:
+    import importlib.util
     try:
         import numpy
         import perfgate.worker.core
@@ -199,19 +201,24 @@ def _probe(executable: str, api_name: str, backends: list[str]) -> Interpreter:
         script = Path(folder) / "perfgate_probe.py"
         script.write_text(_PROBE)
         try:
-            done = subprocess.run(
+            # a session of its own: on a timeout its whole group goes, children holding the pipes too
+            process = subprocess.Popen(
                 [executable, str(script), json.dumps(MIN_PYTHON), json.dumps(modules)],
-                input=base64.b64encode(pickle.dumps(np.arange(3.0))).decode(),
-                capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, env=env, cwd=folder,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env=env, cwd=folder, start_new_session=True,
             )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise UsageError(f"{given} gave no answer within {PROBE_TIMEOUT_S:g} s; is it a Python interpreter?") from None
         except OSError as exc:
             raise UsageError(f"{given} cannot be run: {exc.strerror or exc}") from None
-    answer = _answer(done.stdout)
+        try:
+            stdout, stderr = process.communicate(base64.b64encode(pickle.dumps(np.arange(3.0))).decode(), timeout=PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise UsageError(f"{given} gave no answer within {PROBE_TIMEOUT_S:g} s, so it was stopped; is it a Python interpreter?") from None
+    answer = _answer(stdout)
     if answer is None:
-        last = (done.stderr.strip().splitlines() or [""])[-1]
-        raise UsageError(f"{given} is not a Python interpreter perfgate can use (exit code {done.returncode}" + (f": {last})" if last else ")"))
+        last = (stderr.strip().splitlines() or [""])[-1]
+        raise UsageError(f"{given} is not a Python interpreter perfgate can use (exit code {process.returncode}" + (f": {last})" if last else ")"))
     version = answer["version"]
     if tuple(int(part) for part in version.split(".")[:2]) < MIN_PYTHON:
         raise UsageError(f"{given} is Python {version}; perfgate's worker needs Python {'.'.join(map(str, MIN_PYTHON))} or later")
