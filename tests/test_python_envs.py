@@ -38,7 +38,7 @@ def _venv(path: Path, *packages: str) -> str:
     if packages:
         # perfgate's own pip installs into the new environment; --no-deps: a worker needs nothing else
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", *packages],
+            [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-compile", *packages],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert done.returncode == 0, f"pip install {' '.join(packages)} failed:\n{done.stderr[-3000:]}"
