@@ -138,6 +138,11 @@ def cli() -> None:
     help="onnxruntime, torch, tensorflow, tflite or package.module:Class (default: from the path).",
 )  # fmt: skip
 @click.option("--candidate-backend", default=None, metavar="NAME", help="As --reference-backend, for the candidate.")
+@click.option(
+    "--reference-python", default=None, metavar="PATH",
+    help="Run the reference's worker with this Python (another virtual environment's bin/python, other framework versions).",
+)  # fmt: skip
+@click.option("--candidate-python", default=None, metavar="PATH", help="As --reference-python, for the candidate.")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Also write the full report as JSON here.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format on stdout.")
 @click.option("--markdown", "markdown_path", default=None, metavar="PATH", help="Also write the report as Markdown (a job summary, a PR comment).")
@@ -176,6 +181,8 @@ def compare(
     output_rows: int,
     reference_backend: str | None,
     candidate_backend: str | None,
+    reference_python: str | None,
+    candidate_python: str | None,
     json_path: str | None,
     fmt: str,
     markdown_path: str | None,
@@ -209,6 +216,7 @@ def compare(
             cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
             memory_floor=memory_floor, allow_nonfinite=allow_nonfinite, output_rows=output_rows,
             call_timeout_s=call_timeout, instances=instances,
+            reference_python=reference_python, candidate_python=candidate_python,
         )  # fmt: skip
         for warning in config.warnings():
             click.echo(f"perfgate: warning: {printable(warning)}", err=True)

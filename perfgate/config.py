@@ -21,6 +21,7 @@ from perfgate.metrics import Scope
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import LoadScenario, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
+from perfgate.worker.interpreter import locate
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 DEFAULT_COLD_STARTS = 3
@@ -64,9 +65,14 @@ class CompareConfig:
     output_rows: int = DEFAULT_OUTPUT_ROWS
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # a model call running longer is taken to hang
     instances: int | None = None  # worker processes per model; None: 2 for a tight budget, else 1
+    reference_python: str | None = None  # another environment's interpreter runs this side's worker
+    candidate_python: str | None = None
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        for side in ("reference", "candidate"):
+            if getattr(self, f"{side}_python") is not None:
+                locate(getattr(self, f"{side}_python"), f"{side}_python")
         if self.include_transfers and not self.on_gpu:
             raise UsageError(f"{option('include_transfers')} times host<->device copies, so it needs {option('device', 'cuda')}")
         if not self.batch_sizes or any(not _whole(b) or b < 1 for b in self.batch_sizes):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import sys
 import tempfile
 import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 from perfgate import __version__
-from perfgate.backends import model_file, require_framework, resolve_backend_name
+from perfgate.backends import model_file, resolve_backend_name
 from perfgate.budgets import Budget
 from perfgate.checks import Evaluation, Observations, evaluate, where, with_mann_whitney
 from perfgate.cold_starts import WorkerFactory, run_cold_starts
@@ -34,6 +33,9 @@ from perfgate.results import SIDES, DataReport, ErrorInfo, ModelReport, Report, 
 from perfgate.pacing import pace_budgets
 from perfgate.runner import Measurement, MeasurementPlan, Pace, measure
 from perfgate.sizes import analyze
+from perfgate.worker.interpreter import (
+    check_interpreters, environment_warnings, framework_versions, python_of, report_pythons, worker_sys_path,
+)  # fmt: skip
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
 from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ModelInfo, ReadMemory
 
@@ -68,9 +70,9 @@ def run_comparison(
     requested = {"reference": config.reference_backend, "candidate": config.candidate_backend}
     paths = {side: model_file(getattr(config, side), requested[side]) for side in SIDES}
     backends = {side: resolve_backend_name(paths[side], requested[side]) for side in SIDES}
-    for name in set(backends.values()):
-        require_framework(name)  # before any process starts
-    factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir))
+    # before any process starts: each side's framework, in the interpreter that will run it
+    interpreters = check_interpreters({side: getattr(config, f"{side}_python") for side in SIDES}, backends)
+    factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir, python_of(role, interpreters)))
     cpus = worker_cpus(config.threads)
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
@@ -84,7 +86,7 @@ def run_comparison(
         workers = instances[0]
         each = f"{config.threads} thread(s) each" + (f", {len(instances)} processes each" if len(instances) > 1 else "")
         say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {each})")
-        requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
+        requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side])) for side in SIDES}
         infos = _load(instances, requests)
         started_s = clock() - starting
         fed = feed(workers, infos, dataset, selection, config, paths, clock, more_instances=instances[1:])
@@ -114,7 +116,7 @@ def run_comparison(
     models = {
         side: ModelReport(
             paths[side], infos[side].backend, fed.inputs[side], infos[side].load_seconds, infos[side].cpus,
-            memory[side], infos[side].setup_seconds,
+            memory[side], infos[side].setup_seconds, report_pythons(interpreters)[side],
         )  # fmt: skip
         for side in SIDES
     }
@@ -125,9 +127,7 @@ def run_comparison(
         candidate=models["candidate"],
         data=DataReport(config.data, dataset.num_rows, selection.count, config.seed),
         settings=replace(config.settings(), budgets=tuple(str(budget) for budget in budgets if budget.gated)),
-        environment=replace(
-            environment, frameworks={infos[side].backend.framework: infos[side].backend.framework_version for side in SIDES}
-        ),
+        environment=replace(environment, frameworks=framework_versions(models)),
         run=RunSummary(measurement.look, measurement.measure_seconds, clock() - started, stopped),
         checks=evaluation.checks,
         series=measurement.series,
@@ -139,7 +139,8 @@ def run_comparison(
         warnings=config.warnings()
         + pacing_notes
         + fed.warnings
-        + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor),
+        + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor)
+        + environment_warnings(models),
         perfgate_version=__version__,
         created=_now(),
     )

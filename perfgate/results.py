@@ -41,6 +41,10 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 #   5 (2026-11-23) series.pairs[].instance: which worker instance of each model ran the
 #                  pair (several per model: --instances), settings.instances. Older
 #                  reports: one instance, all pairs instance 0.
+#                  compared.<side>.python: the interpreter a side's worker ran under
+#                  (executable, version, prefix), where --reference-python/--candidate-python
+#                  named one; environment.frameworks: "1.20.1 (reference) vs 1.32.0 (candidate)"
+#                  where the two sides ran one framework at two versions. Older reports: {}.
 
 SIDES = ("reference", "candidate")
 
@@ -282,6 +286,9 @@ class ModelReport:
     # peak_includes_load where the kernel did not let the peak be reset after loading
     memory: Mapping[str, Any] = field(default_factory=dict)
     setup_seconds: float = 0.0
+    # the Python the worker ran under (executable, version, prefix: its environment), for
+    # both sides where --reference-python or --candidate-python named one; empty otherwise
+    python: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from perfgate.report.summary import (
     interval,
     level,
     place,
+    python_label,
     tally,
     value,
     verdict_word,
@@ -93,10 +94,11 @@ def _compared(report: Report) -> str:
 def _model_card(role: str, model: ModelReport) -> str:
     backend = model.backend
     threads = f"{backend.threads} thread{'s' if backend.threads != 1 else ''}"
+    python = f'<p class="path">{esc(python_label(model))}</p>' if model.python else ""
     feeds = "".join(f"<li>{esc(item.input)} ← {esc(', '.join(item.columns))} ({esc(item.dtype)})</li>" for item in model.inputs)
     return (f'<div class="card {role}"><h3><span class="key {"ref" if role == "reference" else "cand"}"></span>{role}</h3>'
             f'<p class="path">{esc(model.path)}</p><p>{esc(backend.framework)} {esc(backend.framework_version)} on '
-            f"{esc(backend.device)}, {threads}</p><ul>{feeds}</ul></div>")  # fmt: skip
+            f"{esc(backend.device)}, {threads}</p>{python}<ul>{feeds}</ul></div>")  # fmt: skip
 
 
 def _checks(report: Report) -> str:

@@ -324,6 +324,7 @@ def _model_from(data: Mapping[str, Any] | None) -> ModelReport | None:
         tuple(data.get("cpus", ())),
         dict(data.get("memory") or {}),
         data.get("setup_seconds", 0.0),
+        dict(data.get("python") or {}),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from perfgate.report.summary import change, gated, informational, interval, place, safe, value, where
+from perfgate.report.summary import change, gated, informational, interval, place, python_label, safe, value, where
 from perfgate.results import Check, Report, Verdict
 
 
@@ -72,6 +72,8 @@ def _properties(report: Report) -> list[tuple[str, str]]:
         model = getattr(report, side)
         if model is not None:
             items.append((side, f"{model.path} ({model.backend.framework} {model.backend.framework_version} on {model.backend.device})"))
+            if model.python:
+                items.append((f"{side} python", python_label(model)))
     if report.data is not None:
         items.append(("data", f"{report.data.path} ({report.data.rows_used} of {report.data.rows_total} rows)"))
     for check in informational(report):

@@ -23,6 +23,7 @@ from perfgate.report.summary import (
     interval,
     level,
     place,
+    python_label,
     safe,
     shorten,
     tally,
@@ -92,7 +93,8 @@ def _compared(report: Report) -> str:
 def _model_facts(model: ModelReport) -> str:
     backend = model.backend
     threads = f"{backend.threads} thread{'s' if backend.threads != 1 else ''}"
-    return f"({backend.framework} {backend.framework_version} on {backend.device}, {threads})"
+    python = f", {python_label(model)}" if model.python else ""
+    return f"({backend.framework} {backend.framework_version} on {backend.device}, {threads}{python})"
 
 
 def _row(check: Check) -> list[str]:

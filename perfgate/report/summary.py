@@ -13,7 +13,7 @@ import unicodedata
 
 from perfgate.formatting import format_bytes, format_change
 from perfgate.metrics import family_of
-from perfgate.results import Check, Report, Verdict
+from perfgate.results import Check, ModelReport, Report, Verdict
 
 SYMBOLS = {
     Verdict.PASS: "✅",
@@ -23,6 +23,13 @@ SYMBOLS = {
     Verdict.INFO: "ℹ️",
 }
 _RANK = {Verdict.ERROR: 0, Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 3, Verdict.INFO: 4}
+
+
+def python_label(model: ModelReport) -> str:
+    """'Python 3.11.7, /venvs/ort-1.20/bin/python' where a side's interpreter was recorded
+    (--reference-python/--candidate-python); '' otherwise."""
+    python = model.python
+    return f"Python {python.get('version', '?')}, {python.get('executable', '?')}" if python else ""
 
 
 def gated(report: Report) -> list[Check]:

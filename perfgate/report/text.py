@@ -10,6 +10,7 @@ import numpy as np
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
+from perfgate.report.summary import python_label
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 
 _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
@@ -74,6 +75,8 @@ def _model_lines(role: str, model: ModelReport) -> list[str]:
     kind = f" ({form})" if form else ""
     device = _device(backend.device, backend.details)
     lines = [f"  {role}: {backend.framework} {backend.framework_version}{kind} on {device}, {threads}{pinned}"]
+    if model.python:
+        lines.append(f"    {python_label(model)}")
     lines.extend(f"    {describe_binding(item)}" for item in model.inputs)
     return lines
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from perfgate.errors import PerfgateError, WorkerError, error_class, option
 from perfgate.worker.core import WorkerCore, answer
+from perfgate.worker.interpreter import source_folder
 from perfgate.worker.protocol import Call, FirstInference, LoadModel, Shutdown, Timeout
 
 # Environment variables that size the thread pools of numpy's BLAS, OpenMP and MKL; set
@@ -100,8 +101,9 @@ class InProcessWorker:
 class SubprocessWorker:
     """A worker process and the pipe to it."""
 
-    def __init__(self, role: str, log_dir: str | Path) -> None:
+    def __init__(self, role: str, log_dir: str | Path, python: str | None = None) -> None:
         self.role = role
+        self.python = python  # another environment's interpreter (see interpreter.py); None: perfgate's own
         self.log_path = Path(log_dir) / f"{role}-worker.log"
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
@@ -111,7 +113,10 @@ class SubprocessWorker:
     def start(self, threads: int = 1, cpus: tuple[int, ...] | None = None) -> None:
         parent_end, child_end = Pipe(duplex=True)
         env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])  # the directory holding perfgate/
+        if self.python is None:
+            package_root = str(Path(__file__).resolve().parents[2])  # the directory holding perfgate/
+        else:
+            package_root = source_folder(self.log_path.parent)
         env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
         for variable in THREAD_VARIABLES:
             env[variable] = str(threads)
@@ -119,7 +124,7 @@ class SubprocessWorker:
         env["TMPDIR"] = str(self.log_path.parent)
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "perfgate.worker", str(child_end.fileno()), str(os.getpid())],
+                [self.python or sys.executable, "-m", "perfgate.worker", str(child_end.fileno()), str(os.getpid())],
                 pass_fds=(child_end.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
