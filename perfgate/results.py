@@ -19,8 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = 4
-READABLE_SCHEMA_VERSIONS = (2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 # Schema history: bump on any change a reader has to know about, and say what changed.
 #   1 (2026-11-22) first version: verdict, compared, settings, environment, run, checks,
 #                  series with raw samples per block pair, warnings, error.
@@ -38,6 +38,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 #                  budgets are thresholds on a value (">=0.99"), their bound in limit;
 #                  outputs.nonfinite_inputs (NaN/Inf fed on purpose: NaN/Inf outputs are info).
 #                  Version 2 and 3 reports are still read; they hold no outputs.
+#   5 (2026-11-23) data drift: compared.data.compares ("models", or "data" where each model
+#                  read its own file), compared.data.candidate_path and candidate_rows_total;
+#                  settings.reference_data and candidate_data. Older reports read as "models".
 
 SIDES = ("reference", "candidate")
 
@@ -378,10 +381,13 @@ class OutputsCompared:
 
 @dataclass(frozen=True)
 class DataReport:
-    path: str
+    path: str  # both models' rows; with data drift, the reference's
     rows_total: int
-    rows_used: int
+    rows_used: int  # per model
     seed: int
+    compares: str = "models"  # "data": the same rows count from two files (data drift), so any change is the data's
+    candidate_path: str | None = None  # data drift: the candidate's own file
+    candidate_rows_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -403,6 +409,8 @@ class Settings:
     size_column: str | None = None
     memory_floor: float = 0.0  # bytes
     output_rows: int = 0  # rows whose outputs are compared (0: none)
+    reference_data: str | None = None  # data drift: each model's own file (None: both read compared.data.path)
+    candidate_data: str | None = None
 
 
 @dataclass(frozen=True)
