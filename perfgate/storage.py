@@ -91,4 +91,7 @@ def _short(exc: BaseException) -> str:
     # location is already in the message, so keep what went wrong
     text = first_line(exc)
     head, sep, tail = text.partition(": ")
-    return tail if sep and head.startswith("When ") else text
+    text = tail if sep and head.startswith("When ") else text
+    if "ACCESS_DENIED" in text or "INVALID_ACCESS_KEY_ID" in text or "SIGNATURE_DOES_NOT_MATCH" in text:
+        text += " (check the credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+    return text
