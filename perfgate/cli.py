@@ -58,7 +58,15 @@ def cli() -> None:
     help="The model to compare against (e.g. main's build): a model file, a SavedModel, or a directory holding one model file.",
 )  # fmt: skip
 @click.option("--candidate", "--model-path", "-c", "candidate", required=True, metavar="MODEL", help="The model under test (as --reference).")
-@click.option("--data", "--dataset", "-d", "data", required=True, metavar="PARQUET", help="Parquet file whose rows feed both models.")
+@click.option(
+    "--data", "--dataset", "-d", "data", default=None, metavar="PARQUET",
+    help="Parquet file whose rows feed both models: a path or a URI (s3://bucket/key.parquet, gs://, hdfs://).",
+)  # fmt: skip
+@click.option(
+    "--reference-data", default=None, metavar="PARQUET",
+    help="Data drift: the reference's own rows instead of --data's; with --candidate-data the report compares the data, not the models.",
+)  # fmt: skip
+@click.option("--candidate-data", default=None, metavar="PARQUET", help="As --reference-data, for the candidate.")
 @click.option(
     "--input", "inputs", multiple=True, metavar="[NAME=]COLS",
     help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'); COLS alone "
@@ -154,7 +162,9 @@ def cli() -> None:
 def compare(
     reference: str,
     candidate: str,
-    data: str,
+    data: str | None,
+    reference_data: str | None,
+    candidate_data: str | None,
     inputs: Sequence[str],
     reference_inputs: Sequence[str],
     candidate_inputs: Sequence[str],
@@ -199,7 +209,8 @@ def compare(
     models = {"reference": (reference, reference_backend), "candidate": (candidate, candidate_backend)}
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
     try:
-        refuse_overwriting_inputs(_report_paths(json_path, outputs), models, data)
+        data_files = {"data": data, "reference data": reference_data, "candidate data": candidate_data}
+        refuse_overwriting_inputs(_report_paths(json_path, outputs), models, data_files)
     except UsageError as exc:
         return _fail(exc, None, None, {}, fmt, debug)  # the report would replace an input: write none
     progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
@@ -217,6 +228,7 @@ def compare(
             memory_floor=memory_floor, allow_nonfinite=allow_nonfinite, output_rows=output_rows,
             call_timeout_s=call_timeout, instances=instances,
             reference_python=reference_python, candidate_python=candidate_python,
+            reference_data=reference_data, candidate_data=candidate_data,
         )  # fmt: skip
         for warning in config.warnings():
             click.echo(f"perfgate: warning: {printable(warning)}", err=True)

@@ -38,15 +38,15 @@ def stdout_failed(reason: str) -> int:
 
 
 def refuse_overwriting_inputs(
-    reports: Mapping[str, str | None], models: Mapping[str, tuple[str, str | None]], data: str
+    reports: Mapping[str, str | None], models: Mapping[str, tuple[str, str | None]], data: str | Mapping[str, str | None]
 ) -> None:
     """A usage error when a report path (``reports``: flag -> path) names a file that is one
     of the comparison's inputs (the data, a model file, or a file inside a SavedModel),
-    through symlinks and model directories."""
+    through symlinks and model directories; ``data``: the data file, or role -> file."""
     chosen = {flag: path for flag, path in reports.items() if path is not None}
     if not chosen:
         return
-    inputs = {"data": data}
+    inputs = dict(data) if isinstance(data, Mapping) else {"data": data}
     for side, (path, backend) in models.items():
         try:
             inputs[side] = model_file(path, backend)

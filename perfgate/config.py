@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
+from perfgate.data_sources import check_data_sources
 from perfgate.errors import UsageError, option
 from perfgate.inputs import input_options
 from perfgate.metrics import Scope
@@ -39,7 +40,7 @@ class CompareConfig:
 
     reference: str
     candidate: str
-    data: str
+    data: str | None  # the rows for both models, unless a side has its own (data drift)
     inputs: Mapping[str, str] = field(default_factory=dict)
     reference_inputs: Mapping[str, str] = field(default_factory=dict)  # this model's only: --reference-input
     candidate_inputs: Mapping[str, str] = field(default_factory=dict)
@@ -67,6 +68,8 @@ class CompareConfig:
     instances: int | None = None  # worker processes per model; None: 2 for a tight budget, else 1
     reference_python: str | None = None  # another environment's interpreter runs this side's worker
     candidate_python: str | None = None
+    reference_data: str | None = None  # this side's own rows instead of data's: data drift
+    candidate_data: str | None = None
 
     def __post_init__(self) -> None:
         check_device(self.device)
@@ -106,6 +109,7 @@ class CompareConfig:
             raise UsageError(f"{option('output_rows')} must be 0 or more, got {self.output_rows!r}")
         if not self.budgets:
             raise UsageError("at least one budget is needed")
+        check_data_sources(self)
         check_measured(self.budgets, self.scope)
 
     def _check_rates_fit_the_time_budget(self) -> None:
@@ -152,7 +156,17 @@ class CompareConfig:
 
     @property
     def scope(self) -> Scope:
-        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu, self.output_rows > 0)
+        outputs = self.output_rows > 0 and not self.data_drift
+        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu, outputs)
+
+    def data_for(self, side: str) -> str:
+        """The Parquet file (a path or a URI) whose rows feed ``side``'s model."""
+        return getattr(self, f"{side}_data") or self.data
+
+    @property
+    def data_drift(self) -> bool:
+        """Each model reads its own file: the comparison is of the data, not of the models."""
+        return self.data_for("reference") != self.data_for("candidate")
 
     @property
     def loads(self) -> tuple[LoadScenario, ...]:
@@ -165,7 +179,7 @@ class CompareConfig:
         cls,
         reference: str,
         candidate: str,
-        data: str,
+        data: str | None = None,
         *,
         inputs: Mapping[str, str] | Iterable[str] = (),
         reference_inputs: Mapping[str, str] | Iterable[str] = (),
@@ -189,7 +203,7 @@ class CompareConfig:
         return cls(
             reference=str(reference),
             candidate=str(candidate),
-            data=str(data),
+            data=None if data is None else str(data),
             inputs=input_options(inputs, "inputs"),
             reference_inputs=input_options(reference_inputs, "reference_inputs"),
             candidate_inputs=input_options(candidate_inputs, "candidate_inputs"),
@@ -223,8 +237,10 @@ class CompareConfig:
             loads=tuple(scenario.label for scenario in self.loads),
             size_column=self.size_column,
             memory_floor=self.memory_floor,
-            output_rows=self.output_rows,
+            output_rows=0 if self.data_drift else self.output_rows,
             instances=self.worker_instances,
+            reference_data=self.data_for("reference") if self.data_drift else None,
+            candidate_data=self.data_for("candidate") if self.data_drift else None,
         )
 
 

@@ -1,4 +1,5 @@
-"""The Parquet dataset: its schema, the rows chosen for a run, and reading them.
+"""The Parquet dataset: its schema, the rows chosen for a run, and reading them. Where the
+file lives (a path, ``s3://...``) is ``perfgate.storage``'s business.
 
 Reading streams record batches and keeps only the chosen rows of the columns that feed a
 model, so a file larger than memory works with ``--rows``.
@@ -14,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from perfgate.errors import DataError, UsageError, first_line
+from perfgate.storage import open_parquet
 
 _READ_BATCH_ROWS = 65_536
 
@@ -35,20 +37,8 @@ class ParquetDataset:
     """A Parquet file opened for reading (only its footer is read here)."""
 
     def __init__(self, path: str | Path) -> None:
-        import pyarrow.parquet as pq
-
-        self.path = str(path)
-        where = Path(self.path)
-        if where.is_dir():
-            raise DataError(f"cannot read data {self.path!r}: it is a directory, not a Parquet file")
-        if not where.is_file():
-            raise DataError(f"cannot read data {self.path!r}: no such file")
-        if where.stat().st_size == 0:
-            raise DataError(f"cannot read data {self.path!r}: the file is empty (0 bytes)")
-        try:
-            self._file = pq.ParquetFile(self.path)
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read data {self.path!r}: not a readable Parquet file ({first_line(exc)})") from exc
+        self.path = str(path)  # a local path or a URI (perfgate.storage)
+        self._file = open_parquet(self.path)
         self.schema: pa.Schema = self._file.schema_arrow
         self.num_rows: int = self._file.metadata.num_rows
         if self.num_rows == 0:

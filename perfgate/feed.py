@@ -1,4 +1,5 @@
-"""Feeding: map columns to each model's inputs, read the chosen rows once, build each
+"""Feeding: map columns to each model's inputs, read the chosen rows once (each side's own
+with data drift, ``perfgate.data_sources``), build each
 model's batches and hand them to its worker; and where a batch's time goes (stages)."""
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from perfgate.config import CompareConfig
-from perfgate.dataset import ParquetDataset, RowSelection
 from perfgate.batches import build_batches
-from perfgate.inputs import bind_inputs, shown
+from perfgate.data_sources import Sides, bind_sides
 from perfgate.results import SIDES, PreparedInput, Series, Stages
 from perfgate.sizes import size_lookup
 from perfgate.worker.process import Worker
@@ -25,7 +25,7 @@ class Fed:
     batches: Mapping[int, int]  # batch size -> how many batches each worker holds
     warnings: tuple[str, ...]
     first_feeds: Mapping[str, dict]  # per model: the first batch of the first batch size (for cold starts)
-    read_seconds: float  # reading the chosen rows from Parquet, once for both models
+    read_seconds: float  # reading the chosen rows from Parquet, once for both models (once per file with data drift)
     tensor_seconds: Mapping[tuple[str, int], float]  # (model, batch size) -> building its batches
     backend_seconds: Mapping[tuple[str, int], float]  # (model, batch size) -> the backend's prepare
     sizes: Mapping[int, np.ndarray] = field(default_factory=dict)  # batch size -> each batch's total size
@@ -34,39 +34,33 @@ class Fed:
 def feed(
     workers: Mapping[str, Worker],
     infos: Mapping[str, ModelInfo],
-    dataset: ParquetDataset,
-    selection: RowSelection,
+    sides: Sides,
     config: CompareConfig,
     paths: Mapping[str, str],
     clock: Callable[[], float],
     *,
     more_instances: Sequence[Mapping[str, Worker]] = (),
 ) -> Fed:
-    """Map columns to each model's inputs, read the rows once, send each worker its batches
-    (the same batches to every instance of a model: ``workers`` and ``more_instances``)."""
-    labels = {side: f"{side} {shown(paths[side])}" for side in SIDES}
-    bindings = bind_inputs(
-        {side: infos[side].inputs for side in SIDES}, dataset.schema, config.inputs,
-        {"reference": config.reference_inputs, "candidate": config.candidate_inputs},
-        labels=labels, set_aside=[config.size_column] if config.size_column else [],
-    )  # fmt: skip
-    columns = [name for side in SIDES for binding in bindings[side] for name in binding.columns]
+    """Map columns to each model's inputs, read the rows once (once per file with data
+    drift), send each worker its batches (the same batches to every instance of a model:
+    ``workers`` and ``more_instances``)."""
+    labels = {side: sides.label(side, paths[side]) for side in SIDES}
+    size_column = [config.size_column] if config.size_column else []
+    bindings = bind_sides(sides, {side: infos[side].inputs for side in SIDES}, config, labels, set_aside=size_column)
     began = clock()
-    table = dataset.read(columns + ([config.size_column] if config.size_column in dataset.column_names else []), selection)
+    tables = sides.read({side: [name for binding in bindings[side] for name in binding.columns] for side in SIDES}, size_column)
     read_seconds = clock() - began
     inputs: dict[str, tuple[PreparedInput, ...]] = {}
     batches: dict[int, int] = {}
     tensor_seconds: dict[tuple[str, int], float] = {}
     backend_seconds: dict[tuple[str, int], float] = {}
     first_feeds: dict[str, dict] = {}
-    warnings = []
-    if config.rows is not None and config.rows > dataset.num_rows:
-        warnings.append(f"--rows {config.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
+    warnings = list(sides.warnings)
     for batch_size in config.batch_sizes:
         for position, side in enumerate(SIDES):
             build = functools.partial(
-                build_batches, table, bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value,
-                model=labels[side], allow_nonfinite=config.allow_nonfinite, file_rows=selection.indices,
+                build_batches, tables[side], bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value,
+                model=labels[side], allow_nonfinite=config.allow_nonfinite, file_rows=sides.selections[side].indices,
             )  # fmt: skip
             if position == 0:
                 # Untimed: the first build of a batch size pays for fresh memory pages, which the
@@ -85,7 +79,7 @@ def feed(
         batches[batch_size] = len(prepared.feeds)
         if prepared.dropped_rows:
             warnings.append(f"batch {batch_size}: the last {prepared.dropped_rows} rows do not fill a batch and are not used")
-    sizes = size_lookup(table, config.size_column, config.batch_sizes)
+    sizes = size_lookup(tables["reference"], config.size_column, config.batch_sizes)  # no size column with data drift
     return Fed(inputs, batches, tuple(warnings), first_feeds, read_seconds, tensor_seconds, backend_seconds, sizes)
 
 

@@ -41,8 +41,8 @@ def compare_outputs(
     say: Callable[[str], None],
 ) -> OutputsCompared | None:
     """Both models' outputs on up to ``config.output_rows`` rows of the first batch size,
-    compared; None when ``output_rows`` is 0."""
-    if not config.output_rows:
+    compared; None when ``output_rows`` is 0, or with data drift (different rows, different answers)."""
+    if not config.output_rows or config.data_drift:
         return None
     batch_size, total = config.batch_sizes[0], batches[config.batch_sizes[0]]
     chosen = sample_batches(total, math.ceil(config.output_rows / batch_size), config.seed)

@@ -22,14 +22,14 @@ from perfgate.budgets import Budget
 from perfgate.checks import Evaluation, Observations, evaluate, where, with_mann_whitney
 from perfgate.cold_starts import WorkerFactory, run_cold_starts
 from perfgate.config import CompareConfig
-from perfgate.dataset import ParquetDataset
+from perfgate.data_sources import open_sides
 from perfgate.diagnostics import run_warnings
 from perfgate.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
 from perfgate.outputs import compare_outputs
-from perfgate.results import SIDES, DataReport, ErrorInfo, ModelReport, Report, RunSummary, Verdict
+from perfgate.results import SIDES, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.pacing import pace_budgets
 from perfgate.runner import Measurement, MeasurementPlan, Pace, measure
 from perfgate.sizes import analyze
@@ -42,7 +42,7 @@ from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel,
 Progress = Callable[[str], None]
 
 
-def compare(reference: str, candidate: str, data: str, *, progress: Progress | None = None, **options: Any) -> Report:
+def compare(reference: str, candidate: str, data: str | None = None, *, progress: Progress | None = None, **options: Any) -> Report:
     """Compare two models on a Parquet dataset; see CompareConfig.from_options for the options.
 
     >>> report = compare("ref.onnx", "cand.onnx", "data.parquet", inputs=["features=f*"])
@@ -65,8 +65,7 @@ def run_comparison(
     say = progress or (lambda message: None)
     started = clock()
     environment = capture()
-    dataset = ParquetDataset(config.data)
-    selection = dataset.select_rows(config.rows, config.seed)
+    sides = open_sides(config)
     requested = {"reference": config.reference_backend, "candidate": config.candidate_backend}
     paths = {side: model_file(getattr(config, side), requested[side]) for side in SIDES}
     backends = {side: resolve_backend_name(paths[side], requested[side]) for side in SIDES}
@@ -89,15 +88,15 @@ def run_comparison(
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side])) for side in SIDES}
         infos = _load(instances, requests)
         started_s = clock() - starting
-        fed = feed(workers, infos, dataset, selection, config, paths, clock, more_instances=instances[1:])
+        fed = feed(workers, infos, sides, config, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
-        outputs = compare_outputs(workers, fed.batches, config, selection, paths, say)
+        outputs = compare_outputs(workers, fed.batches, config, sides.selections["reference"], paths, say)
         cold_starts = run_cold_starts(
             config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
             call_timeout_s=config.call_timeout_s,
             started_s=started_s,
         )  # fmt: skip
-        say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
+        say(f"{sides.describe()}; measuring for up to {config.time_budget_s:g} s")
         observed = Observations(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
             sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor, outputs=outputs,
@@ -125,7 +124,7 @@ def run_comparison(
         reason=reason,
         reference=models["reference"],
         candidate=models["candidate"],
-        data=DataReport(config.data, dataset.num_rows, selection.count, config.seed),
+        data=sides.report(config.seed),
         settings=replace(config.settings(), budgets=tuple(str(budget) for budget in budgets if budget.gated)),
         environment=replace(environment, frameworks=framework_versions(models)),
         run=RunSummary(measurement.look, measurement.measure_seconds, clock() - started, stopped),
@@ -133,7 +132,7 @@ def run_comparison(
         series=measurement.series,
         loads=measurement.loads,
         cold_starts=cold_starts,
-        stages=stages(fed, measurement.series, selection.count),
+        stages=stages(fed, measurement.series, sides.selections["reference"].count),
         sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
         outputs=outputs,
         warnings=config.warnings()

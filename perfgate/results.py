@@ -45,6 +45,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 #                  (executable, version, prefix), where --reference-python/--candidate-python
 #                  named one; environment.frameworks: "1.20.1 (reference) vs 1.32.0 (candidate)"
 #                  where the two sides ran one framework at two versions. Older reports: {}.
+#                  data drift: compared.data.compares ("models", or "data" where each model
+#                  read its own file), compared.data.candidate_path and candidate_rows_total;
+#                  settings.reference_data and candidate_data. Older reports read as "models".
 
 SIDES = ("reference", "candidate")
 
@@ -391,10 +394,13 @@ class OutputsCompared:
 
 @dataclass(frozen=True)
 class DataReport:
-    path: str
+    path: str  # both models' rows; with data drift, the reference's
     rows_total: int
-    rows_used: int
+    rows_used: int  # per model
     seed: int
+    compares: str = "models"  # "data": the same rows count from two files (data drift), so any change is the data's
+    candidate_path: str | None = None  # data drift: the candidate's own file
+    candidate_rows_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -417,6 +423,8 @@ class Settings:
     memory_floor: float = 0.0  # bytes
     output_rows: int = 0  # rows whose outputs are compared (0: none)
     instances: int = 1  # worker processes per model
+    reference_data: str | None = None  # data drift: each model's own file (None: both read compared.data.path)
+    candidate_data: str | None = None
 
 
 @dataclass(frozen=True)

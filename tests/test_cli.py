@@ -63,7 +63,8 @@ def test_the_slow_model_fails_with_exit_1_and_its_report(tmp_path):
     assert report["compared"]["reference"]["backend"]["framework"] == "onnxruntime"
     assert report["compared"]["reference"]["backend"]["threads"] == 1
     assert report["compared"]["reference"]["inputs"][0]["columns"] == [f"f{i:02d}" for i in range(16)]
-    assert report["compared"]["data"] == {"path": DATA, "rows_total": 2000, "rows_used": 2000, "seed": 0}
+    assert report["compared"]["data"] == {"path": DATA, "rows_total": 2000, "rows_used": 2000, "seed": 0, "compares": "models",
+                                          "candidate_path": None, "candidate_rows_total": None}
     assert report["environment"]["logical_cpus"] >= 1 and report["environment"]["python"].startswith("CPython")
     import onnxruntime
 

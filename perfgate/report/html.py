@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from perfgate.report.plots import Figure, drift_figures, latency_figures, load_figures, size_figures, starts_and_stages, throughput_and_memory
 from perfgate.report.summary import (
+    DATA_DRIFT,
     change,
+    data_files,
     gated,
     interval,
     level,
@@ -86,8 +88,9 @@ def _compared(report: Report) -> str:
     cards = [_model_card(role, model) for role, model in (("reference", report.reference), ("candidate", report.candidate))]
     if report.data is not None:
         data = report.data
-        cards.append(f'<div class="card"><h3>data</h3><p class="path">{esc(data.path)}</p>'
-                     f"<p>{data.rows_used} of {data.rows_total} rows, seed {data.seed}</p></div>")  # fmt: skip
+        drift = f"<p><strong>{esc(DATA_DRIFT.capitalize())}.</strong></p>" if data.compares == "data" else ""
+        cards.extend(f'<div class="card"><h3>{esc(role)}</h3><p class="path">{esc(path)}</p>'
+                     f"<p>{data.rows_used} of {total} rows, seed {data.seed}</p>{drift}</div>" for role, path, total in data_files(data))  # fmt: skip
     return f'<section class="cards">{"".join(cards)}</section>'
 
 

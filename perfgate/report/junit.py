@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from perfgate.report.summary import change, gated, informational, interval, place, python_label, safe, value, where
+from perfgate.report.summary import (
+    DATA_DRIFT, change, data_files, gated, informational, interval, place, python_label, safe, value, where,
+)
 from perfgate.results import Check, Report, Verdict
 
 
@@ -75,7 +77,9 @@ def _properties(report: Report) -> list[tuple[str, str]]:
             if model.python:
                 items.append((f"{side} python", python_label(model)))
     if report.data is not None:
-        items.append(("data", f"{report.data.path} ({report.data.rows_used} of {report.data.rows_total} rows)"))
+        items.extend((role, f"{path} ({report.data.rows_used} of {total} rows)") for role, path, total in data_files(report.data))
+        if report.data.compares == "data":
+            items.append(("compares", DATA_DRIFT))
     for check in informational(report):
         at = place(check)
         items.append((f"info: {check.metric}" + (f" at {at}" if at else ""),

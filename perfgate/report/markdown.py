@@ -16,8 +16,10 @@ from __future__ import annotations
 import re
 
 from perfgate.report.summary import (
+    DATA_DRIFT,
     SYMBOLS,
     change,
+    data_files,
     gated,
     informational,
     interval,
@@ -86,7 +88,9 @@ def _compared(report: Report) -> str:
              for role, model in (("reference", report.reference), ("candidate", report.candidate))]  # fmt: skip
     if report.data is not None:
         data = report.data
-        lines.append(f"**data** <code>{md(shorten(data.path, 300))}</code> ({data.rows_used} of {data.rows_total} rows)")
+        lines.extend(f"**{role}** <code>{md(shorten(path, 300))}</code> ({data.rows_used} of {total} rows)" for role, path, total in data_files(data))
+        if data.compares == "data":
+            lines.append(f"**{md(DATA_DRIFT.capitalize())}.**")
     return "<br>\n".join(lines)
 
 

@@ -13,7 +13,7 @@ import unicodedata
 
 from perfgate.formatting import format_bytes, format_change
 from perfgate.metrics import family_of
-from perfgate.results import Check, ModelReport, Report, Verdict
+from perfgate.results import Check, DataReport, ModelReport, Report, Verdict
 
 SYMBOLS = {
     Verdict.PASS: "✅",
@@ -22,6 +22,18 @@ SYMBOLS = {
     Verdict.ERROR: "💥",
     Verdict.INFO: "ℹ️",
 }
+DATA_DRIFT = "data drift: each model read its own file, so this compares the data, not the models"
+
+
+def data_files(data: DataReport) -> list[tuple[str, str, int]]:
+    """(role, path, rows in the file): ``data`` for the file both models read, else each
+    model's own (``reference data``, ``candidate data``)."""
+    if data.compares != "data":
+        return [("data", data.path, data.rows_total)]
+    return [("reference data", data.path, data.rows_total),
+            ("candidate data", data.candidate_path or "", data.candidate_rows_total or 0)]  # fmt: skip
+
+
 _RANK = {Verdict.ERROR: 0, Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 2, Verdict.PASS: 3, Verdict.INFO: 4}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
-from perfgate.report.summary import python_label
+from perfgate.report.summary import DATA_DRIFT, data_files, python_label
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 
 _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
@@ -62,8 +62,11 @@ def _header(report: Report) -> list[str]:
             lines.append(f"  inputs (reference | candidate): {pairing}")
     if report.data is not None:
         data = report.data
-        rows = f"{data.rows_used} of {data.rows_total} rows" + (f", seed {data.seed}" if data.rows_used < data.rows_total else "")
-        lines.append(f"  data: {data.path} ({rows})")
+        if data.compares == "data":
+            lines.append(f"  {DATA_DRIFT}")
+        for role, path, total in data_files(data):
+            rows = f"{data.rows_used} of {total} rows" + (f", seed {data.seed}" if data.rows_used < total else "")
+            lines.append(f"  {role}: {path} ({rows})")
     return lines
 
 

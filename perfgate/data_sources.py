@@ -1,0 +1,135 @@
+"""Each model's rows: one Parquet file for both (a comparison of two models), or with
+``--reference-data`` / ``--candidate-data`` a file each (data drift: "this month's traffic
+has longer texts: what does it cost?", usually the same model on both sides).
+
+With data drift each side reads the same number of rows from its own file: ``--rows``,
+or the smaller file's row count where that is fewer, drawn with ``--seed`` from a file
+that has more. Different inputs give different answers, so the outputs are not compared,
+and the size analysis (``--size-column``), which lines both models' calls up on the same
+batches, is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import pyarrow as pa
+
+from perfgate.dataset import ParquetDataset, RowSelection
+from perfgate.errors import ColumnMappingError, UsageError, option
+from perfgate.inputs import ANY_INPUT, InputBinding, bind_inputs, shown
+from perfgate.results import SIDES, DataReport
+from perfgate.tensors import TensorSpec
+
+if TYPE_CHECKING:
+    from perfgate.config import CompareConfig
+
+def check_data_sources(config: "CompareConfig") -> None:
+    """Usage errors for data options that cannot go together (CompareConfig calls this)."""
+    for side in SIDES:
+        if not config.data_for(side):
+            raise UsageError(f"no data for the {side} model: pass {option('data', 'PARQUET')} or {option(f'{side}_data', 'PARQUET')}")
+    if not config.data_drift:
+        return
+    drift = f"with {option('reference_data')} and {option('candidate_data')} the models read different files"
+    if config.size_column is not None:
+        raise UsageError(f"{option('size_column', config.size_column)} lines both models' calls up on the same rows; {drift}")
+    for budget in config.budgets:
+        if budget.metric.family == "outputs":
+            raise UsageError(f"budget {budget}: outputs are compared on the same rows; {drift}")
+
+
+@dataclass(frozen=True)
+class Sides:
+    """Each model's dataset and rows (the same objects on both sides without data drift)."""
+
+    datasets: Mapping[str, ParquetDataset]
+    selections: Mapping[str, RowSelection]
+    drift: bool
+    warnings: tuple[str, ...]
+
+    def label(self, side: str, model_path: str) -> str:
+        """How messages name a side: ``candidate m.onnx``, and with data drift its file too."""
+        label = f"{side} {shown(model_path)}"
+        return f"{label} (data {shown(self.datasets[side].path)})" if self.drift else label
+
+    def report(self, seed: int) -> DataReport:
+        reference, candidate = (self.datasets[side] for side in SIDES)
+        used = self.selections["reference"].count
+        if not self.drift:
+            return DataReport(reference.path, reference.num_rows, used, seed)
+        return DataReport(reference.path, reference.num_rows, used, seed, "data", candidate.path, candidate.num_rows)
+
+    def describe(self) -> str:
+        """For the progress line: ``data d.parquet: 100 of 400 rows``."""
+        used = self.selections["reference"].count
+        if not self.drift:
+            return f"data {self.datasets['reference'].path}: {used} of {self.datasets['reference'].num_rows} rows"
+        files = "; ".join(f"{side} {self.datasets[side].path}: {used} of {self.datasets[side].num_rows} rows" for side in SIDES)
+        return f"data drift, {files}"
+
+    def read(self, columns: Mapping[str, Sequence[str]], extra: Sequence[str] = ()) -> dict[str, pa.Table]:
+        """Each side's chosen rows of its ``columns`` (plus ``extra`` where a file has them),
+        read once where both sides share the file."""
+        tables = {}
+        for side in SIDES if self.drift else SIDES[:1]:
+            dataset = self.datasets[side]
+            wanted = list(columns[side]) if self.drift else [name for each in SIDES for name in columns[each]]
+            wanted += [name for name in extra if name in dataset.column_names]
+            tables[side] = dataset.read(wanted, self.selections[side])
+        return tables if self.drift else {side: tables["reference"] for side in SIDES}
+
+
+def open_sides(config: "CompareConfig") -> Sides:
+    """Open each side's file (once where they share it) and choose its rows."""
+    if not config.data_drift:
+        dataset = ParquetDataset(config.data_for("reference"))
+        selection = dataset.select_rows(config.rows, config.seed)
+        warnings = []
+        if config.rows is not None and config.rows > dataset.num_rows:
+            warnings.append(f"--rows {config.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
+        return Sides({side: dataset for side in SIDES}, {side: selection for side in SIDES}, False, tuple(warnings))
+    datasets = {side: ParquetDataset(config.data_for(side)) for side in SIDES}
+    counts = {side: datasets[side].num_rows for side in SIDES}
+    fewest = min(counts.values())
+    wanted = fewest if config.rows is None else min(config.rows, fewest)
+    warnings = []
+    if wanted < (config.rows or max(counts.values())):
+        smaller = min(SIDES, key=counts.get)
+        asked = f"--rows {config.rows} is more than" if config.rows is not None else "each model gets as many rows as"
+        warnings.append(f"{asked} the {fewest} rows in the {smaller}'s data; {wanted} rows of each file are used")
+    selections = {side: datasets[side].select_rows(wanted, config.seed) for side in SIDES}
+    return Sides(datasets, selections, True, tuple(warnings))
+
+
+def bind_sides(
+    sides: Sides,
+    models: Mapping[str, Sequence[TensorSpec]],
+    config: "CompareConfig",
+    labels: Mapping[str, str],
+    set_aside: Sequence[str],
+) -> dict[str, tuple[InputBinding, ...]]:
+    """The columns for each model's inputs (``perfgate.inputs``), against each side's own
+    schema with data drift; files of one schema are bound together, as one file is."""
+    per_side = {"reference": config.reference_inputs, "candidate": config.candidate_inputs}
+    schemas = {side: sides.datasets[side].schema for side in SIDES}
+    if not sides.drift or schemas["reference"].equals(schemas["candidate"]):
+        return bind_inputs(models, schemas["reference"], config.inputs, per_side, labels=labels, set_aside=set_aside)
+    bound = {}
+    for side in SIDES:
+        other = next(name for name in SIDES if name != side)
+        ours, theirs = {spec.name for spec in models[side]}, {spec.name for spec in models[other]}
+        # --input NAME for the other model's input only is that model's business; one that
+        # names neither model's input is left in, for bind_inputs to refuse
+        shared = {name: cols for name, cols in config.inputs.items() if name == ANY_INPUT or name in ours or name not in theirs}
+        try:
+            bound.update(
+                bind_inputs({side: models[side]}, schemas[side], shared, {side: per_side[side]}, labels=labels, set_aside=set_aside)
+            )
+        except ColumnMappingError as exc:
+            if exc.message.startswith(labels[side]):
+                raise
+            # "--input x=f*: no column matches" says nothing of which file lacks it
+            raise type(exc)(f"{labels[side]}: {exc.template}", details=exc.details) from exc
+    return bound
