@@ -271,6 +271,39 @@ def report_command(
     return _verdict_exit(report, fail_on_inconclusive)
 
 
+@cli.command("merge")
+@click.argument("paths", metavar="REPORT.json...", nargs=-1, required=True)
+@click.option("--output", "-o", "output", default=None, metavar="PATH", help="Write the merged report as JSON here.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format on stdout.")
+@click.option("--markdown", "markdown_path", default=None, metavar="PATH", help="Also write the merged report as Markdown.")
+@click.option("--junit", "junit_path", default=None, metavar="PATH", help="Also write it as JUnit XML, one test suite per part.")
+@click.option("--html", "html_path", default=None, metavar="PATH", help="Also write it as a self-contained HTML page.")
+@click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the merged verdict is inconclusive.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def merge_command(
+    paths: Sequence[str], output: str | None, fmt: str, markdown_path: str | None, junit_path: str | None,
+    html_path: str | None, fail_on_inconclusive: bool, debug: bool,
+) -> int:  # fmt: skip
+    """Merge the JSON reports of a CI matrix (one job per device or shard) into one report:
+    its verdict is the worst of the parts', and a missing or errored part is an error (exit 3)."""
+    from perfgate.merge import merge
+
+    outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
+    try:
+        parts = {f"part {index}": (path, None) for index, path in enumerate(paths, 1)}
+        refuse_overwriting_inputs({**_report_paths(None, outputs), "--output": output}, parts, "")
+        report = merge(paths)
+    except PerfgateError as exc:
+        _say_error(exc, debug)
+        return exc.exit_code
+    if report.verdict is Verdict.ERROR:
+        click.echo(f"perfgate: error: {printable(report.reason)}", err=True)
+    _write_json(report, output, debug)
+    _write_outputs(report, outputs, debug)
+    emit(render(report, fmt), nl=fmt == "json")
+    return _verdict_exit(report, fail_on_inconclusive)
+
+
 def _verdict_exit(report: Report, fail_on_inconclusive: bool) -> int:
     """The exit code of a verdict: 0 pass (and inconclusive, with a warning), 1 fail, 4
     inconclusive with --fail-on-inconclusive; a report of an error keeps its error's code."""

@@ -19,8 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = 4
-READABLE_SCHEMA_VERSIONS = (2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 # Schema history: bump on any change a reader has to know about, and say what changed.
 #   1 (2026-11-22) first version: verdict, compared, settings, environment, run, checks,
 #                  series with raw samples per block pair, warnings, error.
@@ -38,6 +38,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 #                  budgets are thresholds on a value (">=0.99"), their bound in limit;
 #                  outputs.nonfinite_inputs (NaN/Inf fed on purpose: NaN/Inf outputs are info).
 #                  Version 2 and 3 reports are still read; they hold no outputs.
+#   5 (2026-11-23) parts: a merged report (``perfgate merge``) holds each CI job's report
+#                  as a named part, and the worst of their verdicts; a single report has
+#                  none. Earlier reports are still read.
 
 SIDES = ("reference", "candidate")
 
@@ -442,3 +445,14 @@ class Report:
     perfgate_version: str = ""
     created: str = ""
     schema_version: int = SCHEMA_VERSION
+    # a merged report: each part's own report, named; its verdict is the worst of theirs
+    parts: tuple["ReportPart", ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportPart:
+    """One CI job's report in a merged report, by the name the merge gave it (its file's
+    name, or as much of its path as tells it apart from the others)."""
+
+    name: str
+    report: Report

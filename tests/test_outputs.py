@@ -18,7 +18,7 @@ from perfgate.pipeline import run_comparison
 from perfgate.rejudge import judge_again
 from perfgate.report.json import dumps, loads
 from perfgate.report.text import render_text
-from perfgate.results import Verdict
+from perfgate.results import SCHEMA_VERSION, Verdict
 
 MS = 1e6
 
@@ -293,7 +293,7 @@ def test_a_saved_report_keeps_the_outputs_and_judges_them_again(feature_table_pa
     report = compare(feature_table_path, candidate=nudged(1e-3), budgets=["outputs.cosine:>=0.999"])
     text = dumps(report)
     data = json.loads(text)
-    assert data["schema_version"] == 4 and data["settings"]["output_rows"] == 256
+    assert data["schema_version"] == SCHEMA_VERSION and data["settings"]["output_rows"] == 256
     assert data["outputs"]["rows"] == list(report.outputs.rows)
     assert {c["metric"]: c["budget"] for c in data["checks"] if c["metric"].startswith("outputs.")}["outputs.cosine"] == ">=0.999"
     again = loads(text)
