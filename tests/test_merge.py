@@ -131,3 +131,10 @@ def test_perfgate_report_renders_a_saved_merged_report_with_its_exit_code(parts,
 
 def test_a_single_report_has_no_parts_in_its_json(parts):
     assert "parts" not in json.loads((parts / "pass.json").read_text())
+
+
+def test_a_merged_report_is_not_judged_again_as_a_whole(parts):
+    from perfgate.rejudge import judge_again
+
+    with pytest.raises(UsageError, match="judged again part by part"):
+        judge_again(merge([parts / "pass.json"]), ["latency.p95:+10%"])
