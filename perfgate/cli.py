@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import click
 
@@ -54,7 +54,7 @@ def cli() -> None:
 
 @cli.command()
 @click.option(
-    "--reference", "--reference-path", "-r", "reference", required=True, metavar="MODEL",
+    "--reference", "--reference-path", "-r", "reference", default=None, metavar="MODEL",
     help="The model to compare against (e.g. main's build): a model file, a SavedModel, or a directory holding one model file.",
 )  # fmt: skip
 @click.option("--candidate", "--model-path", "-c", "candidate", required=True, metavar="MODEL", help="The model under test (as --reference).")
@@ -67,6 +67,12 @@ def cli() -> None:
     help="Data drift: the reference's own rows instead of --data's; with --candidate-data the report compares the data, not the models.",
 )  # fmt: skip
 @click.option("--candidate-data", default=None, metavar="PARQUET", help="As --reference-data, for the candidate.")
+@click.option(
+    "--baseline", "baseline", default=None, metavar="PATH",
+    help="Compare the candidate against a stored baseline (perfgate run --save) instead of a --reference; "
+    "weaker than a same-run comparison.",
+)  # fmt: skip
+@click.option("--allow-env-mismatch", is_flag=True, help="With --baseline: compare even where the environment differs from the baseline's.")
 @click.option(
     "--input", "inputs", multiple=True, metavar="[NAME=]COLS",
     help="Feed model input NAME from COLS: a comma list of columns or globs ('features=f*'); COLS alone "
@@ -160,11 +166,13 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
 def compare(
-    reference: str,
+    reference: str | None,
     candidate: str,
     data: str | None,
     reference_data: str | None,
     candidate_data: str | None,
+    baseline: str | None,
+    allow_env_mismatch: bool,
     inputs: Sequence[str],
     reference_inputs: Sequence[str],
     candidate_inputs: Sequence[str],
@@ -206,14 +214,20 @@ def compare(
     from perfgate.config import CompareConfig
     from perfgate.pipeline import run_comparison
 
+    progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
+    if baseline is not None or allow_env_mismatch:
+        return _compare_to_baseline(click.get_current_context(), progress)
     models = {"reference": (reference, reference_backend), "candidate": (candidate, candidate_backend)}
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
+    try:
+        _require_options(reference=reference)
+    except UsageError as exc:
+        return _fail(exc, None, json_path, outputs, fmt, debug)
     try:
         data_files = {"data": data, "reference data": reference_data, "candidate data": candidate_data}
         refuse_overwriting_inputs(_report_paths(json_path, outputs), models, data_files)
     except UsageError as exc:
         return _fail(exc, None, None, {}, fmt, debug)  # the report would replace an input: write none
-    progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
     config = None
     try:
         config = CompareConfig.from_options(
@@ -241,6 +255,37 @@ def compare(
     _write_outputs(report, outputs, debug)
     emit(render(report, fmt), nl=fmt == "json")
     return _verdict_exit(report, fail_on_inconclusive)
+
+
+def _require_options(**given: str | None) -> None:
+    """compare's options that only --baseline makes optional."""
+    for name, value in given.items():
+        if value is None:
+            raise UsageError(f"Missing option '--{name}' (see 'perfgate compare --help')")
+
+
+def _compare_to_baseline(ctx: click.Context, progress: Callable[[str], None] | None) -> int:
+    """compare --baseline: the candidate measured now against a stored baseline
+    (perfgate.baseline_compare), its report written as a same-run comparison's is."""
+    from perfgate.baseline_compare import compare_with_baseline, options_from
+
+    params = ctx.params
+    outputs = {"markdown": params["markdown_path"], "junit": params["junit_path"], "html": params["html_path"]}
+    models = {"candidate": (params["candidate"], params["candidate_backend"]), "baseline": (params["baseline"] or "", None)}
+    try:
+        refuse_overwriting_inputs(_report_paths(params["json_path"], outputs), models, params["data"] or "")
+    except UsageError as exc:
+        return _fail(exc, None, None, {}, params["fmt"], params["debug"])  # the report would replace an input: write none
+    try:
+        given = {name for name in params if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
+        with _signals_interrupt():
+            report = compare_with_baseline(**options_from(params, given), progress=progress)
+    except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014
+        return _fail(exc, None, params["json_path"], outputs, params["fmt"], params["debug"])
+    _write_json(report, params["json_path"], params["debug"])
+    _write_outputs(report, outputs, params["debug"])
+    emit(render(report, params["fmt"]), nl=params["fmt"] == "json")
+    return _verdict_exit(report, params["fail_on_inconclusive"])
 
 
 def _fail(
@@ -292,6 +337,85 @@ def report_command(
     except PerfgateError as exc:
         _say_error(exc, debug)
         return exc.exit_code
+    emit(render(report, fmt), nl=fmt == "json")
+    return _verdict_exit(report, fail_on_inconclusive)
+
+
+@cli.command("run")
+@click.option("--model", "-m", "model", required=True, metavar="MODEL", help="The model to measure, as compare's --candidate.")
+@click.option("--data", "--dataset", "-d", "data", required=True, metavar="PARQUET", help="Parquet file whose rows feed it.")
+@click.option("--input", "inputs", multiple=True, metavar="[NAME=]COLS", help="As compare's --input.")
+@click.option("--batch-size", "batch_sizes", type=click.IntRange(min=1), multiple=True, default=(1,), show_default=True,
+              help="Rows per call; repeat for several batch sizes.")  # fmt: skip
+@click.option("--time-budget", type=float, default=60.0, show_default=True, metavar="SECONDS",
+              help="Longest time to measure, shared between the batch sizes.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for row sampling.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads.")
+@click.option("--rows", type=click.IntRange(min=1), default=None, help="Use N rows drawn at random (with --seed) instead of all.")
+@click.option("--pad-value", type=float, default=0.0, show_default=True, help="Padding for variable-length list columns.")
+@click.option("--device", default="cpu", show_default=True, metavar="DEVICE", help="cpu, cuda or cuda:N.")
+@click.option("--backend", default=None, metavar="NAME", help="As compare's --candidate-backend.")
+@click.option("--save", "save_path", default=None, metavar="PATH",
+              help="Store the samples and the environment's fingerprint here, a baseline for compare --baseline.")  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
+def run_command(
+    model: str, data: str, inputs: Sequence[str], batch_sizes: Sequence[int], time_budget: float, seed: int, threads: int,
+    rows: int | None, pad_value: float, device: str, backend: str | None, save_path: str | None, quiet: bool, debug: bool,
+) -> int:  # fmt: skip
+    """Measure one model on its own; with --save, store it as a baseline that
+    'perfgate compare --candidate C --baseline PATH' compares against later."""
+    from perfgate.baseline import write_baseline
+    from perfgate.baseline_compare import describe, measure_baseline
+
+    progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
+    try:
+        refuse_overwriting_inputs({"--save": save_path}, {"model": (model, backend)}, data)
+        with _signals_interrupt():
+            stored = measure_baseline(model, data, inputs=inputs, batch_sizes=batch_sizes, rows=rows, seed=seed,
+                                      threads=threads, device=device, backend=backend, time_budget_s=time_budget,
+                                      pad_value=pad_value, progress=progress)  # fmt: skip
+        if save_path is not None:
+            write_baseline(stored, save_path)
+    except OSError as exc:
+        click.echo(printable(f"perfgate: error: cannot write the baseline to {save_path!r} (--save): {exc.strerror or exc}"), err=True)
+        return EXIT_RUNTIME
+    except (PerfgateError, Interrupted) as exc:
+        _say_error(exc, debug)
+        return exc.exit_code
+    emit(describe(stored) + (f"saved as a baseline: {save_path}" if save_path else ""))
+    return EXIT_PASS
+
+
+@cli.command("merge")
+@click.argument("paths", metavar="REPORT.json...", nargs=-1, required=True)
+@click.option("--output", "-o", "output", default=None, metavar="PATH", help="Write the merged report as JSON here.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Report format on stdout.")
+@click.option("--markdown", "markdown_path", default=None, metavar="PATH", help="Also write the merged report as Markdown.")
+@click.option("--junit", "junit_path", default=None, metavar="PATH", help="Also write it as JUnit XML, one test suite per part.")
+@click.option("--html", "html_path", default=None, metavar="PATH", help="Also write it as a self-contained HTML page.")
+@click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the merged verdict is inconclusive.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def merge_command(
+    paths: Sequence[str], output: str | None, fmt: str, markdown_path: str | None, junit_path: str | None,
+    html_path: str | None, fail_on_inconclusive: bool, debug: bool,
+) -> int:  # fmt: skip
+    """Merge the JSON reports of a CI matrix (one job per device or shard) into one report:
+    its verdict is the worst of the parts', and a missing or errored part is an error (exit 3)."""
+    from perfgate.merge import merge
+
+    outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
+    try:
+        parts = {f"part {index}": (path, None) for index, path in enumerate(paths, 1)}
+        refuse_overwriting_inputs({**_report_paths(None, outputs), "--output": output}, parts, "")
+        report = merge(paths)
+    except PerfgateError as exc:
+        _say_error(exc, debug)
+        return exc.exit_code
+    if report.verdict is Verdict.ERROR:
+        click.echo(f"perfgate: error: {printable(report.reason)}", err=True)
+    _write_json(report, output, debug)
+    _write_outputs(report, outputs, debug)
     emit(render(report, fmt), nl=fmt == "json")
     return _verdict_exit(report, fail_on_inconclusive)
 

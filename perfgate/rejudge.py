@@ -34,6 +34,11 @@ def judge_again(
     from the report's own, as ``compare`` would build them.
     """
     settings, run = report.settings, report.run
+    if report.parts:
+        raise UsageError("a merged report is judged again part by part: judge each part's report again, then merge them")
+    if run is None and report.verdict is not Verdict.ERROR:
+        raise UsageError("a comparison against a stored baseline keeps its checks, not both runs' samples: "
+                         "judge it again by comparing again (compare --baseline) with the new budgets")  # fmt: skip
     if settings is None or run is None or report.verdict is Verdict.ERROR:
         raise UsageError("this report holds no measurements to judge again (its verdict is error)")
     scope = Scope(

@@ -48,6 +48,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 #                  data drift: compared.data.compares ("models", or "data" where each model
 #                  read its own file), compared.data.candidate_path and candidate_rows_total;
 #                  settings.reference_data and candidate_data. Older reports read as "models".
+#                  parts: a merged report (``perfgate merge``) holds each CI job's report
+#                  as a named part, and the worst of their verdicts; a single report has
+#                  none. Earlier reports are still read.
 
 SIDES = ("reference", "candidate")
 
@@ -464,3 +467,14 @@ class Report:
     perfgate_version: str = ""
     created: str = ""
     schema_version: int = SCHEMA_VERSION
+    # a merged report: each part's own report, named; its verdict is the worst of theirs
+    parts: tuple["ReportPart", ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportPart:
+    """One CI job's report in a merged report, by the name the merge gave it (its file's
+    name, or as much of its path as tells it apart from the others)."""
+
+    name: str
+    report: Report

@@ -60,11 +60,12 @@ def test_the_action_has_the_inputs_and_outputs_it_promises():
     assert set(action["inputs"]) == {
         "reference", "candidate", "data", "inputs", "max-latency-increase", "budgets", "batch-sizes", "device",
         "time-budget", "fail-on-inconclusive", "extras", "python-version", "perfgate-version", "comment-on-pr",
-        "github-token", "working-directory", "args",
+        "github-token", "working-directory", "args", "merge",
     }  # fmt: skip
     assert set(action["outputs"]) == {"verdict", "exit-code", "worst-ratio", "report-json", "report-markdown", "report-html"}
     assert all(spec.get("description") for spec in [*action["inputs"].values(), *action["outputs"].values()])
-    assert [name for name, spec in action["inputs"].items() if spec.get("required")] == ["reference", "candidate", "data"]
+    # reference, candidate and data are required unless merge is given: the step says which is missing
+    assert [name for name, spec in action["inputs"].items() if spec.get("required")] == []
 
 
 def test_scripts_take_inputs_through_env_and_actions_are_pinned_by_sha():
@@ -293,7 +294,7 @@ def test_the_documented_workflows_are_valid_and_pass_actionlint(tmp_path):
     action_doc = (ROOT / "docs" / "action.md").read_text()
     whole = re.findall(r"```yaml\n(.*?)```", readme, re.S)[:1]
     whole += [block for block in re.findall(r"```yaml\n(.*?)```", action_doc, re.S) if block.lstrip().startswith(("name:", "# .github"))]
-    assert len(whole) == 3
+    assert len(whole) == 4
     folder = tmp_path / ".github" / "workflows"
     folder.mkdir(parents=True)
     for index, block in enumerate(whole):
@@ -305,3 +306,29 @@ def test_the_documented_workflows_are_valid_and_pass_actionlint(tmp_path):
     actionlint = shutil.which("actionlint", path=str(BIN)) or shutil.which("actionlint")
     lint = subprocess.run([actionlint, "-no-color", *files], cwd=tmp_path, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_merge_mode_merges_the_matrix_reports_into_one_summary_outputs_and_annotations(tmp_path, workspace):
+    import report_samples as samples
+    from perfgate.report.json import dumps
+
+    for name, report in (("perfgate-cpu", samples.passed_run(tmp_path)), ("perfgate-gpu", samples.failed_run(tmp_path))):
+        (workspace / "reports" / name).mkdir(parents=True)
+        (workspace / "reports" / name / "report.json").write_text(dumps(report))
+    with FakeGitHub() as github:
+        env = runner_environment(tmp_path, workspace, github, {}, reference="", candidate="", data="",
+                                 merge="reports/perfgate-cpu/report.json reports/perfgate-gpu/report.json")  # fmt: skip
+        result = run_step(env)
+        assert result.returncode == 1, result.stdout + result.stderr
+        outputs = read_outputs(env["GITHUB_OUTPUT"])
+        assert outputs["verdict"] == "fail" and outputs["exit-code"] == "1" and float(outputs["worst-ratio"]) > 1.15
+        summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+        assert "## ❌ perfgate: FAIL" in summary and "| ✅ | perfgate-cpu/report | PASS |" in summary
+        errors = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+        assert errors and errors[0].startswith("::error title=perfgate regression%3A perfgate-gpu/report%3A ")
+
+        (workspace / "reports" / "perfgate-gpu" / "report.json").unlink()  # the GPU job died before uploading
+        missing = run_step(env)
+        assert missing.returncode == 3, missing.stdout + missing.stderr
+        assert read_outputs(env["GITHUB_OUTPUT"])["verdict"] == "error"
+        assert "::error title=perfgate%3A part perfgate-gpu/report could not be carried out::" in missing.stdout

@@ -13,6 +13,7 @@ exit code. A fork's read-only token cannot comment: then the summary is all, wit
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shlex
@@ -29,7 +30,8 @@ from perfgate.integrations.github_comment import MARKER, GitHub, GitHubError, ma
 from perfgate.report.files import write_atomically
 from perfgate.report.html import render_html
 from perfgate.report.markdown import MAX_CHARS, render_markdown
-from perfgate.report.summary import gated, safe, where, worst_first, worst_ratio
+from perfgate.report.parts import leaves
+from perfgate.report.summary import gated, safe, where, worst_first
 from perfgate.results import Report, Verdict
 
 MAX_ANNOTATIONS = 10  # GitHub shows at most 10 error and 10 warning annotations per step
@@ -52,13 +54,15 @@ class Inputs:
     token: str = ""
     working_directory: str = "."
     args: tuple[str, ...] = ()
+    merge: tuple[str, ...] = ()  # merge mode: the JSON reports (globs) of a CI matrix's jobs
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> "Inputs":
         def get(name: str) -> str:
             return environ.get(f"INPUT_{name}", "").strip()
 
-        missing = [name.lower().replace("_", "-") for name in ("REFERENCE", "CANDIDATE", "DATA") if not get(name)]
+        merge = tuple(re.split(r"\s+", get("MERGE"))) if get("MERGE") else ()
+        missing = [name.lower().replace("_", "-") for name in ("REFERENCE", "CANDIDATE", "DATA") if not get(name) and not merge]
         if missing:
             raise UsageError(f"the action needs the input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
         try:
@@ -75,7 +79,7 @@ class Inputs:
             device=get("DEVICE"), time_budget=get("TIME_BUDGET"),
             fail_on_inconclusive=get("FAIL_ON_INCONCLUSIVE").lower() in _TRUE,
             comment_on_pr=get("COMMENT_ON_PR").lower() in _TRUE if get("COMMENT_ON_PR") else True,
-            token=get("GITHUB_TOKEN"), working_directory=get("WORKING_DIRECTORY") or ".", args=args,
+            token=get("GITHUB_TOKEN"), working_directory=get("WORKING_DIRECTORY") or ".", args=args, merge=merge,
         )  # fmt: skip
 
     def compare_args(self, json_path: Path, html_path: Path) -> list[str]:
@@ -96,11 +100,22 @@ class Inputs:
             args.append("--fail-on-inconclusive")
         return args + list(self.args) + ["--json", str(json_path), "--html", str(html_path)]
 
+    def merge_args(self, json_path: Path, html_path: Path) -> list[str]:
+        """``perfgate merge`` of the reports the patterns match (in working_directory); a
+        pattern that matches nothing is passed on as it is, so that merge reports it missing."""
+        found: list[str] = []
+        for pattern in self.merge:
+            matches = sorted(glob.glob(pattern, root_dir=self.working_directory, recursive=True))
+            found.extend(match for match in matches or [pattern] if match not in found)
+        flags = ["--fail-on-inconclusive"] if self.fail_on_inconclusive else []
+        return ["merge", *found, "-o", str(json_path), "--html", str(html_path), *flags]
+
     def marker(self, environ: Mapping[str, str]) -> str:
         """What names this comparison: where it runs and what it compares (not its budgets,
         so that a budget changed in a pull request edits the same comment)."""
-        return marker_for([environ.get("GITHUB_WORKFLOW", ""), environ.get("GITHUB_JOB", ""), self.working_directory,
-                           self.reference, self.candidate, self.data, self.device, self.batch_sizes, self.inputs])  # fmt: skip
+        names = [environ.get("GITHUB_WORKFLOW", ""), environ.get("GITHUB_JOB", ""), self.working_directory,
+                 self.reference, self.candidate, self.data, self.device, self.batch_sizes, self.inputs]  # fmt: skip
+        return marker_for(names + [self.merge] if self.merge else names)
 
 
 def run(environ: Mapping[str, str] = os.environ) -> int:
@@ -115,7 +130,8 @@ def run(environ: Mapping[str, str] = os.environ) -> int:
     paths = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "report.html"}
     for path in paths.values():
         path.unlink(missing_ok=True)  # a report left by an earlier step must not pass for this one's
-    code, last_error = _run_gate(inputs.compare_args(paths["json"], paths["html"]), inputs.working_directory)
+    args = inputs.merge_args(paths["json"], paths["html"]) if inputs.merge else inputs.compare_args(paths["json"], paths["html"])
+    code, last_error = _run_gate(args, inputs.working_directory)
     report = _read(paths["json"], code, last_error)
     if not paths["html"].exists():
         write_atomically(paths["html"], render_html(report))
@@ -124,7 +140,8 @@ def run(environ: Mapping[str, str] = os.environ) -> int:
     _append(environ.get("GITHUB_STEP_SUMMARY"), markdown)
     for line in annotations(report):
         print(line, flush=True)
-    ratio = worst_ratio(report)
+    checks = worst_first([check for _, leaf in leaves(report) for check in gated(leaf)])  # every part's, for a merge
+    ratio = next((check.ratio for check in checks if check.ratio is not None), None)
     _set_outputs(environ.get("GITHUB_OUTPUT"), {
         "verdict": report.verdict.value, "exit-code": str(code), "worst-ratio": "" if ratio is None else f"{ratio:.4f}",
         "report-json": str(paths["json"]), "report-markdown": str(paths["markdown"]), "report-html": str(paths["html"]),
@@ -172,7 +189,7 @@ def _read(path: Path, code: int, last_error: str) -> Report:
             return read_report(path)
         except PerfgateError as exc:
             last_error = f"perfgate: error: cannot read the report: {exc}"
-    message = last_error.removeprefix("perfgate: error:").strip() or f"perfgate compare exited {code} without a report"
+    message = last_error.removeprefix("perfgate: error:").strip() or f"perfgate exited {code} without a report"
     error = UsageError(message) if code == EXIT_USAGE else PerfgateError(message)
     report = error_report(error)
     write_atomically(path, _dumps(report))
@@ -186,17 +203,24 @@ def _dumps(report: Report) -> str:
 
 
 def annotations(report: Report) -> list[str]:
-    """``::error`` per failed check, ``::warning`` per inconclusive one, worst first, at most 10."""
-    if report.verdict is Verdict.ERROR:
+    """``::error`` per failed check, ``::warning`` per inconclusive one, worst first, at most
+    10; of a merged report, each part's (named), its errors first."""
+    if report.verdict is Verdict.ERROR and not report.parts:
         message = report.error.message if report.error is not None else report.reason
         return [f"::error title={_property('perfgate: the comparison could not be carried out')}::{_data(message)}"]
-    lines = []
-    for check in worst_first(gated(report)):
+    named = leaves(report)
+    lines = [f"::error title={_property(f'perfgate: part {name} could not be carried out')}::"
+             f"{_data(part.error.message if part.error is not None else part.reason)}"
+             for name, part in named if part.verdict is Verdict.ERROR]  # fmt: skip
+    checks = [(name, check) for name, part in named if part.verdict is not Verdict.ERROR for check in gated(part)]
+    order = {id(check): index for index, check in enumerate(worst_first([check for _, check in checks]))}
+    for name, check in sorted(checks, key=lambda item: order[id(item[1])]):
         if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
             break
         kind = "error" if check.verdict is Verdict.FAIL else "warning"
         word = "regression" if check.verdict is Verdict.FAIL else "inconclusive"
-        lines.append(f"::{kind} title={_property(f'perfgate {word}: {where(check)}')}::{_data(check.reason)}")
+        at = f"{name}: {where(check)}" if name else where(check)
+        lines.append(f"::{kind} title={_property(f'perfgate {word}: {at}')}::{_data(check.reason)}")
     if len(lines) > MAX_ANNOTATIONS:
         hidden = len(lines) - (MAX_ANNOTATIONS - 1)
         lines = lines[: MAX_ANNOTATIONS - 1] + [f"::notice title=perfgate::{hidden} more checks failed or are inconclusive: see the job summary"]

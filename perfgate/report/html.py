@@ -9,6 +9,7 @@ and the environment. Every text from the report goes through ``esc``.
 
 from __future__ import annotations
 
+from perfgate.report import parts
 from perfgate.report.plots import Figure, drift_figures, latency_figures, load_figures, size_figures, starts_and_stages, throughput_and_memory
 from perfgate.report.summary import (
     DATA_DRIFT,
@@ -29,8 +30,21 @@ from perfgate.results import Check, ModelReport, Report, Verdict
 
 def render_html(report: Report) -> str:
     title = _title(report)
+    body = f"{_banner(report)}\n{_body(report)}"
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        # nothing on this page may load anything: it is opened from artifacts and mail
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n"
+        f"<title>{esc(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+    )
+
+
+def _body(report: Report) -> str:
+    """Everything below the banner; a merged report's parts each get one."""
+    if report.parts:
+        return parts.html_body(report, _body, esc)
     sections = [
-        _banner(report),
         _compared(report),
         _checks(report),
         _warnings(report),
@@ -42,14 +56,7 @@ def render_html(report: Report) -> str:
         _figures("Latency under load", load_figures(report)),
         _about(report),
     ]
-    body = "\n".join(section for section in sections if section)
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        # nothing on this page may load anything: it is opened from artifacts and mail
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n"
-        f"<title>{esc(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
-    )
+    return "\n".join(section for section in sections if section)
 
 
 def _title(report: Report) -> str:
@@ -66,7 +73,8 @@ def _banner(report: Report) -> str:
         message = report.error.message if report.error is not None else report.reason
         detail = f"The comparison could not be carried out (exit {code}): {esc(message)}"
     else:
-        detail = f"<strong>{esc(tally(report))}.</strong> {esc(report.reason)}"
+        counted = tally(report) if not report.parts else f"{len(report.parts)} parts merged"
+        detail = f"<strong>{esc(counted)}.</strong> {esc(report.reason)}"
     when = f'<p class="meta">{esc(report.created)} · perfgate {esc(report.perfgate_version)}</p>' if report.created else ""
     return (f'<header class="banner {verdict.value}"><h1>{_ICONS[verdict]}'
             f'perfgate: {esc(verdict_word(verdict))}</h1><p>{detail}</p>{when}</header>')  # fmt: skip

@@ -49,6 +49,7 @@ from perfgate.results import (
     OutputsCompared,
     PreparedInput,
     Report,
+    ReportPart,
     RunSummary,
     Series,
     Settings,
@@ -69,10 +70,14 @@ def dumps(report: Report) -> str:
     (the raw samples) are one compact line each."""
     data = _named_non_finite(to_dict(report))
     series, outputs = data.pop("series"), data.pop("outputs")
+    parts = data.pop("parts", None)
     head = json.dumps(data, indent=1, allow_nan=False)
     compact = json.dumps(outputs, separators=(",", ":"), allow_nan=False)
     lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in series)
-    return head[: -len("\n}")] + f',\n "outputs": {compact},\n "series": [' + (f"\n{lines}\n ]" if lines else "]") + "\n}"
+    # a merged report: each part (a whole report, samples and all) one compact line
+    merged = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in parts or ())
+    tail = f',\n "parts": [\n{merged}\n ]' if parts else ""
+    return head[: -len("\n}")] + f',\n "outputs": {compact},\n "series": [' + (f"\n{lines}\n ]" if lines else "]") + tail + "\n}"
 
 
 def to_dict(report: Report) -> dict[str, Any]:
@@ -99,6 +104,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "loads": [_load_dict(load) for load in report.loads],
         "series": [_series_dict(series) for series in report.series],
         "warnings": list(report.warnings),
+        **({"parts": [{"name": part.name, "report": to_dict(part.report)} for part in report.parts]} if report.parts else {}),
     }
 
 
@@ -132,6 +138,7 @@ def from_dict(data: Mapping[str, Any]) -> Report:
         perfgate_version=(data.get("tool") or {}).get("version", ""),
         created=data.get("created", ""),
         schema_version=version,
+        parts=tuple(ReportPart(str(item["name"]), from_dict(item["report"])) for item in data.get("parts", ())),
     )
 
 

@@ -1,7 +1,7 @@
 """The report as JUnit XML, for CI systems that show test results (GitLab, Jenkins,
 Azure Pipelines, GitHub's test reporters).
 
-One test case per gated check: a failed check carries a ``<failure>`` with its reason,
+One test suite per report (per part of a merged report), one test case per gated check: a failed check carries a ``<failure>`` with its reason,
 an inconclusive one is ``<skipped>`` (it does not fail the build unless the gate is told
 to); information-only metrics are properties of the suite. A comparison that could not
 be carried out is one test case with an ``<error>``. ElementTree escapes markup; names
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from perfgate.report.parts import leaves
 from perfgate.report.summary import (
     DATA_DRIFT, change, data_files, gated, informational, interval, place, python_label, safe, value, where,
 )
@@ -19,18 +20,32 @@ from perfgate.results import Check, Report, Verdict
 
 
 def render_junit(report: Report) -> str:
+    """One test suite, or for a merged report one per part (named after it)."""
+    root = ET.Element("testsuites", {"name": "perfgate"})
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    seconds = 0.0
+    for name, part in leaves(report):
+        for key, count in _suite(root, part, name).items():
+            totals[key] += count
+        seconds += part.run.total_seconds if part.run is not None else 0.0
+    root.attrib.update({key: str(count) for key, count in totals.items()}, time=f"{seconds:.3f}" if seconds else "0")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _suite(root: ET.Element, report: Report, part: str) -> dict[str, int]:
     checks = gated(report)
     failures = sum(check.verdict is Verdict.FAIL for check in checks)
     skipped = sum(check.verdict is Verdict.INCONCLUSIVE for check in checks)
     errors = int(report.verdict is Verdict.ERROR)
     seconds = f"{report.run.total_seconds:.3f}" if report.run is not None else "0"
-    totals = {"tests": str(len(checks) + errors), "failures": str(failures), "errors": str(errors),
-              "skipped": str(skipped), "time": seconds}  # fmt: skip
-    root = ET.Element("testsuites", {"name": "perfgate", **totals})
-    suite = ET.SubElement(root, "testsuite", {"name": _text(_suite_name(report)), **totals, "timestamp": report.created})
+    counts = {"tests": len(checks) + errors, "failures": failures, "errors": errors, "skipped": skipped}
+    name = _suite_name(report) + (f" [part {part}]" if part else "")
+    attributes = {key: str(count) for key, count in counts.items()}
+    suite = ET.SubElement(root, "testsuite", {"name": _text(name), **attributes, "time": seconds, "timestamp": report.created})
     properties = ET.SubElement(suite, "properties")
-    for name, text in _properties(report):
-        ET.SubElement(properties, "property", {"name": _text(name), "value": _text(text)})
+    for key, text in ([("part", part)] if part else []) + _properties(report):
+        ET.SubElement(properties, "property", {"name": _text(key), "value": _text(text)})
     for check in checks:
         _case(suite, check)
     if report.verdict is Verdict.ERROR:
@@ -39,8 +54,7 @@ def render_junit(report: Report) -> str:
         message = error.message if error is not None else report.reason
         kind = error.type if error is not None else "error"
         ET.SubElement(case, "error", {"message": _text(message), "type": _text(kind)}).text = _text(message)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return counts
 
 
 def _suite_name(report: Report) -> str:

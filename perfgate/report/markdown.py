@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from perfgate.report import parts
 from perfgate.report.summary import (
     DATA_DRIFT,
     SYMBOLS,
@@ -50,6 +51,8 @@ def md(text: object) -> str:
 
 
 def render_markdown(report: Report, *, max_chars: int = MAX_CHARS) -> str:
+    if report.parts:
+        return parts.markdown(report, render_markdown, md, max_chars)
     head = _headline(report)
     compared = _compared(report)
     rows = [_row(check) for check in gated(report)]

@@ -10,6 +10,7 @@ import numpy as np
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
+from perfgate.report import parts
 from perfgate.report.summary import DATA_DRIFT, data_files, python_label
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 
@@ -17,6 +18,8 @@ _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", 
 
 
 def render_text(report: Report) -> str:
+    if report.parts:
+        return printable_lines(parts.text(report, render_text))
     lines = _header(report)
     if report.checks:
         lines.append("")
@@ -33,6 +36,10 @@ def render_text(report: Report) -> str:
     lines.extend(f"warning: {warning}" for warning in report.warnings)
     # paths, columns and messages come from the user: each line stays one line, and inert
     return "\n".join(printable(line) for line in lines) + "\n"
+
+
+def printable_lines(text: str) -> str:
+    return "\n".join(printable(line) for line in text.split("\n"))
 
 
 def printable(text: str) -> str:

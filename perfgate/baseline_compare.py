@@ -1,0 +1,257 @@
+"""A candidate against a stored baseline (``perfgate compare --baseline``), and the
+measurement that stores one (``perfgate run --save``).
+
+The candidate is measured now, on its own, as the baseline was (``single.measure``, one
+worker, blocks of calls until the tail has enough samples), on the same rows: their hash
+must be the baseline's, or the comparison is refused. So must the environment's
+fingerprint (``baseline.fingerprint``), unless ``allow_env_mismatch``; then the report
+says what differs.
+
+Such a comparison is weaker than a same-run one, and the report says so: the two models
+never ran side by side, so whatever changed on the machine between the two runs (another
+runner of the same type, a neighbour's load, the clock speed, the thermals) lands in the
+ratio, and no pairing cancels it. Its intervals are therefore unpaired: each side's blocks
+are bootstrapped on their own, the standard error of log(ratio) is sqrt(se_baseline² +
+se_candidate²), and the interval is log(ratio) ± t(level, min(blocks) - 1) · se. The gated
+checks share the confidence by Bonferroni (one look: the candidate is measured once).
+Latency quantiles and the mean, and throughput, are compared; the other families need
+both models in one run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from perfgate import __version__
+from perfgate.baseline import Baseline, data_identity, differences, fingerprint, now, read_baseline, save_measurements
+from perfgate.budgets import build_budgets
+from perfgate.checks import overall
+from perfgate.environment import capture
+from perfgate.errors import UsageError, option
+from perfgate.metrics import Budget, Metric, Scope, parse_metric
+from perfgate.metrics.base import budget_fields, decided, undecided
+from perfgate.results import Check, DataReport, ModelReport, Report, Settings, Verdict
+from perfgate.single import measure
+from perfgate.stats import RatioInterval, UnusableSamples, min_samples_for_quantile, quantile_interval, statistic
+
+GATEABLE = ("latency", "throughput")  # the families a stored baseline holds samples for
+WEAKER = (
+    "compared against a stored baseline ({path}, measured {created}), not in the same run: whatever changed on the "
+    "machine between the two runs lands in the ratio and no pairing cancels it, so this is weaker evidence than a "
+    "same-run comparison (intervals: unpaired block bootstrap of each run's blocks)"
+)
+Progress = Callable[[str], None]
+
+
+def measure_baseline(
+    model: str, data: str, *, inputs: Sequence[str] = (), batch_sizes: Sequence[int] = (1,), rows: int | None = None,
+    seed: int = 0, threads: int = 1, device: str = "cpu", backend: str | None = None, time_budget_s: float = 60.0,
+    confidence: float = 0.95, pad_value: float = 0.0, progress: Progress | None = None, **testing: Any,
+) -> Baseline:  # fmt: skip
+    """Measure ``model`` at each batch size (``time_budget_s`` shared between them) and
+    return the Baseline to store. ``testing``: ``worker_factory`` and ``clock`` (fake backends, virtual time)."""
+    identity = data_identity(data, rows, seed)
+    results = _measure_each(model, data, inputs, batch_sizes, rows, seed, threads, device, backend, time_budget_s,
+                            confidence, pad_value, progress, testing)  # fmt: skip
+    settings = {"threads": threads, "device": device, "backend": backend, "inputs": list(inputs), "pad_value": pad_value,
+                "time_budget_s": float(time_budget_s), "confidence": confidence, "batch_sizes": list(batch_sizes)}  # fmt: skip
+    return save_measurements(results, identity, capture(), settings)
+
+
+def compare_with_baseline(
+    baseline_path: str, candidate: str, data: str | None = None, *, inputs: Sequence[str] = (),
+    batch_sizes: Sequence[int] = (1,), max_latency_increase: str | float | None = None, budgets: Sequence[str] = (),
+    rows: int | None = None, seed: int = 0, threads: int = 1, device: str = "cpu", backend: str | None = None,
+    time_budget_s: float = 60.0, confidence: float = 0.95, pad_value: float = 0.0, allow_env_mismatch: bool = False,
+    progress: Progress | None = None, **testing: Any,
+) -> Report:  # fmt: skip
+    """``candidate`` measured now on the baseline's rows (``data`` defaults to the file the
+    baseline names), judged against the stored samples; see the module's doc."""
+    baseline = read_baseline(baseline_path)
+    chosen = _budgets(max_latency_increase, budgets, batch_sizes)
+    stored = {m.batch_size: m for m in baseline.measured}
+    missing = [size for size in batch_sizes if size not in stored]
+    if missing:
+        raise UsageError(f"{option('batch_sizes')} {missing[0]}: the baseline {baseline_path!r} holds batch sizes "
+                         f"{', '.join(map(str, sorted(stored)))} only")  # fmt: skip
+    data = data or baseline.data.path
+    identity = data_identity(data, rows, seed)
+    if identity.sha256 != baseline.data.sha256:
+        raise UsageError(
+            f"{option('data')} {data!r}: its rows ({identity.rows_used} with {option('rows')} {rows}, {option('seed')} {seed}) "
+            f"are not the baseline's ({baseline.data.rows_used} of {baseline.data.path!r} with rows {baseline.data.rows}, "
+            f"seed {baseline.data.seed}): a stored baseline is compared on the very rows it was measured on"
+        )  # fmt: skip
+    environment = capture()
+    results = _measure_each(candidate, data, inputs, batch_sizes, rows, seed, threads, device, backend, time_budget_s,
+                            confidence, pad_value, progress, testing)  # fmt: skip
+    backend_info = results[0].backend
+    environment = replace(environment, frameworks={backend_info.framework: backend_info.framework_version})
+    differ = differences(baseline.fingerprint, fingerprint(environment, backend_info))
+    warnings = [WEAKER.format(path=baseline_path, created=baseline.created or "at an unknown time")]
+    if differ:
+        if not allow_env_mismatch:
+            raise UsageError(f"the environment differs from the baseline's: {'; '.join(differ)} "
+                             f"(pass {option('allow_env_mismatch')} to compare anyway)")  # fmt: skip
+        warnings.append(f"the environment differs from the baseline's ({'; '.join(differ)}): compared anyway "
+                        f"({option('allow_env_mismatch')}); the ratio includes that difference")  # fmt: skip
+    checks = _checks(baseline, results, chosen, confidence, seed)
+    verdict, reason = overall(checks)
+    return Report(
+        verdict=verdict,
+        reason=reason + ("; against a stored baseline" if verdict is not Verdict.ERROR else ""),
+        reference=replace(baseline.model, path=f"{baseline.model.path} (baseline {baseline_path})"),
+        candidate=ModelReport(candidate, backend_info, results[0].inputs, 0.0, memory=dict(results[0].memory or {})),
+        data=DataReport(identity.path, identity.rows_total, identity.rows_used, seed),
+        settings=Settings(tuple(batch_sizes), tuple(str(b) for b in chosen), float(time_budget_s), confidence, seed,
+                          threads, rows, pad_value, {}, device=device),  # fmt: skip
+        environment=environment,
+        run=None,  # no interleaved run: nothing of a same-run measurement's summary applies
+        checks=checks,
+        warnings=tuple(warnings),
+        perfgate_version=__version__,
+        created=now(),
+    )
+
+
+def _measure_each(model, data, inputs, batch_sizes, rows, seed, threads, device, backend, time_budget_s, confidence,
+                  pad_value, progress, testing) -> list:  # fmt: skip
+    if not batch_sizes:
+        raise UsageError(f"{option('batch_sizes')} needs at least one batch size")
+    share = float(time_budget_s) / len(batch_sizes) if isinstance(time_budget_s, (int, float)) else time_budget_s
+    return [
+        measure(model, data, inputs=inputs, batch_size=size, max_rows=rows, backend=backend, device=device,
+                threads=threads, time_budget_s=share, confidence=confidence, seed=seed, pad_value=pad_value,
+                progress=progress, **testing)  # fmt: skip
+        for size in batch_sizes
+    ]
+
+
+def _budgets(max_latency_increase: Any, budgets: Sequence[str], batch_sizes: Sequence[int]) -> tuple[Budget, ...]:
+    chosen = build_budgets(max_latency_increase, budgets, scope=Scope(tuple(batch_sizes)))
+    for budget in chosen:
+        if budget.metric.family not in GATEABLE:
+            raise UsageError(f"budget {budget}: a stored baseline holds latency and throughput samples only; "
+                             f"{budget.metric.family} needs both models in the same run")  # fmt: skip
+    return chosen
+
+
+def _checks(baseline: Baseline, results: list, budgets: Sequence[Budget], confidence: float, seed: int) -> tuple[Check, ...]:
+    by_name = {budget.metric.name: budget for budget in budgets}
+    stored = {m.batch_size: m for m in baseline.measured}
+    latency = [budget.metric for budget in budgets if budget.metric.family == "latency"]
+    for extra in ("latency.p50", "latency.p95", "latency.p99", "latency.mean"):
+        if extra not in by_name:
+            latency.append(parse_metric(extra))
+    latency.sort(key=lambda metric: 2.0 if metric.quantile is None else metric.quantile)
+    places = []
+    for result in results:
+        places.extend((metric, result) for metric in latency)
+        places.append((parse_metric(f"throughput.batch{result.batch_size}"), result))
+    gated = sum(1 for metric, _ in places if _budget_of(metric, by_name) is not None)
+    level = 1.0 - (1.0 - confidence) / max(1, gated)
+    checks = []
+    for metric, result in places:
+        budget = _budget_of(metric, by_name)
+        reference = stored[result.batch_size]
+        if metric.family == "latency":
+            checks.append(_latency_check(metric, reference.blocks, result.blocks, result.batch_size, budget, level, seed))
+        else:
+            checks.append(_throughput_check(metric, reference, result, budget, level, seed))
+    return tuple(checks)
+
+
+def _budget_of(metric: Metric, by_name: dict[str, Budget]) -> Budget | None:
+    if metric.family == "throughput":
+        return by_name.get(metric.name) or by_name.get("throughput")
+    return by_name.get(metric.name)
+
+
+def _latency_check(metric, reference_blocks, candidate_blocks, batch_size, budget, level, seed) -> Check:
+    reference, candidate = np.concatenate(reference_blocks), np.concatenate(candidate_blocks)
+    common = dict(metric=metric, batch_size=batch_size, unit="ns", n_reference=int(reference.size),
+                  n_candidate=int(candidate.size), blocks=min(len(reference_blocks), len(candidate_blocks)),
+                  **budget_fields(budget))  # fmt: skip
+    needed = min_samples_for_quantile(metric.quantile)
+    if min(reference.size, candidate.size) < needed:
+        reason = f"insufficient samples: {min(reference.size, candidate.size)} per model, {metric.name} needs {needed}"
+        return undecided(common, budget, reason)
+    try:
+        interval = unpaired_interval(reference_blocks, candidate_blocks, metric.quantile, level, seed)
+    except UnusableSamples as exc:
+        return undecided(common, budget, f"unusable samples: {exc}")
+    values = (statistic(reference, metric.quantile), statistic(candidate, metric.quantile))
+    return decided(common, budget, interval, values, higher_is_better=False)
+
+
+def _throughput_check(metric, reference, result, budget, level, seed) -> Check:
+    """Samples per second of each run's throughput windows, each window one block."""
+    rates = {side: np.array([m.calls_per_block * m.batch_size * 1e9 / w for w in m.windows], dtype=np.float64)
+             for side, m in (("reference", reference), ("candidate", result))}  # fmt: skip
+    common = dict(metric=metric, batch_size=result.batch_size, unit="samples/s", higher_is_better=True,
+                  n_reference=int(rates["reference"].size), n_candidate=int(rates["candidate"].size),
+                  blocks=min(rates["reference"].size, rates["candidate"].size), **budget_fields(budget))  # fmt: skip
+    try:
+        interval = unpaired_interval([r[None] for r in rates["reference"]], [r[None] for r in rates["candidate"]], None, level, seed)
+    except UnusableSamples as exc:
+        return undecided(common, budget, f"unusable samples: {exc}")
+    values = (float(rates["reference"].mean()), float(rates["candidate"].mean()))
+    return decided(common, budget, interval, values, higher_is_better=True)
+
+
+def unpaired_interval(reference_blocks, candidate_blocks, q: float | None, level: float, seed: int) -> RatioInterval:
+    """statistic(candidate) / statistic(reference) of two runs that were not paired: each
+    side's blocks bootstrapped on their own, se of log(ratio) = sqrt(se_ref² + se_cand²),
+    ``log(ratio) ± t(level, min(blocks) - 1) · se``."""
+    from scipy.stats import t as student_t
+
+    reference = quantile_interval(reference_blocks, q, 0.5, seed=seed)
+    candidate = quantile_interval(candidate_blocks, q, 0.5, seed=seed + 1)
+    estimate = candidate.estimate / reference.estimate
+    blocks = min(reference.blocks, candidate.blocks)
+    se_log = math.hypot(reference.se_log, candidate.se_log)
+    half = float(student_t.ppf(0.5 + level / 2.0, df=blocks - 1)) * se_log
+    return RatioInterval(estimate, estimate * math.exp(-half), estimate * math.exp(half), level, blocks, se_log)
+
+
+# compare's options as compare_with_baseline takes them; the faces' own (where reports go) are the CLI's
+_OPTIONS = {"baseline": "baseline_path", "candidate": "candidate", "data": "data", "inputs": "inputs",
+            "candidate_inputs": "inputs", "batch_sizes": "batch_sizes", "max_latency_increase": "max_latency_increase",
+            "budgets": "budgets", "time_budget": "time_budget_s", "seed": "seed", "threads": "threads", "rows": "rows",
+            "pad_value": "pad_value", "confidence": "confidence", "device": "device", "candidate_backend": "backend",
+            "allow_env_mismatch": "allow_env_mismatch"}  # fmt: skip
+_FACES = {"json_path", "fmt", "markdown_path", "junit_path", "html_path", "fail_on_inconclusive", "quiet", "debug"}
+
+
+def options_from(params: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """compare's command-line options for ``compare_with_baseline``; an option given that
+    only a same-run comparison has (``--reference``, ``--cold-starts``, …) is a usage error."""
+    if params.get("baseline") is None:
+        raise UsageError(f"{option('allow_env_mismatch')} applies to a comparison against a stored baseline "
+                         f"({option('baseline')} PATH)")  # fmt: skip
+    for name in sorted(given - set(_OPTIONS) - _FACES):
+        why = "the baseline is the reference" if name.startswith("reference") else "it needs both models in the same run"
+        raise UsageError(f"{option(name)} cannot be used with {option('baseline')}: {why}")
+    options = {_OPTIONS[name]: params[name] for name in _OPTIONS if name != "candidate_inputs"}
+    if params.get("candidate_inputs"):
+        options["inputs"] = params["candidate_inputs"]
+    return options
+
+
+def describe(baseline: Baseline) -> str:
+    """A measurement in a few lines: per batch size the latency quantiles and throughput."""
+    from perfgate.formatting import format_duration, format_rate
+
+    lines = [f"perfgate: {baseline.model.path} ({baseline.fingerprint.get('framework', '')} on "
+             f"{baseline.fingerprint.get('device', '')}), {baseline.data.rows_used} rows of {baseline.data.path}"]  # fmt: skip
+    for m in baseline.measured:
+        samples = np.concatenate(m.blocks)
+        p50, p95, p99 = (format_duration(float(np.quantile(samples, q))) for q in (0.5, 0.95, 0.99))
+        rate = m.calls_per_block * m.batch_size * 1e9 / float(np.mean(m.windows)) if m.windows else 0.0
+        lines.append(f"  batch {m.batch_size}: p50 {p50}, p95 {p95}, p99 {p99}, {format_rate(rate)} "
+                     f"({samples.size} calls in {len(m.blocks)} blocks)")  # fmt: skip
+    return "\n".join(lines) + "\n"
