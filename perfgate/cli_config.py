@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import click
 from click.core import ParameterSource
 
-from perfgate.configfile import KEYS, MODELS, ConfigFile, find
+from perfgate.configfile import KEYS, MODELS, ConfigFile, find, report_path
 from perfgate.errors import EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_REGRESSION, UsageError
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 CONFIG_OPTIONS = frozenset(api for api, _ in KEYS.values())  # the options a file may set
 STDOUT_FORMATS_FOR_SEVERAL = ("text", "markdown")  # the formats that read well one after another
-NAME_FIELD = "{name}"
 
 
 @dataclass(frozen=True)
@@ -80,19 +79,6 @@ def _given(ctx: click.Context, api: str) -> bool:
 
 
 _PARAM = {"time_budget_s": "time_budget", "call_timeout_s": "call_timeout"}  # API keyword -> click parameter
-
-
-def report_path(path: str | None, name: str | None, several: bool) -> str | None:
-    """A report file of one comparison: ``{name}`` in the path is its name; without one,
-    and with several comparisons, the name goes before the extension (report.mlp.json)."""
-    if path is None or name is None:
-        return path
-    if NAME_FIELD in path:
-        return path.replace(NAME_FIELD, name)
-    if not several:
-        return path
-    root, extension = os.path.splitext(path)
-    return f"{root}.{name}{extension}"
 
 
 def check_outputs(fmt: str, runs: Sequence[Planned]) -> None:

@@ -32,6 +32,7 @@ from perfgate.errors import UsageError, api_words
 FILE_NAME = "perfgate.toml"
 PYPROJECT = "pyproject.toml"
 COMPARISONS = "comparisons"
+NAME_FIELD = "{name}"  # in a report path: the comparison's name
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a comparison's name goes into report file names
 
 # each kind: a check of a TOML value, and what the message calls the expected value
@@ -266,3 +267,15 @@ def _shown(value: Any) -> str:
     text = repr(value) if not isinstance(value, bool) else str(value).lower()
     return text if len(text) <= 60 else text[:57] + "..."
 
+
+def report_path(path: str | None, name: str | None, several: bool) -> str | None:
+    """A report file of one comparison: ``{name}`` in the path is its name; without one,
+    and with several comparisons, the name goes before the extension (report.mlp.json)."""
+    if path is None or name is None:
+        return path
+    if NAME_FIELD in path:
+        return path.replace(NAME_FIELD, name)
+    if not several:
+        return path
+    root, extension = os.path.splitext(path)
+    return f"{root}.{name}{extension}"

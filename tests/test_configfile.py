@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from conftest import ROOT
-from perfgate.cli_config import report_path, worst
-from perfgate.configfile import KEYS, find, load, parse
+from perfgate.cli_config import worst
+from perfgate.configfile import KEYS, find, load, parse, report_path
 from perfgate.errors import UsageError
 
 SCHEMA = json.loads(resources.files("perfgate").joinpath("schemas/config.schema.json").read_text())
