@@ -115,7 +115,7 @@ class ConfigFile:
         unknown = [name for name in wanted if name not in known]
         if unknown:
             listed = ", ".join(known) if known else "none"
-            raise UsageError(f"--only {unknown[0]}: {self.path} has no comparison of that name (it has: {listed})")
+            raise UsageError(f"{self.path} has no comparison named {unknown[0]!r} (it has: {listed})")
         if not self.comparisons:
             table = f"{self.table}.{COMPARISONS}" if self.table else COMPARISONS
             raise UsageError(f"{self.path} has no [{table}.NAME] comparison to run; add one, or give --reference, --candidate and --data")

@@ -77,7 +77,7 @@ def test_only_one_from_pyproject_with_flags_over_the_file(tmp_path):
         (TWO.replace("time-budget = 5", "time-budget = -5"), [],
          ["perfgate.toml [comparisons.same]: time-budget must be a positive number of seconds, got -5"]),
         (TWO, ["--time-budget", "-1"], ["perfgate.toml [comparisons.slow]: --time-budget must be a positive number"]),
-        (TWO, ["--only", "fast"], ["--only fast: perfgate.toml has no comparison of that name (it has: slow, same)"]),
+        (TWO, ["--only", "fast"], ["perfgate.toml has no comparison named 'fast' (it has: slow, same)"]),
         (TWO, ["--format", "json"], ["--format json writes one report, and 2 comparisons run (slow, same)"]),
         (TWO.replace('candidate = "', 'candidat = "', 1), [], ["unknown key 'comparisons.slow.candidat' (did you mean 'candidate'?)"]),
         ("threads = [1]\n", [], ["perfgate.toml: threads must be a whole number, got [1]"]),

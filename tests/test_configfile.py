@@ -180,7 +180,7 @@ def test_only_picks_in_the_files_order_and_refuses_an_unknown_name(tmp_path):
     config = load(str(write(tmp_path, TWO)), required=True)
     assert [c.name for c in config.select(["encoder", "ranker"])] == ["ranker", "encoder"]
     assert [c.name for c in config.select(["encoder"])] == ["encoder"]
-    with pytest.raises(UsageError, match=r"--only rankr: .* has no comparison of that name \(it has: ranker, encoder\)"):
+    with pytest.raises(UsageError, match=r"perfgate.toml has no comparison named 'rankr' \(it has: ranker, encoder\)"):
         config.select(["rankr"])
 
 
