@@ -37,7 +37,7 @@ class Options:
     under_xdist: bool = False  # this test runs in a pytest-xdist worker
     config: str = ""  # --perfgate-config, from the rootdir; empty: found there
     rootdir: str = "."
-    given: frozenset[str] = frozenset()  # the options above given on pytest's command line: they override the config file
+    given: tuple[str, ...] = ()  # the options above given on pytest's command line: they override the config file
 
     def compare_defaults(self) -> dict[str, Any]:
         return {"time_budget_s": self.time_budget_s, "device": self.device, "threads": self.threads}
@@ -103,9 +103,9 @@ class Perfgate:
         return self._compared(f"{os.path.basename(report.reference.path)} vs {os.path.basename(report.candidate.path)}", report)
 
     def compare_configured(self, name: str, **options: Any) -> "ComparedResult":
-        """The config file's comparison ``name`` (``perfgate compare --only NAME``): the file's
-        values over the plugin's options, and over both the plugin's options given on pytest's
-        command line and then ``options`` (``CompareConfig`` keywords)."""
+        """The config file's comparison ``name`` (``perfgate compare --only NAME``). Layers,
+        each over the one before: the plugin's options (ini or default), the file, the
+        plugin's options given on pytest's command line, ``options`` (CompareConfig keywords)."""
         __tracebackhide__ = True
         from perfgate.pipeline import run_comparison
 

@@ -101,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
         strict=bool(_setting(config, "strict")),
         config=os.path.join(str(config.rootpath), _setting(config, "config")) if _setting(config, "config") else "",
         rootdir=str(config.rootpath),
-        given=frozenset(name for name in ("time_budget", "device", "threads") if config.getoption(f"perfgate_{name}") is not None),
+        given=tuple(name for name in ("time_budget", "device", "threads") if config.getoption(f"perfgate_{name}") is not None),
         assert_under_xdist=xdist == "assert",
         under_xdist=worker,
     )
