@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import click
 
@@ -54,14 +54,20 @@ def cli() -> None:
 
 @cli.command()
 @click.option(
-    "--reference", "--reference-path", "-r", "reference", default=None, metavar="MODEL",
-    help="The model to compare against (e.g. main's build): a model file, a SavedModel, or a directory holding one model file.",
+    "--reference", "--reference-path", "-r", "reference", metavar="MODEL",
+    help="The model to compare against (e.g. main's build): a model file, a SavedModel, or a directory holding one model file. "
+    "Without the three model options, the config file's comparisons run.",
 )  # fmt: skip
-@click.option("--candidate", "--model-path", "-c", "candidate", required=True, metavar="MODEL", help="The model under test (as --reference).")
+@click.option("--candidate", "--model-path", "-c", "candidate", metavar="MODEL", help="The model under test (as --reference).")
 @click.option(
     "--data", "--dataset", "-d", "data", default=None, metavar="PARQUET",
     help="Parquet file whose rows feed both models: a path or a URI (s3://bucket/key.parquet, gs://, hdfs://).",
 )  # fmt: skip
+@click.option(
+    "--config", "config_path", default=None, metavar="PATH",
+    help="Config file (default: perfgate.toml here, else pyproject.toml's [tool.perfgate]); flags override it.",
+)  # fmt: skip
+@click.option("--only", "only", multiple=True, metavar="NAME", help="Run only this comparison of the config file; repeatable.")
 @click.option(
     "--reference-data", default=None, metavar="PARQUET",
     help="Data drift: the reference's own rows instead of --data's; with --candidate-data the report compares the data, not the models.",
@@ -167,8 +173,10 @@ def cli() -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
 def compare(
     reference: str | None,
-    candidate: str,
+    candidate: str | None,
     data: str | None,
+    config_path: str | None,
+    only: Sequence[str],
     reference_data: str | None,
     candidate_data: str | None,
     baseline: str | None,
@@ -210,51 +218,75 @@ def compare(
     quiet: bool,
     debug: bool,
 ) -> int:
-    """Compare a candidate model against a reference on a Parquet dataset."""
-    from perfgate.config import CompareConfig
+    """Compare a candidate model against a reference on a Parquet dataset, or run the
+    comparisons of a config file (see docs/cli.md, "Config files")."""
+    from perfgate import cli_config
     from perfgate.pipeline import run_comparison
 
-    progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
     if baseline is not None or allow_env_mismatch:
+        progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
         return _compare_to_baseline(click.get_current_context(), progress)
-    models = {"reference": (reference, reference_backend), "candidate": (candidate, candidate_backend)}
+    options = dict(
+        reference=reference, candidate=candidate, data=data,
+        inputs=inputs, reference_inputs=reference_inputs, candidate_inputs=candidate_inputs,
+        batch_sizes=batch_sizes, max_latency_increase=max_latency_increase,
+        budgets=budgets, time_budget_s=time_budget, seed=seed, threads=threads, rows=rows,
+        pad_value=pad_value, confidence=confidence,
+        reference_backend=reference_backend, candidate_backend=candidate_backend,
+        device=device, include_transfers=include_transfers, signature=signature,
+        cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
+        memory_floor=memory_floor, allow_nonfinite=allow_nonfinite, output_rows=output_rows,
+        call_timeout_s=call_timeout, instances=instances,
+        reference_python=reference_python, candidate_python=candidate_python,
+        reference_data=reference_data, candidate_data=candidate_data,
+    )  # fmt: skip
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
-    try:
-        _require_options(reference=reference)
-    except UsageError as exc:
-        return _fail(exc, None, json_path, outputs, fmt, debug)
+    paths = {"json": json_path, **outputs}
+    given_models = {side: (options[side] or "", options[f"{side}_backend"]) for side in ("reference", "candidate")}
     try:
         data_files = {"data": data, "reference data": reference_data, "candidate data": candidate_data}
-        refuse_overwriting_inputs(_report_paths(json_path, outputs), models, data_files)
+        refuse_overwriting_inputs(_report_paths(json_path, outputs), given_models, data_files)
     except UsageError as exc:
         return _fail(exc, None, None, {}, fmt, debug)  # the report would replace an input: write none
-    config = None
     try:
-        config = CompareConfig.from_options(
-            reference, candidate, data,
-            inputs=inputs, reference_inputs=reference_inputs, candidate_inputs=candidate_inputs,
-            batch_sizes=batch_sizes, max_latency_increase=max_latency_increase,
-            budgets=budgets, time_budget_s=time_budget, seed=seed, threads=threads, rows=rows,
-            pad_value=pad_value, confidence=confidence,
-            reference_backend=reference_backend, candidate_backend=candidate_backend,
-            device=device, include_transfers=include_transfers, signature=signature,
-            cold_starts=cold_starts, concurrency=concurrency, rates=rates, size_column=size_column,
-            memory_floor=memory_floor, allow_nonfinite=allow_nonfinite, output_rows=output_rows,
-            call_timeout_s=call_timeout, instances=instances,
-            reference_python=reference_python, candidate_python=candidate_python,
-            reference_data=reference_data, candidate_data=candidate_data,
-        )  # fmt: skip
-        for warning in config.warnings():
-            click.echo(f"perfgate: warning: {printable(warning)}", err=True)
-        with _signals_interrupt():
-            report = run_comparison(config, progress=progress)
-    except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014 (PerfgateError first for readers)
-        return _fail(exc, config, json_path, outputs, fmt, debug)
+        runs, _, notes = cli_config.plan(click.get_current_context(), config_path, only, options, _flag)
+        cli_config.check_outputs(fmt, runs)
+    except (PerfgateError, Exception) as exc:  # noqa: B014 (a usage error before anything runs)
+        return _fail(exc, None, json_path, outputs, fmt, debug)
+    several = len(runs) > 1
+    try:
+        for run in runs:
+            named = {key: cli_config.report_path(path, run.name, several) for key, path in paths.items()}
+            models = {side: (getattr(run.config, side), getattr(run.config, f"{side}_backend")) for side in ("reference", "candidate")}
+            data_files = {"data": run.config.data, "reference data": run.config.reference_data, "candidate data": run.config.candidate_data}
+            refuse_overwriting_inputs(_report_paths(named.pop("json"), named), models, data_files)
+    except UsageError as exc:
+        return _fail(exc, None, None, {}, fmt, debug)
+    for note in notes:
+        click.echo(f"perfgate: warning: {printable(note)}", err=True)
 
-    _write_json(report, json_path, debug)
-    _write_outputs(report, outputs, debug)
-    emit(render(report, fmt), nl=fmt == "json")
-    return _verdict_exit(report, fail_on_inconclusive)
+    def run_one(config: CompareConfig, named: Mapping[str, str | None], name: str) -> tuple[Report | None, int]:
+        prefix = f"[{name}] " if several else ""
+        progress = None if quiet else (lambda message: click.echo(f"perfgate: {prefix}{printable(message)}", err=True))
+        json_out, files = named["json"], {key: named[key] for key in outputs}
+        try:
+            for warning in config.warnings():
+                click.echo(f"perfgate: warning: {prefix}{printable(warning)}", err=True)
+            with _signals_interrupt():
+                report = run_comparison(config, progress=progress)
+        except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014 (PerfgateError first for readers)
+            return None, _fail(exc, config, json_out, files, fmt, debug)
+        _write_json(report, json_out, debug)
+        _write_outputs(report, files, debug)
+        return report, _verdict_exit(report, fail_on_inconclusive)
+
+    def show(name: str, report: Report, index: int, count: int) -> None:
+        if count > 1:
+            gap = "\n" if index > 1 else ""
+            emit(f"{gap}## {name}\n" if fmt == "markdown" else f"{gap}== {name} ({index} of {count}) ==")
+        emit(render(report, fmt), nl=fmt == "json")
+
+    return cli_config.run_all(runs, paths, run_one, show)
 
 
 def _require_options(**given: str | None) -> None:

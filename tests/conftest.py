@@ -64,7 +64,7 @@ def write_identity_onnx(path: Path, inputs: list[tuple[str, str, list]]) -> Path
     return path
 
 
-def run_cli(*args: str, timeout: float = 300.0, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 300.0, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`python -m perfgate ARGS` in a fresh process, as a user or a CI step runs it."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS), full_env.get("PYTHONPATH", "")])
@@ -74,6 +74,6 @@ def run_cli(*args: str, timeout: float = 300.0, env: dict | None = None) -> subp
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd or ROOT,
         env=full_env,
     )

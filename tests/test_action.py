@@ -58,14 +58,16 @@ def test_workflows_are_valid_and_pass_actionlint():
 def test_the_action_has_the_inputs_and_outputs_it_promises():
     action = load_yaml(ACTION)
     assert set(action["inputs"]) == {
-        "reference", "candidate", "data", "inputs", "max-latency-increase", "budgets", "batch-sizes", "device",
-        "time-budget", "fail-on-inconclusive", "extras", "python-version", "perfgate-version", "comment-on-pr",
+        "reference", "candidate", "data", "config", "only", "inputs", "max-latency-increase", "budgets", "batch-sizes",
+        "device", "time-budget", "fail-on-inconclusive", "extras", "python-version", "perfgate-version", "comment-on-pr",
         "github-token", "working-directory", "args", "merge",
     }  # fmt: skip
     assert set(action["outputs"]) == {"verdict", "exit-code", "worst-ratio", "report-json", "report-markdown", "report-html"}
     assert all(spec.get("description") for spec in [*action["inputs"].values(), *action["outputs"].values()])
-    # reference, candidate and data are required unless merge is given: the step says which is missing
-    assert [name for name, spec in action["inputs"].items() if spec.get("required")] == []
+    assert [name for name, spec in action["inputs"].items() if spec.get("required")] == []  # models may come from a config file, or merge needs none
+    # an input with a default would be passed as a flag, and so override the config file's value
+    for name in ("reference", "candidate", "data", "config", "only", "max-latency-increase", "batch-sizes", "device", "time-budget"):
+        assert action["inputs"][name]["default"] == "", name
 
 
 def test_scripts_take_inputs_through_env_and_actions_are_pinned_by_sha():
@@ -264,6 +266,60 @@ def test_a_refused_flag_is_an_error_report_with_exit_2_and_no_comment_without_a_
     assert "::error title=perfgate%3A the comparison could not be carried out::No such option" in step.stdout
     missing = run_step({**env, "INPUT_DATA": ""})
     assert missing.returncode == 2 and "::error title=perfgate::the action needs the input data" in missing.stdout
+
+
+CONFIG = """
+data = "eval.parquet"
+reference = "main.onnx"
+inputs = ["features=f*"]
+max-latency-increase = "100%"
+time-budget = 20
+
+[comparisons.slow]
+candidate = "slow.onnx"
+
+[comparisons.same]
+candidate = "pr.onnx"
+time-budget = 5
+"""
+
+
+def test_inputs_with_a_config_file_pass_it_on_and_name_its_comparisons(tmp_path):
+    (tmp_path / "perfgate.toml").write_text(CONFIG)
+    with pytest.raises(UsageError, match="needs the inputs reference, candidate, data .or a config file"):
+        Inputs.from_environment({"INPUT_WORKING_DIRECTORY": str(tmp_path / "elsewhere")})
+    found = Inputs.from_environment({"INPUT_WORKING_DIRECTORY": str(tmp_path)})
+    assert found.compare_args(Path("r.json"), Path("r.html")) == ["compare", "--json", "r.json", "--html", "r.html"]
+    assert found.comparison_names() == ["slow", "same"]
+    (tmp_path / "perfgate.toml").rename(tmp_path / "gates.toml")
+    named = Inputs.from_environment({"INPUT_WORKING_DIRECTORY": str(tmp_path), "INPUT_CONFIG": "gates.toml",
+                                     "INPUT_ONLY": "same", "INPUT_CANDIDATE": "other.onnx"})  # fmt: skip
+    args = named.compare_args(Path("r.json"), Path("r.html"))
+    assert args[:7] == ["compare", "--candidate", "other.onnx", "--config", "gates.toml", "--only", "same"]
+    assert named.comparison_names() == ["same"]
+    assert named.marker({}) != dataclasses.replace(named, config="", only=()).marker({})
+
+
+@pytest.mark.e2e
+def test_a_config_file_s_comparisons_each_reach_the_summary_the_annotations_and_the_outputs(tmp_path, workspace):
+    shutil.copy(FIXTURES / "mlp_slow.onnx", workspace / "slow.onnx")
+    (workspace / "perfgate.toml").write_text(CONFIG)
+    with FakeGitHub() as github:
+        env = runner_environment(tmp_path, workspace, github, PULL_REQUEST, reference="", candidate="", data="", inputs="",
+                                 max_latency_increase="", time_budget="")  # fmt: skip
+        step = run_step(env)
+        assert step.returncode == 1, step.stdout + step.stderr
+        outputs = read_outputs(env["GITHUB_OUTPUT"])
+        assert outputs["verdict"] == "fail" and outputs["exit-code"] == "1" and float(outputs["worst-ratio"]) > 2.0
+        folder = Path(outputs["report-json"])
+        assert json.loads((folder / "report.slow.json").read_text())["verdict"] == "fail"
+        assert json.loads((folder / "report.same.json").read_text())["verdict"] in ("pass", "inconclusive")
+        assert (folder / "report.slow.html").exists() and Path(outputs["report-html"]) == folder
+        summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+        assert MARKER.match(summary) and summary.index("### slow") < summary.index("## ❌ perfgate: FAIL") < summary.index("### same")
+        errors = [line for line in step.stdout.splitlines() if line.startswith("::error ")]
+        assert errors and errors[0].startswith("::error title=perfgate regression (slow)%3A latency.")
+        assert len(github.comments[7]) == 1 and "### same" in github.comments[7][0]["body"]
 
 
 def test_a_workflow_run_posts_the_fork_s_report_rendered_again_from_its_json(tmp_path):

@@ -310,3 +310,42 @@ def test_a_bad_option_is_a_usage_error(pytester, run, args, message):
     result = run(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in text(result)
+
+
+def test_compare_configured_runs_a_comparison_of_pyproject_s_tool_perfgate(pytester, run):
+    pytester.makefile(".toml", pyproject=f"""
+[tool.perfgate]
+reference = "{FIXTURES / 'mlp_reference.onnx'}"
+data = "{FIXTURES / 'features.parquet'}"
+inputs = ["features=f*"]
+time-budget = 5
+cold-starts = 0
+output-rows = 0
+batch-sizes = [1]
+
+[tool.perfgate.comparisons.slow]
+candidate = "{FIXTURES / 'mlp_slow.onnx'}"
+
+[tool.perfgate.comparisons.same]
+candidate = "{FIXTURES / 'mlp_reference.onnx'}"
+""")  # fmt: skip
+    pytester.makepyfile(test_configured="""
+def test_slow(perfgate):
+    perfgate.compare_configured("slow").assert_no_regression()
+
+
+def test_same_with_pytest_s_flags_and_the_call_s_keywords_over_the_file(perfgate):
+    result = perfgate.compare_configured("same", batch_sizes=[2])
+    assert result.settings.batch_sizes == (2,) and result.settings.time_budget_s == 3  # --perfgate-time-budget 3
+    assert result.verdict.value in ("pass", "inconclusive")
+
+
+def test_unknown(perfgate):
+    perfgate.compare_configured("fast")
+""")
+    result = run("--perfgate-time-budget", "3")
+    output = text(result)
+    result.assert_outcomes(passed=1, failed=2)
+    assert re.search(r"perfgate: .*mlp_slow.onnx regressed against .*mlp_reference.onnx:", output)
+    assert "perfgate: usage error: " in output and "pyproject.toml has no comparison named 'fast' (it has: slow, same)" in output
+    assert re.search(r"^test_configured.py::test_slow +slow +latency.p", output, re.M)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from perfgate.configfile import report_path
 from perfgate.errors import EXIT_RUNTIME, EXIT_USAGE, UsageError
 from perfgate.integrations.github_comment import MARKER, GitHub, GitHubError, marker_for, pull_request_number, read_event
 from perfgate.report.files import write_atomically
@@ -44,6 +45,8 @@ class Inputs:
     candidate: str
     data: str
     inputs: tuple[str, ...] = ()
+    config: str = ""
+    only: tuple[str, ...] = ()
     max_latency_increase: str = ""
     budgets: tuple[str, ...] = ()
     batch_sizes: tuple[str, ...] = ()
@@ -63,8 +66,11 @@ class Inputs:
 
         merge = tuple(re.split(r"\s+", get("MERGE"))) if get("MERGE") else ()
         missing = [name.lower().replace("_", "-") for name in ("REFERENCE", "CANDIDATE", "DATA") if not get(name) and not merge]
-        if missing:
-            raise UsageError(f"the action needs the input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+        if missing and not (get("CONFIG") or _config_found(get("WORKING_DIRECTORY") or ".")):
+            raise UsageError(
+                f"the action needs the input{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                "(or merge, or a config file: the input config, perfgate.toml, or [tool.perfgate] in pyproject.toml)"
+            )
         try:
             args = tuple(shlex.split(get("ARGS")))
         except ValueError as exc:
@@ -73,6 +79,7 @@ class Inputs:
             reference=get("REFERENCE"), candidate=get("CANDIDATE"), data=get("DATA"),
             # one mapping a line: a column name may hold a comma or a space
             inputs=tuple(line.strip() for line in get("INPUTS").splitlines() if line.strip()),
+            config=get("CONFIG"), only=tuple(re.split(r"[\s,]+", get("ONLY"))) if get("ONLY") else (),
             max_latency_increase=get("MAX_LATENCY_INCREASE"),
             budgets=tuple(re.split(r"[\s,]+", get("BUDGETS"))) if get("BUDGETS") else (),
             batch_sizes=tuple(re.split(r"[\s,]+", get("BATCH_SIZES"))) if get("BATCH_SIZES") else (),
@@ -83,7 +90,12 @@ class Inputs:
         )  # fmt: skip
 
     def compare_args(self, json_path: Path, html_path: Path) -> list[str]:
-        args = ["compare", "--reference", self.reference, "--candidate", self.candidate, "--data", self.data]
+        args = ["compare"]
+        for flag, value in (("--reference", self.reference), ("--candidate", self.candidate), ("--data", self.data), ("--config", self.config)):
+            if value:
+                args += [flag, value]
+        for name in self.only:
+            args += ["--only", name]
         for mapping in self.inputs:
             args += ["--input", mapping]
         if self.max_latency_increase:
@@ -113,9 +125,35 @@ class Inputs:
     def marker(self, environ: Mapping[str, str]) -> str:
         """What names this comparison: where it runs and what it compares (not its budgets,
         so that a budget changed in a pull request edits the same comment)."""
+        configured = [self.config, self.only] if self.config or self.only else []  # markers without a config stay as they were
         names = [environ.get("GITHUB_WORKFLOW", ""), environ.get("GITHUB_JOB", ""), self.working_directory,
-                 self.reference, self.candidate, self.data, self.device, self.batch_sizes, self.inputs]  # fmt: skip
+                 self.reference, self.candidate, self.data, self.device, self.batch_sizes, self.inputs, *configured]  # fmt: skip
         return marker_for(names + [self.merge] if self.merge else names)
+
+    def comparison_names(self) -> list[str | None]:
+        """The config file's comparisons that perfgate compare will run, in its order; [None]
+        for one comparison of the inputs' own (perfgate compare says what is wrong, if anything is)."""
+        from perfgate.configfile import find
+
+        if self.merge:
+            return [None]  # one merged report
+        directory = self.working_directory
+        try:
+            file, _ = find(os.path.join(directory, self.config) if self.config else None, directory)
+            if file is None or not file.comparisons or (self.reference and self.candidate and self.data and not self.only):
+                return [None]
+            return [comparison.name for comparison in file.select(self.only)]
+        except UsageError:
+            return [None]
+
+
+def _config_found(directory: str) -> bool:
+    from perfgate.configfile import find
+
+    try:
+        return find(None, directory)[0] is not None
+    except UsageError:
+        return True  # perfgate compare names the mistake in it
 
 
 def run(environ: Mapping[str, str] = os.environ) -> int:
@@ -127,24 +165,32 @@ def run(environ: Mapping[str, str] = os.environ) -> int:
     marker = inputs.marker(environ)
     out = Path(environ.get("RUNNER_TEMP") or tempfile.gettempdir()) / "perfgate" / MARKER.search(marker).group(1)
     out.mkdir(parents=True, exist_ok=True)
+    names = inputs.comparison_names()
+    several = len(names) > 1
+    for stale in [*out.glob("report*.json"), *out.glob("report*.html"), out / "report.md"]:
+        stale.unlink(missing_ok=True)  # a report left by an earlier step must not pass for this one's
     paths = {"json": out / "report.json", "markdown": out / "report.md", "html": out / "report.html"}
-    for path in paths.values():
-        path.unlink(missing_ok=True)  # a report left by an earlier step must not pass for this one's
     args = inputs.merge_args(paths["json"], paths["html"]) if inputs.merge else inputs.compare_args(paths["json"], paths["html"])
     code, last_error = _run_gate(args, inputs.working_directory)
-    report = _read(paths["json"], code, last_error)
-    if not paths["html"].exists():
-        write_atomically(paths["html"], render_html(report))
-    markdown = f"{marker}\n{render_markdown(report, max_chars=MAX_CHARS)}{_footer(environ)}"
+    reports = []
+    for name in names:
+        json_path, html_path = (Path(report_path(str(paths[kind]), name, several)) for kind in ("json", "html"))
+        report = _read(json_path, code, last_error)
+        if not html_path.exists():
+            write_atomically(html_path, render_html(report))
+        reports.append((name or "", report))
+    markdown = f"{marker}\n{_markdown(reports)}{_footer(environ)}"
     write_atomically(paths["markdown"], markdown)
     _append(environ.get("GITHUB_STEP_SUMMARY"), markdown)
-    for line in annotations(report):
+    for line in annotations_of(reports):
         print(line, flush=True)
-    checks = worst_first([check for _, leaf in leaves(report) for check in gated(leaf)])  # every part's, for a merge
+    worst_report = min((report for _, report in reports), key=lambda report: _SEVERITY.index(report.verdict))
+    checks = worst_first([check for _, leaf in leaves(worst_report) for check in gated(leaf)])  # every part's, for a merge
     ratio = next((check.ratio for check in checks if check.ratio is not None), None)
+    shown = {kind: str(out if several else paths[kind]) for kind in ("json", "html")}  # several: the folder of NAME's files
     _set_outputs(environ.get("GITHUB_OUTPUT"), {
-        "verdict": report.verdict.value, "exit-code": str(code), "worst-ratio": "" if ratio is None else f"{ratio:.4f}",
-        "report-json": str(paths["json"]), "report-markdown": str(paths["markdown"]), "report-html": str(paths["html"]),
+        "verdict": worst_report.verdict.value, "exit-code": str(code), "worst-ratio": "" if ratio is None else f"{ratio:.4f}",
+        "report-json": shown["json"], "report-markdown": str(paths["markdown"]), "report-html": shown["html"],
     })  # fmt: skip
     if inputs.comment_on_pr:
         number = pull_request_number(read_event(environ))
@@ -202,25 +248,45 @@ def _dumps(report: Report) -> str:
     return dumps(report) + "\n"
 
 
+_SEVERITY = (Verdict.ERROR, Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS)  # worst first
+
+
+def _markdown(reports: Sequence[tuple[str, Report]]) -> str:
+    """One report, or each of several under its comparison's name, within GitHub's limit."""
+    if len(reports) == 1:
+        return render_markdown(reports[0][1], max_chars=MAX_CHARS)
+    share = MAX_CHARS // len(reports) - 100
+    return "\n".join(f"### {safe(name)}\n\n{render_markdown(report, max_chars=share)}" for name, report in reports)
+
+
 def annotations(report: Report) -> list[str]:
     """``::error`` per failed check, ``::warning`` per inconclusive one, worst first, at most
     10; of a merged report, each part's (named), its errors first."""
-    if report.verdict is Verdict.ERROR and not report.parts:
-        message = report.error.message if report.error is not None else report.reason
-        return [f"::error title={_property('perfgate: the comparison could not be carried out')}::{_data(message)}"]
-    named = leaves(report)
-    lines = [f"::error title={_property(f'perfgate: part {name} could not be carried out')}::"
-             f"{_data(part.error.message if part.error is not None else part.reason)}"
-             for name, part in named if part.verdict is Verdict.ERROR]  # fmt: skip
-    checks = [(name, check) for name, part in named if part.verdict is not Verdict.ERROR for check in gated(part)]
-    order = {id(check): index for index, check in enumerate(worst_first([check for _, check in checks]))}
-    for name, check in sorted(checks, key=lambda item: order[id(item[1])]):
-        if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
-            break
-        kind = "error" if check.verdict is Verdict.FAIL else "warning"
-        word = "regression" if check.verdict is Verdict.FAIL else "inconclusive"
-        at = f"{name}: {where(check)}" if name else where(check)
-        lines.append(f"::{kind} title={_property(f'perfgate {word}: {at}')}::{_data(check.reason)}")
+    return annotations_of([("", report)])
+
+
+def annotations_of(reports: Sequence[tuple[str, Report]]) -> list[str]:
+    """The annotations of one or several comparisons (named in each title), at most 10 in all."""
+    lines = []
+    for name, report in reports:
+        named = f" ({name})" if name else ""
+        if report.verdict is Verdict.ERROR and not report.parts:
+            message = report.error.message if report.error is not None else report.reason
+            lines.append(f"::error title={_property(f'perfgate: the comparison{named} could not be carried out')}::{_data(message)}")
+            continue
+        parts = leaves(report)
+        lines += [f"::error title={_property(f'perfgate: part {part_name}{named} could not be carried out')}::"
+                  f"{_data(part.error.message if part.error is not None else part.reason)}"
+                  for part_name, part in parts if part.verdict is Verdict.ERROR]  # fmt: skip
+        checks = [(part_name, check) for part_name, part in parts if part.verdict is not Verdict.ERROR for check in gated(part)]
+        order = {id(check): index for index, check in enumerate(worst_first([check for _, check in checks]))}
+        for part_name, check in sorted(checks, key=lambda item: order[id(item[1])]):
+            if check.verdict not in (Verdict.FAIL, Verdict.INCONCLUSIVE):
+                break
+            kind = "error" if check.verdict is Verdict.FAIL else "warning"
+            word = "regression" if check.verdict is Verdict.FAIL else "inconclusive"
+            at = f"{part_name}: {where(check)}" if part_name else where(check)
+            lines.append(f"::{kind} title={_property(f'perfgate {word}{named}: {at}')}::{_data(check.reason)}")
     if len(lines) > MAX_ANNOTATIONS:
         hidden = len(lines) - (MAX_ANNOTATIONS - 1)
         lines = lines[: MAX_ANNOTATIONS - 1] + [f"::notice title=perfgate::{hidden} more checks failed or are inconclusive: see the job summary"]

@@ -35,6 +35,12 @@ class Options:
     strict: bool = False
     assert_under_xdist: bool = False
     under_xdist: bool = False  # this test runs in a pytest-xdist worker
+    config: str = ""  # --perfgate-config, from the rootdir; empty: found there
+    rootdir: str = "."
+    given: tuple[str, ...] = ()  # the options above given on pytest's command line: they override the config file
+
+    def compare_defaults(self) -> dict[str, Any]:
+        return {"time_budget_s": self.time_budget_s, "device": self.device, "threads": self.threads}
 
     @property
     def asserting(self) -> bool:
@@ -64,7 +70,7 @@ class Entry:
 
 
 class Perfgate:
-    """The fixture: ``perfgate.measure(...)`` and ``perfgate.compare(...)``."""
+    """The fixture: ``perfgate.measure(...)``, ``perfgate.compare(...)`` and ``perfgate.compare_configured(NAME)``."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -92,12 +98,37 @@ class Perfgate:
         __tracebackhide__ = True
         from perfgate.pipeline import compare
 
-        defaults = {"time_budget_s": self.options.time_budget_s, "device": self.options.device, "threads": self.options.threads}
+        defaults = self.options.compare_defaults()
         report = _run(lambda: compare(os.fspath(reference), os.fspath(candidate), os.fspath(data), **{**defaults, **options}))
-        label = f"{os.path.basename(report.reference.path)} vs {os.path.basename(report.candidate.path)}"
+        return self._compared(f"{os.path.basename(report.reference.path)} vs {os.path.basename(report.candidate.path)}", report)
+
+    def compare_configured(self, name: str, **options: Any) -> "ComparedResult":
+        """The config file's comparison ``name`` (``perfgate compare --only NAME``). Layers,
+        each over the one before: the plugin's options (ini or default), the file, the
+        plugin's options given on pytest's command line, ``options`` (CompareConfig keywords)."""
+        __tracebackhide__ = True
+        from perfgate.pipeline import run_comparison
+
+        config = _run(lambda: configured(self.options, name, options))
+        return self._compared(name, _run(lambda: run_comparison(config)))
+
+    def _compared(self, label: str, report: Any) -> "ComparedResult":
         entry = Entry("compare", label, report, original=report, rows=_report_rows(report))
         self.entries.append(entry)
         return ComparedResult(report, entry, self.options)
+
+
+def configured(options: Options, name: str, overrides: dict[str, Any]) -> Any:
+    """The CompareConfig of the config file's comparison ``name``, as the plugin runs it."""
+    from perfgate.configfile import find
+
+    file, _ = find(options.config or None, options.rootdir)
+    if file is None:
+        raise UsageError(f"no config file for compare_configured({name!r}): perfgate.toml, or [tool.perfgate] in pyproject.toml, in {options.rootdir}, or --perfgate-config PATH")
+    (comparison,) = file.select([name])
+    defaults = options.compare_defaults()
+    given = {key: value for key, value in defaults.items() if key.removesuffix("_s") in options.given}
+    return file.build(comparison, {**given, **overrides}, fallback=defaults)
 
 
 class MeasuredResult:

@@ -65,6 +65,8 @@ _OPTIONS = (
     ("device", "--perfgate-device", "string", "cpu", "cpu, cuda or cuda:N (default cpu)"),
     ("threads", "--perfgate-threads", "string", "1", "threads per model (default 1)"),
     ("json", "--perfgate-json", "string", "", "write every measurement of the session to this JSON file"),
+    ("config", "--perfgate-config", "string", "",
+     "config file for perfgate.compare_configured (default: perfgate.toml, else pyproject.toml's [tool.perfgate], in the rootdir)"),
     ("strict", "--perfgate-strict", "bool", False, "fail a test whose budget is inconclusive (default: pass with a warning)"),
     ("skip", "--perfgate-skip", "bool", False, "skip the tests that use perfgate, for fast local runs"),
     ("only", "--perfgate-only", "bool", False, "run only the tests that use perfgate"),
@@ -97,6 +99,9 @@ def pytest_configure(config: pytest.Config) -> None:
         device=_device(_setting(config, "device")),
         threads=_positive(_setting(config, "threads"), "--perfgate-threads", int),
         strict=bool(_setting(config, "strict")),
+        config=os.path.join(str(config.rootpath), _setting(config, "config")) if _setting(config, "config") else "",
+        rootdir=str(config.rootpath),
+        given=tuple(name for name in ("time_budget", "device", "threads") if config.getoption(f"perfgate_{name}") is not None),
         assert_under_xdist=xdist == "assert",
         under_xdist=worker,
     )
@@ -128,8 +133,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture
 def perfgate(request: pytest.FixtureRequest) -> Perfgate:
-    """``perfgate.measure(model, data=..., inputs=...)``, ``perfgate.measure(predict, rows=...)``
-    and ``perfgate.compare(reference=..., candidate=..., data=...)``, whose assertions fail the test."""
+    """``perfgate.measure(model, data=..., inputs=...)``, ``perfgate.measure(predict, rows=...)``,
+    ``perfgate.compare(reference=..., candidate=..., data=...)`` and ``perfgate.compare_configured(NAME)``
+    (a comparison of the config file), whose assertions fail the test."""
     fixture = Perfgate(request.config.stash[_STATE].options)
     request.node.stash[_FIXTURE] = fixture
     return fixture
