@@ -69,7 +69,7 @@ class Inputs:
         if missing and not (get("CONFIG") or _config_found(get("WORKING_DIRECTORY") or ".")):
             raise UsageError(
                 f"the action needs the input{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-                "(or merge, or a config file: the input config, perfgate.toml, or [tool.perfgate] in pyproject.toml)"
+                "(or a config file: the input config, perfgate.toml, or [tool.perfgate] in pyproject.toml; or merge)"
             )
         try:
             args = tuple(shlex.split(get("ARGS")))
