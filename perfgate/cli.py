@@ -32,6 +32,7 @@ from perfgate.errors import (
     PerfgateError,
     UsageError,
 )
+from perfgate.cli_calibrate import calibrate_command
 from perfgate.cli_io import StdoutFailed, emit, refuse_overwriting_inputs, stdout_failed
 from perfgate.report import FORMATS, render
 from perfgate.report.json import dumps, read_report, write_report
@@ -183,6 +184,7 @@ def compare(
     """Compare a candidate model against a reference on a Parquet dataset."""
     from perfgate.config import CompareConfig
     from perfgate.pipeline import run_comparison
+    from perfgate.progress import on_stderr
 
     models = {"reference": (reference, reference_backend), "candidate": (candidate, candidate_backend)}
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
@@ -207,8 +209,8 @@ def compare(
         )  # fmt: skip
         for warning in config.warnings():
             click.echo(f"perfgate: warning: {printable(warning)}", err=True)
-        with _signals_interrupt():
-            report = run_comparison(config, progress=progress)
+        with _signals_interrupt(), on_stderr(progress) as shown:
+            report = run_comparison(config, progress=shown)
     except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014 (PerfgateError first for readers)
         return _fail(exc, config, json_path, outputs, fmt, debug)
 
@@ -269,6 +271,9 @@ def report_command(
         return exc.exit_code
     emit(render(report, fmt), nl=fmt == "json")
     return _verdict_exit(report, fail_on_inconclusive)
+
+
+cli.add_command(calibrate_command)
 
 
 def _verdict_exit(report: Report, fail_on_inconclusive: bool) -> int:

@@ -29,6 +29,8 @@ from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
 from perfgate.outputs import compare_outputs
+from perfgate.progress import Status, deciding_check, show_status
+from perfgate.resolution import refuse_unresolvable
 from perfgate.results import SIDES, DataReport, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.runner import Measurement, MeasurementPlan, measure
 from perfgate.sizes import analyze
@@ -55,9 +57,11 @@ def run_comparison(
     worker_factory: WorkerFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
     plan_overrides: Mapping[str, Any] | None = None,
+    calibrating: bool = False,
 ) -> Report:
     """Run one comparison. ``worker_factory``, ``clock`` and ``plan_overrides`` exist for
-    tests and benchmarks (fake backends in-process, virtual time, smaller blocks)."""
+    tests and benchmarks (fake backends in-process, virtual time, smaller blocks);
+    ``calibrating`` measures for the whole time budget and refuses no budget (perfgate.calibrate)."""
     say = progress or (lambda message: None)
     started = clock()
     environment = capture()
@@ -78,13 +82,16 @@ def run_comparison(
             workers[side] = factory(side, log_dir)
             cleanup.callback(workers[side].close)
             workers[side].start(config.threads, cpus)
+        show_status(progress, Status("loading", clock() - started))
         say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {config.threads} thread(s) each)")
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
         infos = _load(workers, requests)
         started_s = clock() - starting
         fed = feed(workers, infos, dataset, selection, config, paths, clock)
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
+        show_status(progress, Status("outputs", clock() - started))
         outputs = compare_outputs(workers, fed.batches, config, selection, paths, say)
+        show_status(progress, Status("cold starts", clock() - started))
         cold_starts = run_cold_starts(
             config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
             call_timeout_s=config.call_timeout_s,
@@ -95,7 +102,7 @@ def run_comparison(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
             sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor, outputs=outputs,
         )  # fmt: skip
-        measurement, stopped = _measure(workers, fed.batches, config, observed, clock, say, plan_overrides)
+        measurement, stopped = _measure(workers, fed.batches, config, observed, clock, say, plan_overrides, calibrating)
         memory = {side: {**_load_memory(infos[side]), **workers[side].call(ReadMemory(), timeout=SETUP_TIMEOUT_S)} for side in SIDES}
 
     observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory)
@@ -155,8 +162,10 @@ def _measure(
     clock: Callable[[], float],
     say: Progress,
     plan_overrides: Mapping[str, Any] | None,
+    calibrating: bool = False,
 ) -> tuple[Measurement, str]:
-    """Measure until every gated check is decided (memory aside: it is read at the end)."""
+    """Measure until every gated check is decided (memory aside: it is read at the end);
+    a budget below what the time budget can resolve is refused, unless ``calibrating``."""
 
     def on_look(measurement: Measurement) -> bool:
         looked = replace(observed, series=measurement.series, loads=measurement.loads)
@@ -164,6 +173,11 @@ def _measure(
             looked, config.budgets, alpha=1.0 - config.confidence, look=measurement.look, seed=config.seed, gated_only=True
         )
         say(_look_line(measurement, evaluation))
+        deciding = deciding_check(evaluation.checks, where)
+        show_status(say, Status("measuring", measurement.measure_seconds, config.time_budget_s, deciding))
+        if calibrating:
+            return False
+        refuse_unresolvable(evaluation.checks, measurement.measure_seconds, config.time_budget_s)
         return evaluation.decided
 
     plan = MeasurementPlan(

@@ -38,6 +38,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 #                  budgets are thresholds on a value (">=0.99"), their bound in limit;
 #                  outputs.nonfinite_inputs (NaN/Inf fed on purpose: NaN/Inf outputs are info).
 #                  Version 2 and 3 reports are still read; they hold no outputs.
+#   5 (2026-11-23) checks: detectable, the smallest change a statistical check's samples
+#                  detect (80 % power, at its ci_level), as a ratio; null where there is no
+#                  interval. Older reports are still read; their checks have none.
 
 SIDES = ("reference", "candidate")
 
@@ -262,6 +265,9 @@ class Check:
     absolute_limit: float | None = None  # memory: the allowed increase in bytes
     mann_whitney_p: float | None = None
     mann_whitney_note: str = ""
+    # the smallest change these samples detect with 80 % power at ci_level, as a ratio in the
+    # direction that hurts (1.042: +4.2 %; higher-is-better: 0.96); see perfgate/resolution.py
+    detectable: float | None = None
 
 
 @dataclass(frozen=True)

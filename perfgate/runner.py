@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from perfgate.formatting import format_duration
+from perfgate.progress import Status, show_status
 from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSummary
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import (
@@ -105,6 +106,7 @@ def measure(
     rng = np.random.default_rng(plan.seed)
     builders = {}
     for batch_size in plan.batch_sizes:
+        show_status(say, Status("warm-up", 0.0))
         warmups = _warm_up(workers, plan, batch_size, rng)
         slowest_ns = max(warmup.typical_ns for warmup in warmups.values())
         calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(slowest_ns, 1.0)))))
@@ -128,6 +130,7 @@ def measure(
     look = 0
     pairs = 0
     began = clock()
+    show_status(say, Status("measuring", 0.0, plan.time_budget_s))
     while True:
         for batch_size in rng.permutation(plan.batch_sizes):
             builders[int(batch_size)].run_pair(workers, rng)
