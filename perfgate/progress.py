@@ -51,8 +51,8 @@ def deciding_check(checks: Sequence[Check], where: Callable[[Check], str]) -> st
         chosen = failed[0]
     elif undecided:
         chosen = max(undecided, key=_past_budget)
-    else:
-        chosen = max(gated, key=_past_budget)
+    else:  # all passed: the closest call among those with an interval
+        chosen = max(gated, key=lambda check: -math.inf if check.ci is None else _past_budget(check))
     return f"{where(chosen)} {_interval_words(chosen)}"
 
 
@@ -88,7 +88,7 @@ class LiveStatus:
     line is drawn on entry and left in place, as the last state, on exit.
     """
 
-    def __init__(self, console: Any = None, *, clock: Callable[[], float] = time.monotonic, refresh_per_second: float = 8):
+    def __init__(self, console: Any = None, *, clock: Callable[[], float] = time.monotonic, auto_refresh: bool = True):
         from rich.console import Console
         from rich.live import Live
         from rich.text import Text
@@ -99,8 +99,8 @@ class LiveStatus:
         self._status: Status | None = None
         self._received = clock()
         self._live = Live(
-            get_renderable=self._renderable, console=self.console, refresh_per_second=refresh_per_second, transient=False, redirect_stdout=False,
-            auto_refresh=refresh_per_second > 0,
+            get_renderable=self._renderable, console=self.console, refresh_per_second=8, transient=False, redirect_stdout=False,
+            auto_refresh=auto_refresh,
         )  # fmt: skip
 
     def __enter__(self) -> LiveStatus:

@@ -18,6 +18,7 @@ import re
 from perfgate.report.summary import (
     SYMBOLS,
     change,
+    detectable,
     gated,
     informational,
     interval,
@@ -36,8 +37,8 @@ MAX_CHARS = 60_000
 _UNSAFE = re.compile(r"[&<>|\\`*_\[\]~$!]")
 # a mention is found in the rendered text, where character references are already decoded
 _MENTION = "@\N{WORD JOINER}"
-_HEADERS = ("", "metric", "at", "reference", "candidate", "change", "interval", "budget", "verdict")
-_ALIGN = (":---:", "---", "---", "---:", "---:", "---:", "---", "---:", "---")
+_HEADERS = ("", "metric", "at", "reference", "candidate", "change", "interval", "budget", "detectable", "verdict")
+_ALIGN = (":---:", "---", "---", "---:", "---:", "---:", "---", "---:", "---:", "---")
 
 
 def md(text: object) -> str:
@@ -113,6 +114,7 @@ def _row(check: Check) -> list[str]:
         change_text,
         md(ci),
         md(check.budget or "-"),
+        md(detectable(check)),
         verdict_word(check.verdict),
     ]
 
