@@ -14,7 +14,7 @@ import contextlib
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 from perfgate.formatting import format_change
@@ -116,6 +116,9 @@ class LiveStatus:
         self.console.print(self._text(f"perfgate: {message}"), soft_wrap=True)
 
     def status(self, status: Status) -> None:
+        if self._status is not None and self._status.phase == status.phase:
+            # a look's time is read before it is judged: within a phase, the clock never goes back
+            status = replace(status, elapsed_s=max(status.elapsed_s, self._elapsed()))
         self._status = status
         self._received = self._clock()
         self._live.refresh()
@@ -124,7 +127,10 @@ class LiveStatus:
         """The live line as it reads now ('' before the first status)."""
         if self._status is None:
             return ""
-        return "perfgate: " + status_line(self._status, self._status.elapsed_s + (self._clock() - self._received))
+        return "perfgate: " + status_line(self._status, self._elapsed())
+
+    def _elapsed(self) -> float:
+        return self._status.elapsed_s + (self._clock() - self._received)
 
     def _renderable(self) -> Any:
         return self._text(self.line(), no_wrap=True, overflow="ellipsis")

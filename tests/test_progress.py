@@ -72,6 +72,8 @@ def test_the_live_line_redraws_in_place_with_the_time_running(feature_table_path
         assert live.line() == "perfgate: measuring 12.3 s / 60 s · latency.p95 at batch 1 +4.1% [-2%, +10.3%] vs +15%"
         seconds[0] += 2.0
         assert live.line().startswith("perfgate: measuring 14.3 s / 60 s")
+        live.status(Status("measuring", 13.0, 60.0, "latency.p95 at batch 1 +4% [-1%, +9%] vs +15%"))  # read before judging
+        assert live.line().startswith("perfgate: measuring 14.3 s / 60 s · latency.p95 at batch 1 +4% [-1%, +9%]")
     drawn = out.getvalue()
     assert "perfgate: loading models" in drawn
     assert "look 1" not in drawn  # the live line shows the looks
