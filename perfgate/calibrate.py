@@ -11,6 +11,7 @@ effect. It skips the cold starts and the output comparison, which an A/A pair do
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -30,8 +31,10 @@ class CheckResolution:
     ci: tuple[float, float]
     noise: float  # the standard deviation of one block pair's log ratio
     detectable: float  # the smallest change detected within the time budget (0.042: ±4.2 %)
+    half_width: float  # the interval's half-width at the end of the time budget (0.034: ±3.4 %)
     budget: str | None
     resolvable: bool | None  # the budget is at least the detectable change
+    refused: bool  # compare would refuse the budget: inside that half-width
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def run_calibration(
             CheckResolution(
                 metric=str(check.metric), where=family_of(check).where(check), batch_size=check.batch_size,
                 pairs=check.blocks, ratio=check.ratio, ci=check.ci, noise=found.noise, detectable=found.change,
-                budget=check.budget, resolvable=found.resolvable,
+                half_width=math.expm1(found.half_width), budget=check.budget, resolvable=found.resolvable,
+                refused=found.coin_flip,
             )
         )  # fmt: skip
     return Calibration(config.reference, config.data, float(config.time_budget_s), measured, config.confidence, tuple(checks), report)
@@ -115,19 +119,24 @@ def render_calibration(calibration: Calibration) -> str:
         f"confidence {calibration.confidence:g}; detectable: the smallest change found 4 times in 5",
         "",
     ]
-    rows = [["check", "block pairs", "A/A change", "noise / pair", "detectable", "budget", ""]]
+    rows = [["check", "block pairs", "A/A change", "noise / pair", "interval", "detectable", "budget", ""]]
     for item in calibration.checks:
         verdict = {True: "resolvable", False: "BELOW THE NOISE", None: ""}[item.resolvable]
+        if item.refused:
+            verdict += " (compare refuses it)"
         rows.append([
             item.where, str(item.pairs), f"{(item.ratio - 1) * 100:+.1f} %", f"{item.noise * 100:.1f} %",
-            f"±{item.detectable * 100:.1f} %", item.budget or "-", verdict,
+            f"±{item.half_width * 100:.1f} %", f"±{item.detectable * 100:.1f} %", item.budget or "-", verdict,
         ])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines += ["  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines += [f"  not estimated: {reason}" for reason in undecidable(calibration.report)]
-    refused = [item for item in calibration.checks if item.resolvable is False]
-    if refused:
-        lines += ["", "  compare refuses a budget below its detectable change: widen it, or give it a longer --time-budget"]
+    if any(item.resolvable is False for item in calibration.checks):
+        lines += [
+            "",
+            "  a budget below its detectable change is decided less often than 4 runs in 5, and compare refuses one",
+            "  inside the interval: widen it, or give it a longer --time-budget",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -142,8 +151,8 @@ def calibration_dict(calibration: Calibration) -> dict[str, Any]:
         "checks": [
             {
                 "metric": item.metric, "where": item.where, "batch_size": item.batch_size, "pairs": item.pairs,
-                "change": item.ratio - 1.0, "ci": list(item.ci), "noise": item.noise, "detectable": item.detectable,
-                "budget": item.budget, "resolvable": item.resolvable,
+                "change": item.ratio - 1.0, "ci": list(item.ci), "noise": item.noise, "half_width": item.half_width,
+                "detectable": item.detectable, "budget": item.budget, "resolvable": item.resolvable, "refused": item.refused,
             }
             for item in calibration.checks
         ],  # fmt: skip

@@ -58,7 +58,7 @@ def test_calibrate_measures_for_the_whole_time_budget_and_finds_the_known_noise(
     expected = math.exp((norm.ppf(0.5 + check.ci_level / 2) + norm.ppf(0.8)) * se) - 1
     assert p50.detectable == pytest.approx(expected, rel=0.2)
     assert p50.noise == pytest.approx(se * math.sqrt(p50.pairs), rel=0.2)
-    assert p50.resolvable is True and p50.budget == "+15%"
+    assert p50.resolvable is True and not p50.refused and p50.budget == "+15%"
     noisier = calibrate(feature_table_path, 2 * sigma)
     assert next(i for i in noisier.checks if i.metric == "latency.p50").detectable > 1.6 * p50.detectable
 
@@ -68,9 +68,10 @@ def test_calibrate_says_which_budgets_are_below_the_noise_in_text_and_json(featu
     data = calibration_dict(calibration)
     assert [item["metric"] for item in data["checks"]] == ["latency.p50", "latency.p95"]
     assert all(item["resolvable"] is False and item["detectable"] > 0.01 for item in data["checks"])
+    assert all(item["refused"] and 0.01 < item["half_width"] < item["detectable"] for item in data["checks"])
     json.dumps(data)
     text = render_calibration(calibration)
-    assert "latency.p95 at batch 1" in text and "BELOW THE NOISE" in text and "compare refuses" in text
+    assert "latency.p95 at batch 1" in text and "BELOW THE NOISE (compare refuses it)" in text
 
 
 def test_a_budget_below_the_noise_is_refused_at_a_look_with_the_number(feature_table_path):
