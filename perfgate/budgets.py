@@ -26,9 +26,10 @@ from perfgate.metrics.base import LIMIT_FORMS, parse_limit
 from perfgate.metrics.memory import parse_bytes
 
 __all__ = ["Budget", "Metric", "build_budgets", "check_measured", "parse_budget", "parse_limit", "parse_memory_size",
-           "parse_metric", "DEFAULT_MAX_LATENCY_INCREASE"]  # fmt: skip
+           "parse_metric", "DEFAULT_LIMIT", "DEFAULT_MAX_LATENCY_INCREASE"]  # fmt: skip
 
 DEFAULT_MAX_LATENCY_INCREASE = "15%"
+DEFAULT_LIMIT = 1.15  # the ratio DEFAULT_MAX_LATENCY_INCREASE stands for
 
 
 def parse_budget(text: str) -> Budget:

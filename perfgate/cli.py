@@ -32,6 +32,7 @@ from perfgate.errors import (
     PerfgateError,
     UsageError,
 )
+from perfgate.cli_calibrate import calibrate_command
 from perfgate.cli_io import StdoutFailed, emit, refuse_overwriting_inputs, stdout_failed
 from perfgate.report import FORMATS, render
 from perfgate.report.json import dumps, read_report, write_report
@@ -222,6 +223,7 @@ def compare(
     comparisons of a config file (see docs/cli.md, "Config files")."""
     from perfgate import cli_config
     from perfgate.pipeline import run_comparison
+    from perfgate.progress import on_stderr
 
     if baseline is not None or allow_env_mismatch:
         progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
@@ -272,8 +274,8 @@ def compare(
         try:
             for warning in config.warnings():
                 click.echo(f"perfgate: warning: {prefix}{printable(warning)}", err=True)
-            with _signals_interrupt():
-                report = run_comparison(config, progress=progress)
+            with _signals_interrupt(), on_stderr(progress) as shown:
+                report = run_comparison(config, progress=shown)
         except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014 (PerfgateError first for readers)
             return None, _fail(exc, config, json_out, files, fmt, debug)
         _write_json(report, json_out, debug)
@@ -450,6 +452,9 @@ def merge_command(
     _write_outputs(report, outputs, debug)
     emit(render(report, fmt), nl=fmt == "json")
     return _verdict_exit(report, fail_on_inconclusive)
+
+
+cli.add_command(calibrate_command)
 
 
 def _verdict_exit(report: Report, fail_on_inconclusive: bool) -> int:

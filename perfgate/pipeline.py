@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from perfgate import __version__
 from perfgate.backends import model_file, resolve_backend_name
-from perfgate.budgets import Budget
+from perfgate.budgets import DEFAULT_LIMIT, Budget
 from perfgate.checks import Evaluation, Observations, evaluate, where, with_mann_whitney
 from perfgate.cold_starts import WorkerFactory, run_cold_starts
 from perfgate.config import CompareConfig
@@ -32,6 +32,8 @@ from perfgate.outputs import compare_outputs
 from perfgate.results import SIDES, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.pacing import pace_budgets
 from perfgate.runner import Measurement, MeasurementPlan, Pace, measure
+from perfgate.progress import Status, deciding_check, show_status
+from perfgate.resolution import refuse_unresolvable
 from perfgate.sizes import analyze
 from perfgate.worker.interpreter import (
     check_interpreters, environment_warnings, framework_versions, python_of, report_pythons, worker_sys_path,
@@ -59,9 +61,11 @@ def run_comparison(
     worker_factory: WorkerFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
     plan_overrides: Mapping[str, Any] | None = None,
+    calibrating: bool = False,
 ) -> Report:
     """Run one comparison. ``worker_factory``, ``clock`` and ``plan_overrides`` exist for
-    tests and benchmarks (fake backends in-process, virtual time, smaller blocks)."""
+    tests and benchmarks (fake backends in-process, virtual time, smaller blocks);
+    ``calibrating`` measures for the whole time budget and refuses no budget (perfgate.calibrate)."""
     say = progress or (lambda message: None)
     started = clock()
     environment = capture()
@@ -83,6 +87,7 @@ def run_comparison(
                 cleanup.callback(worker.close)
                 worker.start(config.threads, cpus)
         workers = instances[0]
+        show_status(progress, Status("loading", clock() - started))
         each = f"{config.threads} thread(s) each" + (f", {len(instances)} processes each" if len(instances) > 1 else "")
         say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {each})")
         requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side])) for side in SIDES}
@@ -90,7 +95,9 @@ def run_comparison(
         started_s = clock() - starting
         fed = feed(workers, infos, sides, config, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
+        show_status(progress, Status("outputs", clock() - started))
         outputs = compare_outputs(workers, fed.batches, config, sides.selections["reference"], paths, say)
+        show_status(progress, Status("cold starts", clock() - started))
         cold_starts = run_cold_starts(
             config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
             call_timeout_s=config.call_timeout_s,
@@ -101,7 +108,7 @@ def run_comparison(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
             sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor, outputs=outputs,
         )  # fmt: skip
-        measurement, stopped, budgets, pacing_notes = _measure(instances, fed.batches, config, observed, clock, say, plan_overrides)
+        measurement, stopped, budgets, pacing_notes = _measure(instances, fed.batches, config, observed, clock, say, plan_overrides, calibrating)
         memory = {side: {**_load_memory(infos[side]), **workers[side].call(ReadMemory(), timeout=SETUP_TIMEOUT_S)} for side in SIDES}
 
     observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory)
@@ -167,10 +174,12 @@ def _measure(
     clock: Callable[[], float],
     say: Progress,
     plan_overrides: Mapping[str, Any] | None,
+    calibrating: bool = False,
 ) -> tuple[Measurement, str, tuple[Budget, ...], tuple[str, ...]]:
     """Measure until every gated check is decided or one fails (memory aside: it is read at
     the end). Also returns the budgets as paced (defaults the time budget cannot decide set
-    aside) and what pacing had to say."""
+    aside) and what pacing had to say. A budget asked for by name that is below what the
+    time budget can resolve is refused, unless ``calibrating``."""
     paced: dict[str, tuple] = {"budgets": config.budgets, "notes": ()}
 
     def on_pace(pace: Pace) -> None:
@@ -185,6 +194,15 @@ def _measure(
             gated_only=True,
         )  # fmt: skip
         say(_look_line(measurement, evaluation))
+        deciding = deciding_check(evaluation.checks, where)
+        show_status(say, Status("measuring", measurement.measure_seconds, config.time_budget_s, deciding))
+        if calibrating:
+            return False
+        # the default budget on a machine too noisy for it ends inconclusive, with the number
+        # (every report shows each check's detectable change); only a limit the user chose
+        # (--budget, --max-latency-increase) is a usage error
+        chosen = {budget.metric.name for budget in paced["budgets"] if not (budget.by_default and budget.limit == DEFAULT_LIMIT)}
+        refuse_unresolvable(evaluation.checks, measurement.measure_seconds, config.time_budget_s, chosen=chosen)
         return evaluation.decided
 
     plan = MeasurementPlan(

@@ -51,6 +51,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 #                  parts: a merged report (``perfgate merge``) holds each CI job's report
 #                  as a named part, and the worst of their verdicts; a single report has
 #                  none. Earlier reports are still read.
+#                  checks: detectable, the smallest change a statistical check's samples
+#                  detect (80 % power, at its ci_level), as a ratio; null where there is no
+#                  interval. Older reports are still read; their checks have none.
 
 SIDES = ("reference", "candidate")
 
@@ -278,6 +281,9 @@ class Check:
     absolute_limit: float | None = None  # memory: the allowed increase in bytes
     mann_whitney_p: float | None = None
     mann_whitney_note: str = ""
+    # the smallest change these samples detect with 80 % power at ci_level, as a ratio in the
+    # direction that hurts (1.042: +4.2 %; higher-is-better: 0.96); see perfgate/resolution.py
+    detectable: float | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from perfgate.formatting import format_duration
+from perfgate.progress import Status, show_status
 from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSummary
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import (
@@ -124,6 +125,7 @@ def measure(
     rng = np.random.default_rng(plan.seed)
     builders = {}
     for batch_size in plan.batch_sizes:
+        show_status(say, Status("warm-up", 0.0))
         every = [_warm_up(workers, plan, batch_size, rng) for workers in instances]
         warmups = every[0]
         slowest_ns = max(warmup.typical_ns for warmed in every for warmup in warmed.values())
@@ -146,6 +148,7 @@ def measure(
     look = 0
     pairs = 0
     began = clock()
+    show_status(say, Status("measuring", 0.0, plan.time_budget_s))
     while True:
         instance = pairs % len(instances)
         for batch_size in rng.permutation(plan.batch_sizes):

@@ -8,7 +8,7 @@ from conftest import ROOT
 EXPORTED = [
     "BackendUnavailableError", "Budget", "BudgetError", "Check", "ColumnMappingError", "CompareConfig",
     "DataError", "Family", "InputCastError", "MeasureResult", "Metric", "ModelLoadError", "PerfgateError",
-    "PerfgateRuntimeError", "Report", "UsageError", "Verdict", "WorkerError", "__version__", "build_budgets", "compare",
+    "PerfgateRuntimeError", "Report", "UsageError", "Verdict", "WorkerError", "__version__", "build_budgets", "calibrate", "compare",
     "error_report", "judge_again", "measure", "parse_budget", "read_report", "register_family", "run_comparison",
 ]  # fmt: skip
 

@@ -4,6 +4,7 @@ import re
 
 from conftest import ROOT
 from perfgate.cli import compare
+from perfgate.cli_calibrate import calibrate_command
 
 README = (ROOT / "README.md").read_text()
 # the page that holds the `perfgate compare` option table
@@ -26,9 +27,26 @@ def test_the_readme_demo_command_runs_the_demo_script():
     assert (ROOT / "fixtures" / "demo.sh").stat().st_mode & 0o111
 
 
+def documented_options(command: str | None) -> set[str]:
+    """The flags in docs/cli.md's option rows: those marked '(calibrate)', or with None compare's
+    (the rest: compare's table, and report's, whose flags are compare's too)."""
+    rows = [row for row in re.findall(r"^\| `--[^|]*\|", OPTIONS_PAGE, re.M) if ("(calibrate)" in row) == (command == "calibrate")]
+    return {name for row in rows for name in re.findall(r"--[a-z-]+", row)}
+
+
+def flags(command) -> set[str]:
+    return {opt for param in command.params for opt in param.opts if opt.startswith("--")} - {"--help"}
+
+
 def test_every_compare_option_is_documented_and_every_documented_option_exists():
-    documented = set(re.findall(r"^\| `(--[a-z-]+)", OPTIONS_PAGE, re.M))
-    documented |= {name for row in re.findall(r"^\| `--[^|]*\|", OPTIONS_PAGE, re.M) for name in re.findall(r"--[a-z-]+", row)}
-    actual = {opt for param in compare.params for opt in param.opts if opt.startswith("--")} - {"--help"}
+    documented = documented_options(None)
+    actual = flags(compare)
+    assert actual <= documented, actual - documented
+    assert documented <= actual, documented - actual
+
+
+def test_every_calibrate_option_is_documented_and_every_documented_option_exists():
+    documented = documented_options("calibrate")
+    actual = flags(calibrate_command)
     assert actual <= documented, actual - documented
     assert documented <= actual, documented - actual

@@ -26,6 +26,7 @@ import numpy as np
 
 from perfgate.errors import BudgetError
 from perfgate.formatting import format_change, format_value
+from perfgate.resolution import detectable_ratio
 from perfgate.results import Check, LoadSeries, Metric, OutputsCompared, Series, Verdict, concatenated
 from perfgate.stats import (
     RatioInterval, UnusableSamples, min_samples_for_quantile, ratio_interval, statistic, with_instance_variation,
@@ -245,7 +246,8 @@ def decided(common: dict, budget: Budget | None, interval: RatioInterval, values
     inconclusive when it straddles it."""
     low, high = interval.low, interval.high
     span = f"{format_change(low, 1)} to {format_change(high, 1)}"
-    fields = dict(reference=values[0], candidate=values[1], ratio=interval.estimate, ci=(low, high), ci_level=interval.level)
+    fields = dict(reference=values[0], candidate=values[1], ratio=interval.estimate, ci=(low, high), ci_level=interval.level,
+                  detectable=detectable_ratio(interval.se_log, interval.level, higher_is_better=higher_is_better))  # fmt: skip
     if budget is None:
         return Check(verdict=Verdict.INFO, reason=f"CI {span}", **fields, **common)
     limit, text = budget.limit, budget.limit_text

@@ -15,6 +15,7 @@ from perfgate.report.summary import (
     DATA_DRIFT,
     change,
     data_files,
+    detectable,
     gated,
     interval,
     level,
@@ -124,7 +125,7 @@ def _checks(report: Report) -> str:
     return (
         '<section><h2>Checks</h2><div class="scroll"><table class="checks"><thead><tr><th>metric</th><th>at</th>'
         '<th class="num">reference</th><th class="num">candidate</th><th class="num">change</th><th>interval</th>'
-        f'<th class="num">budget</th><th>verdict</th></tr></thead><tbody>{rows}</tbody></table></div>'
+        f'<th class="num">budget</th><th class="num">detectable</th><th>verdict</th></tr></thead><tbody>{rows}</tbody></table></div>'
         f'<p class="note">{note}</p></section>'
     )
 
@@ -140,7 +141,7 @@ def _check_row(check: Check) -> str:
         f'<td class="at">{esc(place(check))}</td><td class="num ref">{esc(value(check, check.reference))}</td>'
         f'<td class="num cand">{esc(value(check, check.candidate))}</td><td class="num change">{esc(change(check))}</td>'
         f'<td class="interval">{strip}<span>{esc(span) if span != "-" else ""}</span></td>'
-        f'<td class="num budget">{esc(check.budget or "-")}</td><td class="verdict"><span class="pill {css}">'
+        f'<td class="num budget">{esc(check.budget or "-")}</td><td class="num">{esc(detectable(check))}</td><td class="verdict"><span class="pill {css}">'
         f"{esc(verdict_word(check.verdict))}</span></td></tr>"
     )
 

@@ -21,6 +21,7 @@ from perfgate.report.summary import (
     SYMBOLS,
     change,
     data_files,
+    detectable,
     gated,
     informational,
     interval,
@@ -40,8 +41,8 @@ MAX_CHARS = 60_000
 _UNSAFE = re.compile(r"[&<>|\\`*_\[\]~$!]")
 # a mention is found in the rendered text, where character references are already decoded
 _MENTION = "@\N{WORD JOINER}"
-_HEADERS = ("", "metric", "at", "reference", "candidate", "change", "interval", "budget", "verdict")
-_ALIGN = (":---:", "---", "---", "---:", "---:", "---:", "---", "---:", "---")
+_HEADERS = ("", "metric", "at", "reference", "candidate", "change", "interval", "budget", "detectable", "verdict")
+_ALIGN = (":---:", "---", "---", "---:", "---:", "---:", "---", "---:", "---:", "---")
 
 
 def md(text: object) -> str:
@@ -122,6 +123,7 @@ def _row(check: Check) -> list[str]:
         change_text,
         md(ci),
         md(check.budget or "-"),
+        md(detectable(check)),
         verdict_word(check.verdict),
     ]
 

@@ -131,6 +131,11 @@ def interval(check: Check) -> str:
     return f"{format_change(check.ci[0], 1)} to {format_change(check.ci[1], 1)}"
 
 
+def detectable(check: Check) -> str:
+    """The smallest change the check's samples detect ('+4.2%'), or '-' (perfgate/resolution.py)."""
+    return "-" if check.detectable is None else format_change(check.detectable, 1)
+
+
 def level(check: Check) -> str:
     if check.ci_level is None:
         return ""

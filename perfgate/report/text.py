@@ -13,8 +13,9 @@ from perfgate.metrics import family_of
 from perfgate.report import parts
 from perfgate.report.summary import DATA_DRIFT, data_files, python_label
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
+from perfgate.report.summary import detectable
 
-_HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
+_HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "detectable", "verdict", "MWU p")
 
 
 def render_text(report: Report) -> str:
@@ -108,7 +109,7 @@ def _table(checks: tuple[Check, ...]) -> list[str]:
     headers[5] = f"CI ({_percent(levels[0])})" if len(levels) == 1 else "CI"
     notes: list[str] = []
     rows = [headers] + [_row(check, show_level=len(levels) > 1, notes=notes) for check in checks]
-    return _columns(rows, right={2, 3, 4}) + [f"  [{index}] {note}" for index, note in enumerate(notes, 1)]
+    return _columns(rows, right={2, 3, 4, 7}) + [f"  [{index}] {note}" for index, note in enumerate(notes, 1)]
 
 
 def _columns(rows: list[list[str]], right: set[int]) -> list[str]:
@@ -145,6 +146,7 @@ def _row(check: Check, show_level: bool, notes: list[str]) -> list[str]:
         change,
         interval,
         check.budget or "-",
+        detectable(check),
         check.verdict.value.upper() if check.verdict is not Verdict.INFO else "info",
         _p_value(check),
     ]
