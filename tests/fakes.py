@@ -128,6 +128,7 @@ class FakeMemory:
         self.rss = base
         self.peak = base
         self.resettable = resettable
+        self.released = 0  # release_free calls
 
     def allocate(self, count: int) -> None:
         self.rss += count
@@ -143,6 +144,10 @@ class FakeMemory:
         from perfgate.memory import MemoryReading
 
         return MemoryReading(self.rss, self.peak)
+
+    def release_free(self) -> bool:
+        self.released += 1
+        return True
 
     def reset_peak(self) -> bool:
         if self.resettable:

@@ -1,12 +1,18 @@
 """memory.peak_rss, memory.load_rss, memory.gpu_peak: per model, nearly deterministic, so
 decided without a test: a change fails its budget only when it is beyond both the budget
 and an absolute floor (``memory_floor``, a few MiB: allocator noise never fails a build).
-Budgets are relative (``+10%``) or absolute (``+64MiB``)."""
+Budgets are relative (``+10%``) or absolute (``+64MiB``).
+
+A side may hold several readings of a metric, one per worker instance of its model
+(``peak_rss_instances``, from ``with_instances``). Each side is then judged by its lowest
+reading: what an allocator keeps after freeing (memory the model no longer uses) only
+ever adds to RSS, so a reading that came out high on one instance says nothing about the
+model, while a real increase raises every instance, the lowest too."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from perfgate.errors import option
 from perfgate.formatting import format_bytes, format_change
@@ -64,17 +70,54 @@ def peak_includes_loading(memory: Mapping[str, Mapping[str, Any]]) -> bool:
     return any(readings.get("peak_includes_load") for readings in memory.values())
 
 
+def with_instances(instances: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One side's memory from the readings of each of its worker instances (the first one
+    the measuring worker): each reading's lowest value under its own key, which the report
+    shows and the check decides on, and every instance's value under ``KEY_instances``."""
+    combined = dict(instances[0])
+    for key in READINGS.values():
+        values = [reading.get(key) for reading in instances]
+        known = [value for value in values if value is not None]
+        if known:
+            combined[key] = min(known)
+            combined[f"{key}_instances"] = values
+    combined["peak_includes_load"] = any(reading.get("peak_includes_load") for reading in instances)
+    return combined
+
+
+def _readings(readings: Mapping[str, Any], name: str) -> list[float]:
+    key = READINGS[name]
+    values = readings.get(f"{key}_instances")
+    if values is None:
+        values = [readings.get(key)]
+    return [float(value) for value in values if value is not None]
+
+
 def _value(readings: Mapping[str, Any], name: str) -> float | None:
-    value = readings.get(READINGS[name])
-    return None if value is None else float(value)
+    values = _readings(readings, name)
+    return min(values) if values else None
+
+
+def _spread(memory: Mapping[str, Mapping[str, Any]], name: str, floor: float) -> str:
+    """Where a side's readings differ by more than the floor: say so, and that its lowest decided."""
+    notes = []
+    for side in SIDES:
+        values = _readings(memory.get(side, {}), name)
+        if len(values) > 1 and max(values) - min(values) > floor:
+            notes.append(f"{side} {format_bytes(min(values))}..{format_bytes(max(values))}")
+    if not notes:
+        return ""
+    return f"; readings over instances vary ({', '.join(notes)}): each side's lowest decides"
 
 
 def _check(memory: Mapping[str, Mapping[str, Any]], metric: Metric, floor: float, *, budget, level, seed) -> Check:
     reference = _value(memory.get("reference", {}), metric.name)
     candidate = _value(memory.get("candidate", {}), metric.name)
-    common = dict(metric=metric, batch_size=None, unit="bytes", n_reference=1, n_candidate=1, blocks=0,
-                  **budget_fields(budget))  # fmt: skip
+    counts = {side: max(1, len(_readings(memory.get(side, {}), metric.name))) for side in SIDES}
+    common = dict(metric=metric, batch_size=None, unit="bytes", n_reference=counts["reference"],
+                  n_candidate=counts["candidate"], blocks=0, **budget_fields(budget))  # fmt: skip
     caveat = f"; {PEAK_INCLUDES_LOADING}" if metric.name == "memory.peak_rss" and peak_includes_loading(memory) else ""
+    caveat += _spread(memory, metric.name, floor)
     if reference is None or candidate is None:
         return undecided(common, budget, f"{metric.name} is not measured here{caveat}")
     change = candidate - reference

@@ -98,6 +98,7 @@ class WorkerCore:
         framework = self._memory.read().rss
         backend.load(request.path)
         loaded_at = self._clock()
+        self._memory.release_free()  # loading's freed temporaries are not the model's (memory.py)
         loaded = self._memory.read().rss
         self._backend = backend
         self._path = request.path
@@ -127,6 +128,7 @@ class WorkerCore:
         feeds, shapes = self._feeds_for(batch_size), self._shapes[batch_size]
         backend = self.backend
         if self._peak_reset is None:  # the peak RSS covers inference: warm-up and measurement
+            self._memory.release_free()  # from what the model holds, not what loading left free
             self._peak_reset = self._memory.reset_peak()
         all_shapes = set(shapes)
         seen: set[tuple] = set()
