@@ -173,9 +173,17 @@ def _measure(
         min_samples=min_samples(config.budgets),
         loads=config.loads,
         call_timeout_s=config.call_timeout_s,
-        **(plan_overrides or {}),
+        **{"windows": _wants_windows(config), **(plan_overrides or {})},
     )
     return measure(workers, plan, batches, on_look, clock=clock, progress=say)
+
+
+def _wants_windows(config: CompareConfig) -> bool:
+    """Throughput windows of their own only where they measure something the latency blocks
+    do not: on a GPU, where synchronising after every call keeps the device from overlapping
+    calls, or where a throughput budget gates them. On a CPU a block's calls already run back
+    to back, so its summed durations are a window's time (metrics/throughput.py)."""
+    return config.on_gpu or any(budget.metric.family == "throughput" for budget in config.budgets)
 
 
 def _load_memory(info: ModelInfo) -> dict[str, Any]:

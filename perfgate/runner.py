@@ -4,9 +4,11 @@ For each batch size: both workers warm up (per input shape), the slower model's 
 call fixes how many calls make a block (about ``target_block_s``), then block pairs run
 one after the other. A block pair is the same batches run on the reference and on the
 candidate, back to back; which model goes first follows balanced, seeded ABBA / BAAB
-quads, so that neither is always the one to find caches cold or the machine busy. Each
-block pair of latencies is followed, in the same order, by a pair of throughput windows
-over the same batches (calls back to back, timed as one).
+quads, so that neither is always the one to find caches cold or the machine busy. Where
+the plan asks for ``windows`` (on a GPU, where synchronising after every call changes
+throughput, or for a throughput budget), each block pair of latencies is followed, in
+the same order, by a pair of throughput windows over the same batches (calls back to
+back, timed as one); elsewhere a latency block's summed durations are its window.
 
 Each load scenario adds, per round, a pair of load episodes: the same arrivals (the same
 seed) served by each model in turn, which makes their latencies under load comparable
@@ -71,6 +73,7 @@ class MeasurementPlan:
     target_episode_s: float = 0.25  # a load episode's length, at the model's typical service time
     max_episode_requests: int = 5000
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    windows: bool = True  # throughput windows beside every block pair (the pipeline decides; see its _wants_windows)
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,9 @@ def measure(
         warmups = _warm_up(workers, plan, batch_size, rng)
         slowest_ns = max(warmup.typical_ns for warmup in warmups.values())
         calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(slowest_ns, 1.0)))))
-        builders[batch_size] = _SeriesBuilder(batch_size, calls, batches[batch_size], warmups, slowest_ns, plan.call_timeout_s)
+        builders[batch_size] = _SeriesBuilder(
+            batch_size, calls, batches[batch_size], warmups, slowest_ns, plan.call_timeout_s, windows=plan.windows
+        )
         say(
             f"warm-up batch {batch_size}: reference {format_duration(warmups['reference'].typical_ns)}/call, "
             f"candidate {format_duration(warmups['candidate'].typical_ns)}/call; {calls} calls per block"
@@ -167,9 +172,18 @@ class _Orders:
 
 class _SeriesBuilder:
     def __init__(
-        self, batch_size: int, calls: int, batches: int, warmups: Mapping[str, WarmUp], slowest_ns: float, call_timeout_s: float
+        self,
+        batch_size: int,
+        calls: int,
+        batches: int,
+        warmups: Mapping[str, WarmUp],
+        slowest_ns: float,
+        call_timeout_s: float,
+        *,
+        windows: bool = True,
     ):
         self.batch_size = batch_size
+        self.measures_windows = windows
         self.calls_per_block = calls
         self.batches = batches
         self.slowest_ns = slowest_ns
@@ -188,9 +202,10 @@ class _SeriesBuilder:
         for side in order:
             durations = workers[side].call(RunBlock(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
             self.samples[side].append(np.asarray(durations, dtype=np.int64))
-        for side in order:
-            window = workers[side].call(RunWindow(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
-            self.windows[side].append(int(window))
+        if self.measures_windows:
+            for side in order:
+                window = workers[side].call(RunWindow(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
+                self.windows[side].append(int(window))
         self.starts.append(start)
         self.first.append(order[0])
         self._cursor = (start + self.calls_per_block) % self.batches
@@ -205,7 +220,7 @@ class _SeriesBuilder:
             starts=tuple(self.starts),
             first=tuple(self.first),
             warmup=dict(self.warmups),
-            windows={side: tuple(values) for side, values in self.windows.items()},
+            windows={side: tuple(values) for side, values in self.windows.items()} if self.measures_windows else {},
         )
 
 
