@@ -15,12 +15,12 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from perfgate import __version__
 from perfgate.backends import model_file, require_framework, resolve_backend_name
 from perfgate.checks import Evaluation, Observations, evaluate, min_samples, where, with_mann_whitney
-from perfgate.cold_starts import WorkerFactory, run_cold_starts
+from perfgate.cold_starts import WorkerFactory, own_cold_starts, run_cold_starts
 from perfgate.config import CompareConfig
 from perfgate.dataset import ParquetDataset
 from perfgate.diagnostics import run_warnings
@@ -72,23 +72,25 @@ def run_comparison(
     cpus = worker_cpus(config.threads)
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
-        workers = {}
+        workers, started_at = {}, {}
         starting = clock()
         for side in SIDES:
             workers[side] = factory(side, log_dir)
             cleanup.callback(workers[side].close)
-            workers[side].start(config.threads, cpus)
+            started_at[side] = clock()
+            workers[side].start(config.threads)  # unpinned until loaded: both import and load on every core
         say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {config.threads} thread(s) each)")
-        requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path)) for side in SIDES}
-        infos = _load(workers, requests)
+        requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), tuple(sys.path), cpus) for side in SIDES}
+        infos, loaded_s = _load(workers, requests, clock, started_at)
         started_s = clock() - starting
         fed = feed(workers, infos, dataset, selection, config, paths, clock)
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
         outputs = compare_outputs(workers, fed.batches, config, selection, paths, say)
         cold_starts = run_cold_starts(
-            config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
+            config.fresh_cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
             call_timeout_s=config.call_timeout_s,
             started_s=started_s,
+            own=own_cold_starts(workers, config.batch_sizes[0], loaded_s, call_timeout_s=config.call_timeout_s),
         )  # fmt: skip
         say(f"data {config.data}: {selection.count} of {dataset.num_rows} rows; measuring for up to {config.time_budget_s:g} s")
         observed = Observations(
@@ -139,12 +141,33 @@ def run_comparison(
     )
 
 
-def _load(workers: Mapping[str, Worker], requests: Mapping[str, LoadRequest]) -> dict[str, ModelInfo]:
-    """Load both models at once, each in its worker."""
+def _load(
+    workers: Mapping[str, Worker], requests: Mapping[str, LoadRequest], clock: Callable[[], float], started_at: Mapping[str, float]
+) -> tuple[dict[str, ModelInfo], dict[str, float]]:
+    """Load both models at once, each in its worker; and per model, the seconds from its
+    worker's start to its load's answer (by ``clock``: its own cold start's first part)."""
     calls = {side: LoadModel(requests[side]) for side in SIDES}
     for side in SIDES:
         workers[side].begin(calls[side])
-    return {side: workers[side].finish(calls[side], LOAD_TIMEOUT_S) for side in SIDES}
+    infos, loaded_s = {}, {}
+    for side in _in_order_of_answer(workers):
+        infos[side] = workers[side].finish(calls[side], LOAD_TIMEOUT_S)
+        loaded_s[side] = clock() - started_at[side]
+    return infos, loaded_s
+
+
+def _in_order_of_answer(workers: Mapping[str, Worker], poll_s: float = 0.005) -> Iterator[str]:
+    """The sides in the order their calls in flight answer, so that each answer's time is
+    read when it comes, not after the other model's; past LOAD_TIMEOUT_S of polling, the
+    rest in order (``finish`` then bounds each)."""
+    pending = list(SIDES)
+    polling_since = time.monotonic()
+    while len(pending) > 1 and time.monotonic() - polling_since < LOAD_TIMEOUT_S:
+        side = next((side for side in pending if workers[side].ready(poll_s)), None)
+        if side is not None:
+            pending.remove(side)
+            yield side
+    yield from pending
 
 
 def _measure(

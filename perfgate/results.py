@@ -38,6 +38,12 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 #                  budgets are thresholds on a value (">=0.99"), their bound in limit;
 #                  outputs.nonfinite_inputs (NaN/Inf fed on purpose: NaN/Inf outputs are info).
 #                  Version 2 and 3 reports are still read; they hold no outputs.
+#   5 (issue 12)   cold_starts: each model's first record is its measuring worker's own
+#                  start (measuring_worker: true; process start to loaded by the parent's
+#                  clock, then its first batch's preparation and its first call), fresh
+#                  workers' records after it. series: windows empty where none were
+#                  measured (a CPU without a throughput budget): throughput is read from
+#                  the latency blocks' sums. Older reports are read as they are.
 
 SIDES = ("reference", "candidate")
 
@@ -280,13 +286,15 @@ class ModelReport:
 
 @dataclass(frozen=True)
 class ColdStartRecord:
-    """One fresh worker, from starting the process to the end of its first inference."""
+    """One worker, from starting the process to the end of its first inference."""
 
     total_seconds: float  # by the parent's clock
     setup_seconds: float  # importing and configuring the framework
     load_seconds: float
     prepare_seconds: float
     first_call_seconds: float
+    # the worker that then measured (started and loading beside the other model's), not a fresh one
+    measuring_worker: bool = False
 
     @property
     def process_seconds(self) -> float:

@@ -34,6 +34,9 @@ class Recording:
     def begin(self, call):
         self.worker.begin(call)
 
+    def ready(self, timeout):
+        return self.worker.ready(timeout)
+
     def finish(self, call, timeout):
         self.limits.append((self.role, call.name, timeout))
         return self.worker.finish(call, timeout)

@@ -10,6 +10,7 @@ import numpy as np
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
+from perfgate.report.summary import cold_start_samples
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 
 _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
@@ -192,8 +193,7 @@ def _memory(report: Report) -> list[str]:
 def _cold_starts(report: Report) -> list[str]:
     if not report.cold_starts:
         return []
-    count = min(len(records) for records in report.cold_starts.values())
-    rows = [[f"cold start (mean of {count})", "total", "process", "framework", "load", "first call"]]
+    rows = [[f"cold start ({cold_start_samples(report)})", "total", "process", "framework", "load", "first call"]]
     for side in SIDES:
         records = report.cold_starts.get(side, ())
         if not records:
