@@ -220,7 +220,7 @@ class OwnColdStart(Call):
     real inputs; where it has made no call yet, that first call is made now, on the first
     batch of ``batch_size``."""
 
-    name: ClassVar[str] = "own_cold_start"
+    name: ClassVar[str] = "first_call"
     phases: ClassVar[tuple[str, ...]] = ("its first call",)
     batch_size: int
 
