@@ -130,8 +130,9 @@ def cli() -> None:
 )  # fmt: skip
 @click.option("--signature", default=None, metavar="NAME", help="SavedModel/TFLite signature (default: serving_default).")
 @click.option(
-    "--cold-starts", type=click.IntRange(min=0), default=3, show_default=True, metavar="K",
-    help="Fresh worker starts per model, timed from process start to the first inference's end (0: none).",
+    "--cold-starts", type=click.IntRange(min=0), default=None, metavar="K",
+    help="Fresh worker starts per model beyond the measuring worker's own, each timed from process start to "
+    "the first inference's end (default: 3 with a cold_start budget, else 0).",
 )  # fmt: skip
 @click.option(
     "--instances", type=click.IntRange(min=1, max=8), default=None, metavar="K",
@@ -199,7 +200,7 @@ def compare(
     device: str,
     include_transfers: bool,
     signature: str | None,
-    cold_starts: int,
+    cold_starts: int | None,
     instances: int | None,
     concurrency: Sequence[int],
     rates: Sequence[float],

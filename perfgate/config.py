@@ -25,7 +25,7 @@ from perfgate.runner import MIN_EPISODE_REQUESTS
 from perfgate.worker.interpreter import locate
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
-DEFAULT_COLD_STARTS = 3
+DEFAULT_COLD_STARTS = 3  # fresh starts per model where a cold_start budget asks and --cold-starts is not given
 DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
 # A budget this close to "no change" (a ratio limit within 10 % of 1) is as fine as the
 # differences between two processes of the same model (memory layout, CPU placement), so
@@ -57,7 +57,7 @@ class CompareConfig:
     device: str = "cpu"
     include_transfers: bool = False
     signature: str | None = None
-    cold_starts: int = DEFAULT_COLD_STARTS
+    cold_starts: int | None = None  # fresh starts beyond each measuring worker's own; None: as the budgets need
     concurrency: tuple[int, ...] = ()
     rates: tuple[float, ...] = ()
     size_column: str | None = None
@@ -94,7 +94,7 @@ class CompareConfig:
             raise UsageError(f"{option('rows')} must be at least 1, got {self.rows!r}")
         if not (_number(self.confidence) and 0.5 <= self.confidence < 1.0):
             raise UsageError(f"{option('confidence')} must be at least 0.5 and below 1, got {self.confidence!r}")
-        if not _whole(self.cold_starts) or self.cold_starts < 0:
+        if self.cold_starts is not None and (not _whole(self.cold_starts) or self.cold_starts < 0):
             raise UsageError(f"{option('cold_starts')} must be 0 or more, got {self.cold_starts!r}")
         if any(not _whole(n) or n < 1 for n in self.concurrency):
             raise UsageError(f"{option('concurrency')} must be at least 1, got {list(self.concurrency)}")
@@ -155,9 +155,18 @@ class CompareConfig:
         return self.backend_options().on_gpu
 
     @property
+    def fresh_cold_starts(self) -> int:
+        """Fresh worker starts per model: as given, or enough to decide a cold_start budget."""
+        if self.cold_starts is not None:
+            return self.cold_starts
+        return DEFAULT_COLD_STARTS if any(budget.metric.family == "cold_start" for budget in self.budgets) else 0
+
+    @property
     def scope(self) -> Scope:
         outputs = self.output_rows > 0 and not self.data_drift
-        return Scope(self.batch_sizes, bool(self.loads), self.size_column, self.cold_starts, self.on_gpu, outputs)
+        # cold start samples per model: the measuring worker's own start and the fresh ones
+        samples = 1 + self.fresh_cold_starts
+        return Scope(self.batch_sizes, bool(self.loads), self.size_column, samples, self.on_gpu, outputs)
 
     def data_for(self, side: str) -> str:
         """The Parquet file (a path or a URI) whose rows feed ``side``'s model."""
@@ -233,7 +242,7 @@ class CompareConfig:
             device=self.device,
             include_transfers=self.include_transfers,
             signature=self.signature,
-            cold_starts=self.cold_starts,
+            cold_starts=self.fresh_cold_starts,
             loads=tuple(scenario.label for scenario in self.loads),
             size_column=self.size_column,
             memory_floor=self.memory_floor,

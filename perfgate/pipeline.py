@@ -14,13 +14,13 @@ import datetime
 import tempfile
 import time
 from dataclasses import replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from perfgate import __version__
 from perfgate.backends import model_file, resolve_backend_name
 from perfgate.budgets import DEFAULT_LIMIT, Budget
 from perfgate.checks import Evaluation, Observations, evaluate, where, with_mann_whitney
-from perfgate.cold_starts import WorkerFactory, run_cold_starts
+from perfgate.cold_starts import WorkerFactory, own_cold_starts, run_cold_starts
 from perfgate.config import CompareConfig
 from perfgate.data_sources import open_sides
 from perfgate.diagnostics import run_warnings
@@ -80,18 +80,24 @@ def run_comparison(
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
         instances: list[dict[str, Worker]] = []
+        started_at: dict[str, float] = {}
         starting = clock()
         for index in range(config.worker_instances):
             instances.append({side: factory(_role(side, index), log_dir) for side in SIDES})
-            for worker in instances[-1].values():
+            for side, worker in instances[-1].items():
                 cleanup.callback(worker.close)
-                worker.start(config.threads, cpus)
+                if index == 0:
+                    started_at[side] = clock()
+                worker.start(config.threads)  # unpinned until loaded: all import and load on every core
         workers = instances[0]
         show_status(progress, Status("loading", clock() - started))
         each = f"{config.threads} thread(s) each" + (f", {len(instances)} processes each" if len(instances) > 1 else "")
         say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {each})")
-        requests = {side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side])) for side in SIDES}
-        infos = _load(instances, requests)
+        requests = {
+            side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side]), cpus)
+            for side in SIDES
+        }
+        infos, loaded_s = _load(instances, requests, clock, started_at)
         started_s = clock() - starting
         fed = feed(workers, infos, sides, config, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
@@ -99,9 +105,10 @@ def run_comparison(
         outputs = compare_outputs(workers, fed.batches, config, sides.selections["reference"], paths, say)
         show_status(progress, Status("cold starts", clock() - started))
         cold_starts = run_cold_starts(
-            config.cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
+            config.fresh_cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
             call_timeout_s=config.call_timeout_s,
             started_s=started_s,
+            own=own_cold_starts(workers, config.batch_sizes[0], loaded_s, call_timeout_s=config.call_timeout_s),
         )  # fmt: skip
         say(f"{sides.describe()}; measuring for up to {config.time_budget_s:g} s")
         observed = Observations(
@@ -156,14 +163,42 @@ def _role(side: str, instance: int) -> str:
     return side if instance == 0 else f"{side}-instance-{instance + 1}"
 
 
-def _load(instances: Sequence[Mapping[str, Worker]], requests: Mapping[str, LoadRequest]) -> dict[str, ModelInfo]:
-    """Load both models, in every instance, at once; what the first instance of each says."""
+def _load(
+    instances: Sequence[Mapping[str, Worker]],
+    requests: Mapping[str, LoadRequest],
+    clock: Callable[[], float],
+    started_at: Mapping[str, float],
+) -> tuple[dict[str, ModelInfo], dict[str, float]]:
+    """Load both models, in every instance, at once; what the first instance of each says,
+    and per model the seconds from its first worker's start to its load's answer (by
+    ``clock``: its own cold start's first part)."""
     calls = {side: LoadModel(requests[side]) for side in SIDES}
     for workers in instances:
         for side in SIDES:
             workers[side].begin(calls[side])
-    infos = [{side: workers[side].finish(calls[side], LOAD_TIMEOUT_S) for side in SIDES} for workers in instances]
-    return infos[0]
+    first = instances[0]
+    infos, loaded_s = {}, {}
+    for side in _in_order_of_answer(first):
+        infos[side] = first[side].finish(calls[side], LOAD_TIMEOUT_S)
+        loaded_s[side] = clock() - started_at[side]
+    for workers in instances[1:]:
+        for side in SIDES:
+            workers[side].finish(calls[side], LOAD_TIMEOUT_S)
+    return infos, loaded_s
+
+
+def _in_order_of_answer(workers: Mapping[str, Worker], poll_s: float = 0.005) -> Iterator[str]:
+    """The sides in the order their calls in flight answer, so that each answer's time is
+    read when it comes, not after the other model's; past LOAD_TIMEOUT_S of polling, the
+    rest in order (``finish`` then bounds each)."""
+    pending = list(SIDES)
+    polling_since = time.monotonic()
+    while len(pending) > 1 and time.monotonic() - polling_since < LOAD_TIMEOUT_S:
+        side = next((side for side in pending if workers[side].ready(poll_s)), None)
+        if side is not None:
+            pending.remove(side)
+            yield side
+    yield from pending
 
 
 def _measure(
@@ -211,10 +246,18 @@ def _measure(
         seed=config.seed,
         loads=config.loads,
         call_timeout_s=config.call_timeout_s,
-        **(plan_overrides or {}),
+        **{"windows": _wants_windows(config), **(plan_overrides or {})},
     )
     measurement, stopped = measure(instances, plan, batches, on_look, clock=clock, progress=say, on_pace=on_pace)
     return measurement, stopped, paced["budgets"], paced["notes"]
+
+
+def _wants_windows(config: CompareConfig) -> bool:
+    """Throughput windows of their own only where they measure something the latency blocks
+    do not: on a GPU, where synchronising after every call keeps the device from overlapping
+    calls, or where a throughput budget gates them. On a CPU a block's calls already run back
+    to back, so its summed durations are a window's time (metrics/throughput.py)."""
+    return config.on_gpu or any(budget.metric.family == "throughput" for budget in config.budgets)
 
 
 def _load_memory(info: ModelInfo) -> dict[str, Any]:

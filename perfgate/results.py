@@ -54,6 +54,12 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 #                  checks: detectable, the smallest change a statistical check's samples
 #                  detect (80 % power, at its ci_level), as a ratio; null where there is no
 #                  interval. Older reports are still read; their checks have none.
+#                  cold_starts: each model's first record is its measuring worker's own
+#                  start (measuring_worker: true; process start to loaded by the parent's
+#                  clock, then its first batch's preparation and its first call), fresh
+#                  workers' records after it. series: windows empty where none were
+#                  measured (a CPU without a throughput budget): throughput is read from
+#                  the latency blocks' sums. Older reports are read as they are.
 
 SIDES = ("reference", "candidate")
 
@@ -305,13 +311,15 @@ class ModelReport:
 
 @dataclass(frozen=True)
 class ColdStartRecord:
-    """One fresh worker, from starting the process to the end of its first inference."""
+    """One worker, from starting the process to the end of its first inference."""
 
     total_seconds: float  # by the parent's clock
     setup_seconds: float  # importing and configuring the framework
     load_seconds: float
     prepare_seconds: float
     first_call_seconds: float
+    # the worker that then measured (started and loading beside the other model's), not a fresh one
+    measuring_worker: bool = False
 
     @property
     def process_seconds(self) -> float:

@@ -7,8 +7,11 @@ candidate, back to back; which model goes first follows balanced, seeded ABBA / 
 quads, so that neither is always the one to find caches cold or the machine busy. With
 several worker instances per model (``instances``), block pair i runs on instance pair
 i mod K, so that each process's own layout and placement is one draw among K, not the
-whole comparison. Each block pair of latencies may be followed, in the same order, by a
-pair of throughput windows over the same batches (calls back to back, timed as one).
+whole comparison. Where
+the plan asks for ``windows`` (on a GPU, where synchronising after every call changes
+throughput, or for a throughput budget), each block pair of latencies is followed, in
+the same order, by a pair of throughput windows over the same batches (calls back to
+back, timed as one); elsewhere a latency block's summed durations are its window.
 
 Each load scenario adds, per round, a pair of load episodes: the same arrivals (the same
 seed) served by each model in turn, which makes their latencies under load comparable
@@ -76,6 +79,7 @@ class MeasurementPlan:
     target_episode_s: float = 0.25  # a load episode's length, at the model's typical service time
     max_episode_requests: int = 5000
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    windows: bool = True  # throughput windows beside every block pair (the pipeline decides; see its _wants_windows)
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,9 @@ def measure(
         warmups = every[0]
         slowest_ns = max(warmup.typical_ns for warmed in every for warmup in warmed.values())
         calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(slowest_ns, 1.0)))))
-        builders[batch_size] = _SeriesBuilder(batch_size, calls, batches[batch_size], warmups, slowest_ns, plan.call_timeout_s)
+        builders[batch_size] = _SeriesBuilder(
+            batch_size, calls, batches[batch_size], warmups, slowest_ns, plan.call_timeout_s, windows=plan.windows
+        )
         say(
             f"warm-up batch {batch_size}: reference {format_duration(warmups['reference'].typical_ns)}/call, "
             f"candidate {format_duration(warmups['candidate'].typical_ns)}/call; {calls} calls per block"
@@ -189,9 +195,18 @@ class _Orders:
 
 class _SeriesBuilder:
     def __init__(
-        self, batch_size: int, calls: int, batches: int, warmups: Mapping[str, WarmUp], slowest_ns: float, call_timeout_s: float
+        self,
+        batch_size: int,
+        calls: int,
+        batches: int,
+        warmups: Mapping[str, WarmUp],
+        slowest_ns: float,
+        call_timeout_s: float,
+        *,
+        windows: bool = True,
     ):
         self.batch_size = batch_size
+        self.measures_windows = windows
         self.calls_per_block = calls
         self.batches = batches
         self.slowest_ns = slowest_ns
@@ -212,9 +227,10 @@ class _SeriesBuilder:
         for side in order:
             durations = workers[side].call(RunBlock(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
             self.samples[side].append(np.asarray(durations, dtype=np.int64))
-        for side in order:
-            window = workers[side].call(RunWindow(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
-            self.windows[side].append(int(window))
+        if self.measures_windows:
+            for side in order:
+                window = workers[side].call(RunWindow(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
+                self.windows[side].append(int(window))
         self.starts.append(start)
         self.first.append(order[0])
         self.instances.append(instance)
@@ -230,7 +246,7 @@ class _SeriesBuilder:
             starts=tuple(self.starts),
             first=tuple(self.first),
             warmup=dict(self.warmups),
-            windows={side: tuple(values) for side, values in self.windows.items()},
+            windows={side: tuple(values) for side, values in self.windows.items()} if self.measures_windows else {},
             instances=tuple(self.instances) if any(self.instances) else (),
         )
 

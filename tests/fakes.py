@@ -81,8 +81,9 @@ class FakeBackend(Backend):
     def __init__(self, options: BackendOptions, clock: FakeClock, latency: Latency, seed: int = 0,
                  inputs: tuple[TensorSpec, ...] = (TensorSpec("x", "float32", (None, FEATURES)),),
                  load_ns: float = 0.0, memory: "FakeMemory | None" = None, model_bytes: int = 0,
-                 outputs: "Outputs | None" = None, leak_bytes: int = 0) -> None:  # fmt: skip
+                 outputs: "Outputs | None" = None, leak_bytes: int = 0, started_ns: int | None = None) -> None:  # fmt: skip
         super().__init__(options)
+        self.started_ns = started_ns  # when its worker started: loading runs from then, beside the other model's
         self.outputs = outputs or scores
         self.leak_bytes = leak_bytes  # what each call allocates and never frees
         self.load_ns = load_ns
@@ -99,7 +100,10 @@ class FakeBackend(Backend):
     def load(self, path: str) -> None:
         if path.endswith("missing.fake"):
             raise ModelLoadError(f"cannot load model {path!r}: no such file")
-        self.clock.advance(self.load_ns)
+        if self.started_ns is None:
+            self.clock.advance(self.load_ns)
+        else:
+            self.clock.advance_to(self.started_ns + self.load_ns)
         if self.memory is not None:
             self.memory.allocate(self.model_bytes)
 
@@ -170,10 +174,14 @@ def in_process_factory(
     ``memory_resettable`` False plays a kernel that does not let the peak RSS be reset.
     Cold-start workers ("reference-cold-start-1") and further instances ("candidate-instance-2")
     get their model's settings and a memory of their own; ``latencies`` may name a role to
-    give that worker its own latency, and each instance draws its own."""
+    give that worker its own latency, and each instance draws its own. A worker's load runs
+    from the moment it was made, and its calls run when their answer is asked for, so two
+    workers made at once load side by side in virtual time (as two processes on two cores
+    would): each is loaded at its own load_ns."""
 
     def make(role: str, log_dir: str) -> InProcessWorker:
         side = role.split("-")[0]
+        made_at = clock.now
         instance = int(role.rsplit("-", 1)[1]) if "-instance-" in role else 1
         backend_seed = 2 * seed + (1 if side == "reference" else 2) + 1000 * (instance - 1)
         latency = latencies.get(role, latencies[side])
@@ -181,14 +189,26 @@ def in_process_factory(
         own = {**backend_kwargs, **(per_role or {}).get(side, {})}
 
         def backend(name: str, options: BackendOptions) -> Backend:
-            fake = FakeBackend(options, clock, latency, seed=backend_seed, memory=memory, **own)
+            fake = FakeBackend(options, clock, latency, seed=backend_seed, memory=memory, started_ns=made_at, **own)
             if made is not None:
                 made[role] = fake
             return fake
 
-        return InProcessWorker(role, WorkerCore(clock=clock.ns, backend_factory=backend, memory=memory, wait=clock.advance_to))
+        return AnsweringLate(role, WorkerCore(clock=clock.ns, backend_factory=backend, memory=memory, wait=clock.advance_to))
 
     return make
+
+
+class AnsweringLate(InProcessWorker):
+    """An in-process worker that does a call's work when its answer is asked for (``finish``),
+    not when it is sent: what a subprocess does in between is not done in turn with the other's."""
+
+    def begin(self, call: Any) -> None:
+        self._sent = call
+
+    def finish(self, call: Any, timeout: Any = 0.0) -> Any:
+        super().begin(self._sent)
+        return super().finish(call, timeout)
 
 
 # --- backends for the subprocess error paths (real time, real processes) ---------------

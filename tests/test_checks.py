@@ -148,7 +148,7 @@ def test_cold_start_compares_means_of_fresh_starts():
     assert check.reference == pytest.approx(1e9) and check.batch_size is None
     lone = Observations(series=(series(1000, 1000),), cold_starts={"reference": (1.0,), "candidate": (3.0,)})
     (single,) = [c for c in checks_of(lone, [parse_budget("latency.p50:+15%")]) if c.metric == "cold_start"]
-    assert single.verdict is Verdict.INFO and "--cold-starts 2 or more" in single.reason
+    assert single.verdict is Verdict.INFO and "--cold-starts 1 or more" in single.reason
 
 
 def test_load_checks_compare_queueing_plus_service():

@@ -138,9 +138,10 @@ def error_report(path: Path) -> dict:
     "backend, cold_starts, fragment",
     [
         ("fakes:HangingBackend", "0", "candidate: model 'candidate.bin' gave no answer within 2 s during its first call"),
-        ("fakes:HangingBackend", "1", "candidate-cold-start-1: model 'candidate.bin' gave no answer within 2 s during a cold start's first call"),
-        ("fakes:SegfaultingBackend", "0", "candidate: the worker died during 'warm_up' (killed by SIGSEGV)"),
-        ("fakes:KilledBackend", "0", "candidate: the worker died during 'warm_up' (killed by SIGKILL, perhaps for lack of memory)"),
+        # the measuring worker's first call, made for its own cold start, comes before any fresh worker's
+        ("fakes:HangingBackend", "1", "candidate: model 'candidate.bin' gave no answer within 2 s during its first call"),
+        ("fakes:SegfaultingBackend", "0", "candidate: the worker died during 'first_call' (killed by SIGSEGV)"),
+        ("fakes:KilledBackend", "0", "candidate: the worker died during 'first_call' (killed by SIGKILL, perhaps for lack of memory)"),
         ("fakes:FailingBackend", "0", "candidate: model 'candidate.bin' failed while running: [ONNXRuntimeError]"),
     ],
 )  # fmt: skip

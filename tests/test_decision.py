@@ -146,11 +146,10 @@ def test_blocks_interleave_in_balanced_order_over_the_same_rows(feature_table_pa
         assert {series.first[i], series.first[i + 1]} == {"reference", "candidate"}
     assert series.starts[1] == (series.starts[0] + series.calls_per_block) % series.batches
     # both models saw the same rows in the same order in every timed call
-    timed = 2 * series.pairs * series.calls_per_block  # latency blocks and throughput windows
+    timed = series.pairs * series.calls_per_block  # latency blocks (no throughput windows on a CPU without their budget)
     assert made["reference"].seen[-timed:] == made["candidate"].seen[-timed:]
-    # synchronize ends every timed latency call, and each throughput window once
-    unsynchronized = series.pairs * (series.calls_per_block - 1)
-    assert made["reference"].calls - made["reference"].synchronized == unsynchronized
+    # synchronize ends every timed latency call
+    assert made["reference"].calls == made["reference"].synchronized
 
 
 def test_the_same_seed_gives_the_same_report(feature_table_path):

@@ -77,7 +77,7 @@ class Scope:
     batch_sizes: tuple[int, ...] = (1,)
     loads: bool = False  # any --concurrency or --rate scenario
     size_column: str | None = None
-    cold_starts: int = 0
+    cold_starts: int = 0  # cold start samples per model (the measuring worker's own and fresh ones)
     on_gpu: bool = False
     outputs: bool = False  # both models' outputs are compared
 

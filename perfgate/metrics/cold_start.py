@@ -1,5 +1,9 @@
-"""cold_start: process start to the end of the first inference, in fresh workers started
-in ABBA order, per model (``--cold-starts K``)."""
+"""cold_start: process start to the end of the first inference, per model: each measuring
+worker's own start (always), and fresh workers started in ABBA order where a cold_start
+budget asks for them or ``--cold-starts K`` is given.
+
+With the measuring workers' own starts alone (one sample a model, no interval) the check
+is information only: each model's start while both load side by side."""
 
 from __future__ import annotations
 
@@ -22,8 +26,8 @@ class ColdStart(Family):
         return Metric(name, self.name) if name == "cold_start" else None
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
-        if scope.cold_starts < 2:
-            return f"a cold-start budget needs {option('cold_starts', 2)} or more"
+        if scope.cold_starts < 2:  # samples: an interval needs more than the measuring worker's own
+            return f"a cold-start budget needs {option('cold_starts', 1)} or more (fresh starts beyond the measuring worker's own)"
         return None
 
     def slots(self, observations: Observations, budgets: Mapping[str, Budget]) -> list[Slot]:
@@ -43,7 +47,10 @@ def _check(metric: Metric, cold_starts: Mapping[str, Sequence[float]], *, budget
         interval = ratio_interval([v[None] for v in reference], [v[None] for v in candidate], None, level, seed=seed)
     except UnusableSamples as exc:
         values = (float(reference.mean()), float(candidate.mean())) if reference.size and candidate.size else None
-        return undecided(common, budget, f"unusable samples: {exc} (--cold-starts 2 or more)", values=values)
+        return undecided(
+            common, budget, f"unusable samples: {exc} (the measuring worker's own start only; --cold-starts 1 or more adds fresh ones)",
+            values=values,
+        )  # fmt: skip
     return decided(common, budget, interval, (float(reference.mean()), float(candidate.mean())), higher_is_better=False)
 
 

@@ -1,6 +1,12 @@
 """throughput and throughput.batchN: samples per second over windows of calls run back to
 back and synchronized once (LoadGen's Offline scenario), per batch size; higher is
-better. ``throughput`` budgets every batch size, ``throughput.batchN`` one."""
+better. ``throughput`` budgets every batch size, ``throughput.batchN`` one.
+
+Windows of their own are measured only where they differ from the latency blocks (on a
+GPU, or for a throughput budget: see ``pipeline._wants_windows``). Elsewhere each latency
+block is the window: its calls ran back to back on the same batches, and on a CPU the
+synchronisation after each call is a no-op, so the block's summed durations are the
+window's time (less the clock readings between calls, the same few ns for both models)."""
 
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ class Throughput(Family):
     def slots(self, observations: Observations, budgets: Mapping[str, Budget]) -> list[Slot]:
         slots = []
         for index, series in enumerate(observations.series):
-            if series.windows:
+            if series.pairs:
                 metric = Metric(f"throughput.batch{series.batch_size}", self.name, batch_size=series.batch_size, higher_is_better=True)
                 budget = budgets.get(metric.name) or budgets.get("throughput")
                 slots.append(Slot(metric, budget, bind(_check, series, metric), at_batch(index)))
@@ -51,7 +57,7 @@ class Throughput(Family):
 
 def _check(series: Series, metric: Metric, *, budget, level, seed) -> Check:
     samples_per_window = series.calls_per_block * series.batch_size
-    windows = {side: np.asarray(series.windows.get(side, ()), dtype=np.float64) for side in SIDES}
+    windows = {side: _window_times(series, side) for side in SIDES}
     common = dict(metric=metric, batch_size=series.batch_size, unit="samples/s", higher_is_better=True,
                   n_reference=int(windows["reference"].size), n_candidate=int(windows["candidate"].size),
                   blocks=series.pairs, **budget_fields(budget))  # fmt: skip
@@ -66,6 +72,13 @@ def _check(series: Series, metric: Metric, *, budget, level, seed) -> Check:
     interval = RatioInterval(1 / times.estimate, 1 / times.high, 1 / times.low, times.level, times.blocks, times.se_log)
     values = tuple(samples_per_window / (windows[side].mean() / 1e9) for side in SIDES)
     return decided(common, budget, interval, values, higher_is_better=True)
+
+
+def _window_times(series: Series, side: str) -> np.ndarray:
+    """ns per window: the measured windows, or else each latency block's summed durations."""
+    if series.windows:
+        return np.asarray(series.windows.get(side, ()), dtype=np.float64)
+    return np.asarray([block.sum() for block in series.blocks(side)], dtype=np.float64)
 
 
 FAMILY = Throughput()

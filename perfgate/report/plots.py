@@ -11,6 +11,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from perfgate.formatting import format_duration, format_rate
+from perfgate.report.summary import cold_start_samples
 from perfgate.report.svg import Axis, Line, bar_chart, line_chart, stacked_bars
 from perfgate.results import SIDES, Report, concatenated
 
@@ -166,9 +167,8 @@ def starts_and_stages(report: Report) -> list[Figure]:
                      np.mean([r.load_seconds for r in records]),
                      np.mean([r.prepare_seconds + r.first_call_seconds for r in records])]  # fmt: skip
             rows.append((side, [float(p) * 1e9 for p in parts]))
-        count = min(len(report.cold_starts[side]) for side in SIDES)
         parts_named = ["process", "framework", "load", "first call"]
-        figures.append(Figure("Cold start", f"From starting a fresh process to its first inference's end, mean of {count}.",
+        figures.append(Figure("Cold start", f"From starting a process to its first inference's end ({cold_start_samples(report)}).",
                               stacked_bars("Cold start", rows, parts_named, _duration), _segments(parts_named)))  # fmt: skip
     if report.stages:
         rows, stage_names = [], ["read", "tensors", "prepare", "model"]

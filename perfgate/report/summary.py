@@ -160,3 +160,15 @@ def safe(text: object) -> str:
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def cold_start_samples(report: Report) -> str:
+    """Which starts a report's cold-start figures average, in words."""
+    count = min((len(records) for records in report.cold_starts.values()), default=0)
+    measuring = any(records and records[0].measuring_worker for records in report.cold_starts.values())
+    if not measuring:
+        return f"mean of {count} fresh workers"
+    if count == 1:
+        return "the measuring worker's own start, beside the other model's: one sample, no interval"
+    return f"mean of {count}: the measuring worker's own start and {count - 1} fresh workers"
+

@@ -11,7 +11,7 @@ from perfgate.formatting import format_bytes, format_change, format_duration, fo
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
 from perfgate.report import parts
-from perfgate.report.summary import DATA_DRIFT, data_files, python_label
+from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, python_label
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 from perfgate.report.summary import detectable
 
@@ -207,8 +207,7 @@ def _memory(report: Report) -> list[str]:
 def _cold_starts(report: Report) -> list[str]:
     if not report.cold_starts:
         return []
-    count = min(len(records) for records in report.cold_starts.values())
-    rows = [[f"cold start (mean of {count})", "total", "process", "framework", "load", "first call"]]
+    rows = [[f"cold start ({cold_start_samples(report)})", "total", "process", "framework", "load", "first call"]]
     for side in SIDES:
         records = report.cold_starts.get(side, ())
         if not records:

@@ -38,6 +38,7 @@ from perfgate.worker.protocol import (
     LoadPlan,
     LoadRequest,
     ModelInfo,
+    OwnColdStart,
     ReadMemory,
     RunBlock,
     RunLoad,
@@ -61,8 +62,10 @@ class WorkerCore:
         backend_factory: Callable[[str, BackendOptions], Backend] | None = None,
         memory: Any = None,
         wait: WaitUntil | None = None,
+        own_process: bool = False,
     ) -> None:
         self._clock = clock
+        self._own_process = own_process  # a worker process of its own, whose threads it may pin
         self._backend_factory = backend_factory
         self._memory = memory or ProcMemory()
         self._wait = wait or (lambda deadline: wait_until(deadline, clock))
@@ -72,6 +75,10 @@ class WorkerCore:
         self._path = ""
         self._peak_reset: bool | None = None  # None until the first warm-up resets it
         self._rss_after_blocks: list[int] = []
+        # this worker's own cold start, phase by phase (seconds): setup, load, first prepare, first call
+        self._setup_s = self._load_s = 0.0
+        self._first_prepare_s: float | None = None
+        self._first_call_s: float | None = None
         # called with a phase's index as a call of several phases enters it (see Call.phases)
         self.enter_phase: Callable[[int], None] = lambda index: None
 
@@ -100,8 +107,11 @@ class WorkerCore:
         loaded_at = self._clock()
         self._memory.release_free()  # loading's freed temporaries are not the model's (memory.py)
         loaded = self._memory.read().rss
+        if request.pin_after_load is not None and self._own_process:
+            _pin_every_thread(request.pin_after_load)
         self._backend = backend
         self._path = request.path
+        self._setup_s, self._load_s = (set_up - began) / 1e9, (loaded_at - set_up) / 1e9
         return ModelInfo(
             inputs=backend.describe_inputs(),
             backend=backend.info(),
@@ -117,7 +127,12 @@ class WorkerCore:
         """Prepare the batches in the backend's own form; returns the seconds that took."""
         backend = self.backend
         began = self._clock()
-        self._feeds[batch_size] = [backend.prepare(feed) for feed in feeds]
+        prepared = []
+        for feed in feeds:
+            prepared.append(backend.prepare(feed))
+            if self._first_prepare_s is None:
+                self._first_prepare_s = (self._clock() - began) / 1e9
+        self._feeds[batch_size] = prepared
         seconds = (self._clock() - began) / 1e9
         self._shapes[batch_size] = [tuple(sorted((k, v.shape) for k, v in feed.items())) for feed in feeds]
         return seconds
@@ -140,6 +155,7 @@ class WorkerCore:
                 self._timed(lambda: time_calls(backend.run, backend.synchronize, feeds, index, 1, self._clock))
             )
             if len(durations) == 1:
+                self._note_first_call(durations[0])
                 self.enter_phase(1)  # the first call has returned: the rest of the warm-up
             seen.add(shapes[index])
             index = (index + 1) % len(feeds)
@@ -182,8 +198,10 @@ class WorkerCore:
         def run_each() -> list[dict[str, np.ndarray]]:
             found = []
             for index in batches:
+                began = self._clock()
                 outputs = backend.run(feeds[index])
                 backend.synchronize()
+                self._note_first_call(self._clock() - began)
                 found.append(backend.outputs_to_numpy(outputs, feeds[index]))
             return found
 
@@ -211,6 +229,17 @@ class WorkerCore:
         done = self._clock()
         return ColdStart(info.setup_seconds, info.load_seconds, (prepared_at - began) / 1e9, (done - prepared_at) / 1e9)
 
+    def own_cold_start(self, batch_size: int) -> ColdStart:
+        """This worker's own start, phase by phase; its first call is made now if none was."""
+        if self._first_call_s is None:
+            backend, feeds = self.backend, self._feeds_for(batch_size)
+            self._note_first_call(self._timed(lambda: time_calls(backend.run, backend.synchronize, feeds, 0, 1, self._clock))[0])
+        return ColdStart(self._setup_s, self._load_s, self._first_prepare_s or 0.0, self._first_call_s or 0.0)
+
+    def _note_first_call(self, duration_ns: float) -> None:
+        if self._first_call_s is None:
+            self._first_call_s = duration_ns / 1e9
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
@@ -235,6 +264,23 @@ def _difference(after: int | None, before: int | None) -> int | None:
     return None if after is None or before is None else after - before
 
 
+def _pin_every_thread(cpus: tuple[int, ...]) -> None:
+    """Pin every thread of this process, those the framework has started included (threads
+    started later inherit it from theirs). Linux names them in /proc/self/task; elsewhere
+    only the calling thread is pinned."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    try:
+        threads = [int(name) for name in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    for thread in threads:
+        try:
+            os.sched_setaffinity(thread, cpus)
+        except OSError:
+            pass  # a thread that has ended; the report records the CPUs the worker really has
+
+
 def _own_cpus() -> tuple[int, ...]:
     return tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else ()
 
@@ -250,6 +296,7 @@ _ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
     ReadMemory: lambda core, call: core.memory(),
     BlockMemory: lambda core, call: core.block_memory(),
     FirstInference: lambda core, call: core.cold_start(call.request, call.feed),
+    OwnColdStart: lambda core, call: core.own_cold_start(call.batch_size),
     Shutdown: lambda core, call: core.close(),
 }
 
@@ -287,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     die_with_parent(int(args[1]))
     conn = Connection(int(args[0]))
     try:
-        serve(conn, WorkerCore())
+        serve(conn, WorkerCore(own_process=True))
     finally:
         conn.close()
 

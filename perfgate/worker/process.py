@@ -42,6 +42,8 @@ class Worker(Protocol):
 
     def begin(self, call: Call) -> None: ...
 
+    def ready(self, timeout: float) -> bool: ...
+
     def finish(self, call: Call, timeout: float | Timeout) -> Any: ...
 
     def call(self, call: Call, *, timeout: float | Timeout) -> Any: ...
@@ -82,6 +84,9 @@ class InProcessWorker:
             self._pending = ("ok", answer(self.core, call))
         except PerfgateError as exc:
             self._pending = ("error", exc)
+
+    def ready(self, timeout: float) -> bool:
+        return True  # begin() has already answered
 
     def finish(self, call: Call, timeout: float | Timeout = 0.0) -> Any:
         status, value = self._pending
@@ -149,6 +154,14 @@ class SubprocessWorker:
             conn.send(call)
         except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
             raise self._died(call.name) from None
+
+    def ready(self, timeout: float) -> bool:
+        """Whether the call in flight has something to say (its answer, a phase, or that the
+        worker died), waiting up to ``timeout`` seconds; ``finish`` reads it."""
+        try:
+            return self._connection().poll(timeout)
+        except (EOFError, OSError):
+            return True
 
     def finish(self, call: Call, timeout: float | Timeout) -> Any:
         """The answer to ``call``; a WorkerError if the worker dies or runs past ``timeout``

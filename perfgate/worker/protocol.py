@@ -25,7 +25,7 @@ from perfgate.tensors import TensorSpec
 __all__ = [
     "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "ColdStart", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
-    "FirstInference", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit",
+    "FirstInference", "OwnColdStart", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit",
 ]  # fmt: skip
 
 LOAD_TIMEOUT_S = 600.0
@@ -61,6 +61,9 @@ class LoadRequest:
     path: str
     options: BackendOptions
     sys_path: tuple[str, ...] = ()
+    # the CPUs the worker pins all its threads to once loaded (None: as it was started): two
+    # workers starting at once import and load on every core, and time on the same ones
+    pin_after_load: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,18 @@ class FirstInference(Call):
     phases: ClassVar[tuple[str, ...]] = ("a cold start's loading", "a cold start's first call")
     request: LoadRequest
     feed: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class OwnColdStart(Call):
+    """-> ColdStart: the phases of this worker's own start, by its clock: its framework's
+    setup and its model's load, the preparation of its first batch, and its first call on
+    real inputs; where it has made no call yet, that first call is made now, on the first
+    batch of ``batch_size``."""
+
+    name: ClassVar[str] = "first_call"
+    phases: ClassVar[tuple[str, ...]] = ("its first call",)
+    batch_size: int
 
 
 @dataclass(frozen=True)
