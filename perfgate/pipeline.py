@@ -28,6 +28,7 @@ from perfgate.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
+from perfgate.metrics.memory import with_instances
 from perfgate.outputs import compare_outputs
 from perfgate.results import SIDES, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.pacing import pace_budgets
@@ -97,7 +98,7 @@ def run_comparison(
             side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side]), cpus)
             for side in SIDES
         }
-        infos, loaded_s = _load(instances, requests, clock, started_at)
+        infos, loaded_s, more_infos = _load(instances, requests, clock, started_at)
         started_s = clock() - starting
         fed = feed(workers, infos, sides, config, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
@@ -116,7 +117,14 @@ def run_comparison(
             sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor, outputs=outputs,
         )  # fmt: skip
         measurement, stopped, budgets, pacing_notes = _measure(instances, fed.batches, config, observed, clock, say, plan_overrides, calibrating)
-        memory = {side: {**_load_memory(infos[side]), **workers[side].call(ReadMemory(), timeout=SETUP_TIMEOUT_S)} for side in SIDES}
+        # every instance's reading: an allocator's leftovers inflate one process, not the model (metrics/memory.py)
+        memory = {
+            side: with_instances([
+                {**_load_memory(info[side]), **instance[side].call(ReadMemory(), timeout=SETUP_TIMEOUT_S)}
+                for info, instance in zip([infos, *more_infos], instances)
+            ])
+            for side in SIDES
+        }  # fmt: skip
 
     observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory)
     evaluation = with_mann_whitney(
@@ -168,10 +176,10 @@ def _load(
     requests: Mapping[str, LoadRequest],
     clock: Callable[[], float],
     started_at: Mapping[str, float],
-) -> tuple[dict[str, ModelInfo], dict[str, float]]:
-    """Load both models, in every instance, at once; what the first instance of each says,
-    and per model the seconds from its first worker's start to its load's answer (by
-    ``clock``: its own cold start's first part)."""
+) -> tuple[dict[str, ModelInfo], dict[str, float], list[dict[str, ModelInfo]]]:
+    """Load both models, in every instance, at once: what the first instance of each says;
+    per model the seconds from its first worker's start to its load's answer (by ``clock``:
+    its own cold start's first part); what the further instances say."""
     calls = {side: LoadModel(requests[side]) for side in SIDES}
     for workers in instances:
         for side in SIDES:
@@ -181,10 +189,8 @@ def _load(
     for side in _in_order_of_answer(first):
         infos[side] = first[side].finish(calls[side], LOAD_TIMEOUT_S)
         loaded_s[side] = clock() - started_at[side]
-    for workers in instances[1:]:
-        for side in SIDES:
-            workers[side].finish(calls[side], LOAD_TIMEOUT_S)
-    return infos, loaded_s
+    more = [{side: workers[side].finish(calls[side], LOAD_TIMEOUT_S) for side in SIDES} for workers in instances[1:]]
+    return infos, loaded_s, more
 
 
 def _in_order_of_answer(workers: Mapping[str, Worker], poll_s: float = 0.005) -> Iterator[str]:

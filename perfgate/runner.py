@@ -216,7 +216,6 @@ class _SeriesBuilder:
         self.starts: list[int] = []
         self.first: list[str] = []
         self.instances: list[int] = []
-        self.windows_measured = True
         self._orders = _Orders()
         self._cursor = 0
         self.timeout = Timeout((call_limit(call_timeout_s, calls * slowest_ns / 1e9),), by_call_timeout=True)
@@ -303,7 +302,7 @@ class _LoadBuilder:
 def _pace(builders: Mapping[int, "_SeriesBuilder"], loads: Sequence["_LoadBuilder"]) -> Pace:
     # a block pair runs each model's block once; windows, where measured, as long again
     round_ns = sum(
-        builder.calls_per_block * sum(w.typical_ns for w in builder.warmups.values()) * (2 if builder.windows_measured else 1)
+        builder.calls_per_block * sum(w.typical_ns for w in builder.warmups.values()) * (2 if builder.measures_windows else 1)
         for builder in builders.values()
     )
     round_ns += sum(2 * load.expected_s * 1e9 for load in loads)

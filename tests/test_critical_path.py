@@ -85,7 +85,7 @@ def test_on_a_cpu_without_a_throughput_budget_no_window_is_measured_and_blocks_g
 def test_a_throughput_budget_measures_windows_of_its_own(feature_table_path):
     events, made = [], {}
     report = run(feature_table_path, constant(1 * MS), constant(1.25 * MS), batch_sizes=(4,), events=events, made=made,
-                 max_latency_increase="30%", budgets=["throughput:-10%"])  # fmt: skip
+                 max_latency_increase="30%", budgets=["throughput:-10%"], instances=1)  # fmt: skip
     pairs = report.series[0].pairs
     assert len(sent(events, "RunWindow")) == 2 * pairs
     # a window synchronizes once, after its last call
@@ -193,7 +193,7 @@ def test_each_models_load_is_timed_when_it_answers_not_after_the_others(feature_
     clock = FakeClock()
     workers = {"reference": Loading("reference", clock, 3.0), "candidate": Loading("candidate", clock, 1.0)}
     requests = {side: None for side in workers}
-    infos, loaded_s = _load(workers, requests, clock.seconds, {"reference": 0.0, "candidate": 0.0})
+    infos, loaded_s, _ = _load([workers], requests, clock.seconds, {"reference": 0.0, "candidate": 0.0})
     assert infos == {"reference": "reference loaded", "candidate": "candidate loaded"}
     assert loaded_s["candidate"] == pytest.approx(1.0, abs=0.01) and loaded_s["reference"] == pytest.approx(3.0)
 

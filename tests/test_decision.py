@@ -74,7 +74,7 @@ def test_a_small_real_regression_needs_longer_than_a_large_one(feature_table_pat
     fast, _ = run(feature_table_path, lognormal(1 * MS, 0.3), lognormal(3 * MS, 0.3))
     slow, _ = run(feature_table_path, lognormal(1 * MS, 0.3), lognormal(1.2 * MS, 0.3))
     assert fast.verdict is Verdict.FAIL and slow.verdict is Verdict.FAIL
-    assert fast.run.looks <= 2 and slow.run.looks > fast.run.looks + 2
+    assert fast.run.looks <= 3 and slow.run.looks > fast.run.looks + 2
     assert fast.run.measure_seconds < slow.run.measure_seconds
 
 
@@ -107,7 +107,7 @@ def test_an_explicit_p95_budget_the_time_budget_cannot_decide_is_said_up_front(f
     (note,) = [w for w in report.warnings if w.startswith("latency.p95 needs 90 calls per model")]
     assert "cannot be decided in time" in note
     wanted = float(note.rsplit("--time-budget ", 1)[1].split()[0])
-    assert 225 <= wanted <= 460  # 90 rounds of two 1 s calls (and their windows), with a quarter more
+    assert 225 <= wanted <= 260  # 90 rounds of two 1 s calls, with a quarter more
 
 
 def test_drift_shared_by_both_models_cancels_out(feature_table_path):
