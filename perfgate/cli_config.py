@@ -54,8 +54,8 @@ def plan(
         if only:
             raise UsageError("--only names a comparison of a config file, and there is none (perfgate.toml, or [tool.perfgate] in pyproject.toml)")
         for model in MODELS:
-            if model == "data" and given.get("reference_data") and given.get("candidate_data"):
-                continue  # data drift: each side names its own file
+            if model == "data" and (given.get("reference_data") or given.get("candidate_data")):
+                continue  # data drift: CompareConfig says which side lacks a file
             if model not in given:
                 flag = spell(model, None)
                 raise UsageError(f"Missing option '{flag}' (and no config file: perfgate.toml, or [tool.perfgate] in pyproject.toml)")
