@@ -92,6 +92,17 @@ def test_a_budget_the_run_resolves_is_not_refused(feature_table_path):
     assert report.verdict is Verdict.PASS
 
 
+def test_the_default_budget_on_a_machine_too_noisy_for_it_ends_inconclusive_not_refused(feature_table_path):
+    # sigma 1.5 a call and 3 s: the default +15 % cannot be resolved; the user did not choose
+    # it, so the run is not a usage error but an inconclusive verdict with the number
+    noisy = lognormal(1 * MS, 1.5)
+    report = compare(feature_table_path, noisy, lognormal(1 * MS, 1.5), time_budget_s=3.0)
+    assert report.verdict is Verdict.INCONCLUSIVE
+    assert any(check.detectable is not None and check.detectable > 1.15 for check in report.checks)
+    with pytest.raises(UsageError, match="is below what this run can resolve"):
+        compare(feature_table_path, noisy, lognormal(1 * MS, 1.5), time_budget_s=3.0, budgets=["latency.p50:+15%"])
+
+
 def test_every_statistical_check_reports_its_detectable_change_and_old_reports_still_read(feature_table_path):
     report = compare(feature_table_path, lognormal(1 * MS, 0.2), lognormal(1 * MS, 0.2))
     p50 = next(c for c in report.checks if c.metric == "latency.p50")
