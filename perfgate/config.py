@@ -15,12 +15,11 @@ from typing import Any, Iterable, Mapping
 
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
-from perfgate.data_sources import check_data_sources
 from perfgate.errors import UsageError, option
 from perfgate.inputs import input_options
 from perfgate.metrics import Scope
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
-from perfgate.results import LoadScenario, Settings
+from perfgate.results import SIDES, LoadScenario, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
 from perfgate.worker.interpreter import locate
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
@@ -109,8 +108,22 @@ class CompareConfig:
             raise UsageError(f"{option('output_rows')} must be 0 or more, got {self.output_rows!r}")
         if not self.budgets:
             raise UsageError("at least one budget is needed")
-        check_data_sources(self)
+        self._check_data_sources()
         check_measured(self.budgets, self.scope)
+
+    def _check_data_sources(self) -> None:
+        """Usage errors for data options that cannot go together (CompareConfig calls this)."""
+        for side in SIDES:
+            if not self.data_for(side):
+                raise UsageError(f"no data for the {side} model: pass {option('data', 'PARQUET')} or {option(f'{side}_data', 'PARQUET')}")
+        if not self.data_drift:
+            return
+        drift = f"with {option('reference_data')} and {option('candidate_data')} the models read different files"
+        if self.size_column is not None:
+            raise UsageError(f"{option('size_column', self.size_column)} lines both models' calls up on the same rows; {drift}")
+        for budget in self.budgets:
+            if budget.metric.family == "outputs":
+                raise UsageError(f"budget {budget}: outputs are compared on the same rows; {drift}")
 
     def _check_rates_fit_the_time_budget(self) -> None:
         # each model serves at least one episode of MIN_EPISODE_REQUESTS arrivals; slower

@@ -17,28 +17,13 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import pyarrow as pa
 
 from perfgate.dataset import ParquetDataset, RowSelection
-from perfgate.errors import ColumnMappingError, UsageError, option
+from perfgate.errors import ColumnMappingError
 from perfgate.inputs import ANY_INPUT, InputBinding, bind_inputs, shown
 from perfgate.results import SIDES, DataReport
 from perfgate.tensors import TensorSpec
 
 if TYPE_CHECKING:
     from perfgate.config import CompareConfig
-
-def check_data_sources(config: "CompareConfig") -> None:
-    """Usage errors for data options that cannot go together (CompareConfig calls this)."""
-    for side in SIDES:
-        if not config.data_for(side):
-            raise UsageError(f"no data for the {side} model: pass {option('data', 'PARQUET')} or {option(f'{side}_data', 'PARQUET')}")
-    if not config.data_drift:
-        return
-    drift = f"with {option('reference_data')} and {option('candidate_data')} the models read different files"
-    if config.size_column is not None:
-        raise UsageError(f"{option('size_column', config.size_column)} lines both models' calls up on the same rows; {drift}")
-    for budget in config.budgets:
-        if budget.metric.family == "outputs":
-            raise UsageError(f"budget {budget}: outputs are compared on the same rows; {drift}")
-
 
 @dataclass(frozen=True)
 class Sides:

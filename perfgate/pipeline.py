@@ -243,7 +243,7 @@ def _measure(
         # (every report shows each check's detectable change); only a limit the user chose
         # (--budget, --max-latency-increase) is a usage error
         chosen = {budget.metric.name for budget in paced["budgets"] if not (budget.by_default and budget.limit == DEFAULT_LIMIT)}
-        refuse_unresolvable(evaluation.checks, measurement.measure_seconds, config.time_budget_s, chosen=chosen)
+        refuse_unresolvable(evaluation.checks, measurement.measure_seconds, config.time_budget_s, chosen=chosen, describe=where)
         return evaluation.decided
 
     plan = MeasurementPlan(

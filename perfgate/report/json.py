@@ -415,7 +415,7 @@ def _series_from(data: Mapping[str, Any]) -> Series:
         starts=tuple(pair["start"] for pair in pairs),
         first=tuple(pair["first"] for pair in pairs),
         warmup={side: _build(WarmUpSummary, item) for side, item in (data.get("warmup") or {}).items()},
-        windows={side: tuple(data[side].get("windows_ns", ())) for side in SIDES},
+        windows={side: tuple(data[side]["windows_ns"]) for side in SIDES if data[side].get("windows_ns")},  # none measured: {}
         instances=_instances(pair.get("instance", 0) for pair in pairs),
     )
 
