@@ -46,7 +46,7 @@ def test_every_metric_for_both_models_and_budgets_that_fail_the_gate(tmp_path):
     load = report["loads"][0]
     assert load["label"] == "concurrency 4" and load["candidate"]["queue"]["p50"] > load["candidate"]["service"]["p50"]
     text = run_cli("report", str(path)).stdout
-    for heading in ("memory", "cold start (mean of 2)", "stages, per batch", "under load"):
+    for heading in ("memory", "cold start (mean of 3: the measuring worker", "stages, per batch", "under load"):
         assert heading in text
 
 
