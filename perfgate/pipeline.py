@@ -28,6 +28,7 @@ from perfgate.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
+from perfgate.noise import noise_levels
 from perfgate.outputs import compare_outputs
 from perfgate.results import SIDES, DataReport, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.runner import Measurement, MeasurementPlan, measure
@@ -134,6 +135,7 @@ def run_comparison(
         warnings=config.warnings()
         + fed.warnings
         + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor),
+        noise=noise_levels(measurement.series),
         perfgate_version=__version__,
         created=_now(),
     )

@@ -19,8 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-SCHEMA_VERSION = 4
-READABLE_SCHEMA_VERSIONS = (2, 3, 4)
+SCHEMA_VERSION = 5
+READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 # Schema history: bump on any change a reader has to know about, and say what changed.
 #   1 (2026-11-22) first version: verdict, compared, settings, environment, run, checks,
 #                  series with raw samples per block pair, warnings, error.
@@ -38,6 +38,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4)
 #                  budgets are thresholds on a value (">=0.99"), their bound in limit;
 #                  outputs.nonfinite_inputs (NaN/Inf fed on purpose: NaN/Inf outputs are info).
 #                  Version 2 and 3 reports are still read; they hold no outputs.
+#   5 (2026-11-23) noise: per batch size, how noisy the run was (the spread of each model's
+#                  block medians, of the pairs' log-ratios, and each model's drift between
+#                  blocks). Older reports are still read; they hold no noise.
 
 SIDES = ("reference", "candidate")
 
@@ -306,6 +309,17 @@ class Stages:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """How noisy the machine was while one batch size was measured, from its own blocks.
+    Each number is a spread on the log scale (0.05: about 5 %); None where too few blocks."""
+
+    batch_size: int
+    block_spread: Mapping[str, float | None]  # per model: the standard deviation of its blocks' log-medians
+    pair_spread: float | None  # what pairing leaves: the spread of log(candidate median / reference median) per pair
+    drift: Mapping[str, float | None]  # per model: block-to-block movement beyond its call-to-call spread
+
+
+@dataclass(frozen=True)
 class SizeBucket:
     low: float
     high: float
@@ -438,6 +452,7 @@ class Report:
     sizes: tuple[SizeAnalysis, ...] = ()
     outputs: OutputsCompared | None = None
     warnings: tuple[str, ...] = ()
+    noise: tuple[Noise, ...] = ()
     error: ErrorInfo | None = None
     perfgate_version: str = ""
     created: str = ""

@@ -22,6 +22,7 @@ from perfgate.report.summary import (
     informational,
     interval,
     level,
+    noise_text,
     place,
     safe,
     shorten,
@@ -195,6 +196,8 @@ def _decided(report: Report) -> str:
         + ". A check **fails** when its whole interval is past its budget, **passes** when all of it is within, "
         "and is **inconclusive** when the interval straddles the budget.",
     ]
+    if report.noise:
+        lines += ["", "Noise: " + "; ".join(md(noise_text(noise)) for noise in report.noise) + "."]
     undecided = [check for check in gated(report) if check.verdict is Verdict.INCONCLUSIVE]
     if undecided:
         lines.append("")

@@ -13,7 +13,7 @@ import unicodedata
 
 from perfgate.formatting import format_bytes, format_change
 from perfgate.metrics import family_of
-from perfgate.results import Check, Report, Verdict
+from perfgate.results import Check, Noise, Report, Verdict
 
 SYMBOLS = {
     Verdict.PASS: "✅",
@@ -136,3 +136,17 @@ def safe(text: object) -> str:
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def noise_text(noise: Noise) -> str:
+    """'batch 1: block medians vary by 3.1% (reference) and 3.0% (candidate), pairs' ratios
+    by 1.2%; drift 2.0% and 1.9%': one batch size's noise, as every report writes it."""
+
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100.0 * value:.1f}%"
+
+    sides = ("reference", "candidate")
+    blocks = " and ".join(f"{percent(noise.block_spread.get(side))} ({side})" for side in sides)
+    drift = " and ".join(percent(noise.drift.get(side)) for side in sides)
+    return (f"batch {noise.batch_size}: block medians vary by {blocks}, the pairs' ratios by "
+            f"{percent(noise.pair_spread)}; drift between blocks {drift}")  # fmt: skip

@@ -10,6 +10,7 @@ import numpy as np
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
+from perfgate.report.summary import noise_text
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 
 _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "verdict", "MWU p")
@@ -29,6 +30,7 @@ def render_text(report: Report) -> str:
     lines.append(f"{report.verdict.value.upper()}: {report.reason}")
     if report.run is not None:
         lines.append(_run_line(report))
+    lines.extend(f"noise: {noise_text(noise)}" for noise in report.noise)
     lines.extend(f"warning: {warning}" for warning in report.warnings)
     # paths, columns and messages come from the user: each line stays one line, and inert
     return "\n".join(printable(line) for line in lines) + "\n"
