@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shlex
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from simulated_machine import (  # noqa: E402
     ACTION_BENCHMARK_CALLS, BUDGET, BURST_PERIOD_S, BURST_SLOWDOWN, JITTER_SIGMA, OUTLIER_FACTOR, OUTLIER_RATE, REGIMES,
     ROOT, WORKER_START_S, Outcome, Trial, run_trial, spend_alpha_over_k_squared, write_features,
 )  # fmt: skip
+from perfgate.runner import MeasurementPlan  # noqa: E402 (after simulated_machine, which puts this repository first on sys.path)
 
 RATIOS = (1.00, 1.05, 1.10, 1.20, 1.25, 1.50, 2.00)
 RULES = (("perfgate", "perfgate"), ("pytest-benchmark mean:15%", "pytest_benchmark"),
@@ -121,11 +123,13 @@ REGIME_WORDS = {
 
 def write_document(results: dict, args: argparse.Namespace, elapsed: float, real: list[str]) -> None:
     trials = len(next(iter(results.values())))
+    block_ms = 1e3 * dict(args.plan_overrides).get("target_block_s", MeasurementPlan((1,)).target_block_s)
+    cpu_minutes = sum(resource.getrusage(who).ru_utime for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 60
     lines = [
         "# Decision quality: perfgate beside the naive rules",
         "",
         "Made by `" + " ".join(["python", "benchmarks/decision_quality.py", *map(shlex.quote, sys.argv[1:])]) + "`"
-        f" ({elapsed / 60:.1f} minutes on {args.workers} processes). Budget +15 % (`latency.p50` and `latency.p95`, "
+        f" ({elapsed / 60:.1f} minutes on {args.workers} processes, {cpu_minutes:.1f} CPU-minutes). Budget +15 % (`latency.p50` and `latency.p95`, "
         "perfgate's defaults); at a true ratio up to 1.10 the right verdict is pass, from 1.20 on it is fail. "
         f"{trials} trials per cell; \"wrong\" is the share of trials with the wrong verdict (an inconclusive "
         "is not wrong, but it is not a verdict either).",
@@ -135,7 +139,7 @@ def write_document(results: dict, args: argparse.Namespace, elapsed: float, real
         f"A model whose quiet call takes {args.call_us:g} µs, against itself made *ratio* times slower, on a "
         f"simulated runner whose state is a function of time that both models share: {JITTER_SIGMA:g} lognormal "
         f"jitter per call, and {REGIME_WORDS['bursty']}, or {REGIME_WORDS['outliers']}. perfgate is the shipped "
-        "engine (`pipeline.run_comparison`: warm-up, interleaved ABBA block pairs of ~10 ms, looks, confidence "
+        f"engine (`pipeline.run_comparison`: warm-up, interleaved ABBA block pairs of ~{block_ms:g} ms, looks, confidence "
         "intervals) on in-process fake backends in virtual time (`benchmarks/simulated_machine.py`); the time "
         f"budget is {args.time_budget:g} s. Time to verdict is all in: {WORKER_START_S:g} s to start a worker and "
         "load (both models at once on two cores), then warm-up and measuring.",
@@ -169,6 +173,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print the tables only")
     args = parser.parse_args()
     overrides = {key: float(value) if "." in value else int(value) for key, value in (o.split("=", 1) for o in args.plan)}
+    args.plan_overrides = overrides
 
     began = time.monotonic()
     results = simulate(args.trials, args.workers, args.call_us * 1e3, args.time_budget, overrides,
