@@ -1,219 +1,198 @@
-"""How often does the gate get it right, against the naive "ratio of means > 1.15"?
+"""How often does the gate get it right, how fast, and how do the naive rules do beside it?
 
-For each scenario, each repetition runs, side by side (in alternating order):
+Writes docs/decision-quality.md. For each true ratio (1.00 ... 2.00) at a +15 % budget
+and each regime of a simulated runner (quiet; a bursty neighbour; occasional 10x
+outliers, see simulated_machine.py), ``--trials`` comparisons, each judged three ways on
+the same simulated machine:
 
-* perfgate: a full `compare` (fresh worker processes, interleaved blocks, CI-based
-  verdict) at a +15 % budget; its time to verdict includes starting the workers;
-* naive (sequential): what the usual gates do. Each model in its own fresh process,
-  one after the other (reference, then candidate), a fixed number of calls each, and
-  "regression" when mean(candidate) / mean(reference) > 1.15;
-* naive (same samples): the naive rule on perfgate's own interleaved samples, to
-  separate the measurement design from the decision rule.
+* perfgate: ``pipeline.run_comparison`` (warm-up, interleaved block pairs, looks, checks)
+  on in-process fake models in virtual time; its time to verdict is all in (worker start
+  and load, warm-up, measuring);
+* pytest-benchmark ``--benchmark-compare-fail=mean:15%``: the reference's stored run,
+  the candidate's run later, each as many calls as fill pytest-benchmark's default
+  1 s, "regression" when the ratio of means is over 1.15;
+* github-action-benchmark: one number per model per CI run (a 200-call timing loop's
+  mean, one model after the other), an alert when their ratio is over 1.15.
 
-Scenarios: "aa" is the fixtures' A/A pair (same architecture, other weights); "1.1",
-"1.25" and "2" are the reference fixture against itself made that much slower
-(benchmarks/slowdown.py); the slowdown factor is first calibrated, in interleaved
-blocks in one process, until the measured p50 ratio is the one named (printed). At a 15 % budget the right verdict for aa and 1.1 is pass,
-for 1.25 and 2 it is fail. `--noise` adds a bursty neighbour that takes both CPUs for
-0.05-0.5 s at a time, as on a shared CI runner.
+At a 15 % budget the right verdict is pass up to 1.10 and fail from 1.20 on; 1.15 itself
+is not in the table (either answer is right there).
 
-    python benchmarks/decision_quality.py [--reps 30] [--scenarios aa,1.1,1.25,2] [--noise]
+``--real-reps N`` adds the real models (subprocess workers, real time; run it alone on a
+quiet machine): the fixtures' A/A pair and the reference fixture against itself made 2x
+slower by benchmarks/slowdown.py (the factor calibrated first), N runs each.
+
+    python benchmarks/decision_quality.py [--trials 100] [--workers 2] [--real-reps 0]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import multiprocessing
 import os
-import random
+import resource
+import shlex
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from perfgate.backends.base import BackendOptions  # noqa: E402
-from perfgate.config import CompareConfig  # noqa: E402
-from perfgate.pipeline import run_comparison  # noqa: E402
-from perfgate.environment import capture  # noqa: E402
-from perfgate.batches import build_batches  # noqa: E402
-from perfgate.inputs import bind_inputs  # noqa: E402
-from perfgate.dataset import ParquetDataset  # noqa: E402
-from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WarmUpModel, worker_cpus  # noqa: E402
+from simulated_machine import (  # noqa: E402
+    ACTION_BENCHMARK_CALLS, BUDGET, BURST_PERIOD_S, BURST_SLOWDOWN, JITTER_SIGMA, OUTLIER_FACTOR, OUTLIER_RATE, REGIMES,
+    ROOT, WORKER_START_S, Outcome, Trial, run_trial, spend_alpha_over_k_squared, write_features,
+)  # fmt: skip
+from perfgate.runner import MeasurementPlan  # noqa: E402 (after simulated_machine, which puts this repository first on sys.path)
 
-FIXTURES = ROOT / "fixtures"
-DATA = str(FIXTURES / "features.parquet")
-BUDGET = 1.15
-NAIVE_CALLS = 2000  # one pass over the fixture data, as a benchmark suite would time it
+RATIOS = (1.00, 1.05, 1.10, 1.20, 1.25, 1.50, 2.00)
+RULES = (("perfgate", "perfgate"), ("pytest-benchmark mean:15%", "pytest_benchmark"),
+         ("github-action-benchmark 115%", "action_benchmark"))  # fmt: skip
+OUTPUT = ROOT / "docs" / "decision-quality.md"
 
 
-def scenario(name: str) -> tuple[str, str, str | None, float]:
-    """(reference, candidate, candidate backend, slowdown factor)."""
-    if name == "aa":
-        return str(FIXTURES / "mlp_reference.onnx"), str(FIXTURES / "mlp_aa.onnx"), None, 1.0
-    factor = float(name)
-    return str(FIXTURES / "mlp_reference.onnx"), str(FIXTURES / "mlp_reference.onnx"), "slowdown:SlowedOnnxRuntime", factor
+def right_verdict(ratio: float) -> str:
+    return "fail" if ratio > BUDGET else "pass"
 
 
-def measured_slowdown(factor: float, feeds: list, blocks: int = 150) -> float:
-    """p50(slowed) / p50(plain) of the reference fixture, interleaved, in this process."""
-    from perfgate.worker import WorkerCore
-
-    os.environ["PERFGATE_BENCH_SLOWDOWN"] = str(factor)
-    cores = {}
-    for name in ("onnxruntime", "slowdown:SlowedOnnxRuntime"):
-        core = WorkerCore()
-        core.load(LoadRequest(name, str(FIXTURES / "mlp_reference.onnx"), BackendOptions()))
-        core.set_feeds(1, feeds)
-        core.warm_up(1, 100, 0.3, 10.0)
-        cores[name] = core
-    samples: dict[str, list[int]] = {name: [] for name in cores}
-    rng = np.random.default_rng(0)
-    for block in range(blocks):
-        for name in rng.permutation(list(cores)):
-            samples[name].extend(cores[name].run_block(1, block * 200, 200))
-    return float(np.median(samples["slowdown:SlowedOnnxRuntime"]) / np.median(samples["onnxruntime"]))
+def _run(args: tuple[Trial, str, dict]) -> tuple[Trial, Outcome]:
+    trial, data, overrides = args
+    overrides = dict(overrides)
+    if overrides.pop("alpha_k_squared", 0):
+        spend_alpha_over_k_squared()
+    return trial, run_trial(trial, data, overrides or None)
 
 
-def calibrated_factor(target: float, feeds: list, sessions: int = 6) -> tuple[float, float]:
-    """The factor whose measured slowdown is ``target`` on average, and that average.
-
-    Each measurement builds fresh sessions, and two sessions of one model differ by a
-    few percent (memory layout), so each step averages over ``sessions`` of them.
-    """
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(worker_cpus(1) or os.sched_getaffinity(0)))
-    factor = target
-    for _ in range(2):
-        measured = float(np.mean([measured_slowdown(factor, feeds) for _ in range(sessions)]))
-        factor *= target / measured
-    measured = float(np.mean([measured_slowdown(factor, feeds) for _ in range(sessions)]))
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    return factor, measured
+def simulate(trials: int, workers: int, typical_ns: float, time_budget_s: float, overrides: dict,
+             regimes=REGIMES, ratios=RATIOS) -> dict:  # fmt: skip
+    """Outcomes by (regime, ratio); trial i of every cell uses machine seed i."""
+    with tempfile.TemporaryDirectory() as folder:
+        data = str(write_features(Path(folder) / "features.parquet"))
+        jobs = [(Trial(regime, ratio, seed, typical_ns, time_budget_s), data, overrides)
+                for regime in regimes for ratio in ratios for seed in range(trials)]  # fmt: skip
+        results: dict = defaultdict(list)
+        with ProcessPoolExecutor(workers) as pool:
+            for done, (trial, outcome) in enumerate(pool.map(_run, jobs, chunksize=4), 1):
+                results[(trial.regime, trial.ratio)].append(outcome)
+                if done % 100 == 0:
+                    print(f"  {done}/{len(jobs)} trials", file=sys.stderr, flush=True)
+    return results
 
 
-def naive_sequential(reference: str, candidate: str, backend: str | None, feeds: list) -> float:
-    """mean(candidate) / mean(reference), each measured in its own process, one after the other."""
-    means = []
-    with tempfile.TemporaryDirectory() as log_dir:
-        for role, path, name in (("reference", reference, "onnxruntime"), ("candidate", candidate, backend or "onnxruntime")):
-            worker = SubprocessWorker(role, log_dir)
-            worker.start(1, worker_cpus(1))
-            try:
-                worker.call(LoadModel(LoadRequest(name, path, BackendOptions(), tuple(sys.path))), timeout=120)
-                worker.call(SetFeeds(1, feeds), timeout=120)
-                worker.call(WarmUpModel(1, 10, 0.2, 10.0), timeout=120)
-                means.append(np.mean(worker.call(RunBlock(1, 0, NAIVE_CALLS), timeout=120)))
-            finally:
-                worker.close()
-    return means[1] / means[0]
+def rates(verdicts: list[str]) -> str:
+    counts, n = Counter(verdicts), len(verdicts)
+    return " / ".join(f"{100 * counts[v] / n:.0f}" for v in ("pass", "fail", "inconclusive"))
 
 
-def fixture_feeds() -> list:
-    from perfgate.tensors import TensorSpec
-
-    dataset = ParquetDataset(DATA)
-    spec = TensorSpec("features", "float32", (None, 16))
-    bindings = bind_inputs({"naive": [spec]}, dataset.schema, {"features": "f*"}, {})["naive"]
-    table = dataset.read(bindings[0].columns, dataset.select_rows(None, 0))
-    return list(build_batches(table, bindings, [spec], 1).feeds)
+def seconds(values: list[float]) -> str:
+    p50, p95 = np.quantile(values, [0.5, 0.95])
+    return f"{p50:.1f} / {p95:.1f} s"
 
 
-def noisy_neighbour(stop) -> None:
-    rng = random.Random(os.getpid())
-    while not stop.is_set():
-        time.sleep(rng.uniform(0.05, 0.5))
-        until = time.monotonic() + rng.uniform(0.05, 0.5)
-        while time.monotonic() < until:
-            pass
+def simulated_table(results: dict, regime: str) -> list[str]:
+    lines = [
+        "| true ratio (right) | perfgate pass / fail / inconcl. % | wrong | time to verdict p50 / p95 "
+        "| pytest-benchmark pass / fail % | wrong | time | github-action-benchmark pass / fail % | wrong | time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for ratio in RATIOS:
+        outcomes = results.get((regime, ratio))
+        if not outcomes:
+            continue
+        right = right_verdict(ratio)
+        wrong = "pass" if right == "fail" else "fail"
+        cells = [f"{ratio:.2f} ({right})"]
+        for _, key in RULES:
+            verdicts = [getattr(o, key) for o in outcomes]
+            share = f"{100 * verdicts.count(wrong) / len(verdicts):.0f} %"
+            shown = rates(verdicts) if key == "perfgate" else " / ".join(rates(verdicts).split(" / ")[:2])
+            cells += [shown, f"**{share}**" if key == "perfgate" else share, seconds([getattr(o, key + "_s") for o in outcomes])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
-@contextlib.contextmanager
-def noise(enabled: bool):
-    if not enabled:
-        yield
-        return
-    stop = multiprocessing.Event()
-    hogs = [multiprocessing.Process(target=noisy_neighbour, args=(stop,), daemon=True) for _ in range(os.cpu_count() or 1)]
-    for hog in hogs:
-        hog.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for hog in hogs:
-            hog.join(5)
+REGIME_WORDS = {
+    "quiet": "quiet: jitter only",
+    "bursty": f"a bursty neighbour: on and off periods of {BURST_PERIOD_S[0]:g}-{BURST_PERIOD_S[1]:g} s, "
+              f"{BURST_SLOWDOWN:g}x slower while on",
+    "outliers": f"occasional outliers: {OUTLIER_RATE:.1%} of calls {OUTLIER_FACTOR:g}x slower",
+}  # fmt: skip
+
+
+def write_document(results: dict, args: argparse.Namespace, elapsed: float, real: list[str]) -> None:
+    trials = len(next(iter(results.values())))
+    block_ms = 1e3 * dict(args.plan_overrides).get("target_block_s", MeasurementPlan((1,)).target_block_s)
+    cpu_minutes = sum(resource.getrusage(who).ru_utime for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 60
+    lines = [
+        "# Decision quality: perfgate beside the naive rules",
+        "",
+        "Made by `" + " ".join(["python", "benchmarks/decision_quality.py", *map(shlex.quote, sys.argv[1:])]) + "`"
+        f" ({elapsed / 60:.1f} minutes on {args.workers} processes, {cpu_minutes:.1f} CPU-minutes). Budget +15 % (`latency.p50` and `latency.p95`, "
+        "perfgate's defaults); at a true ratio up to 1.10 the right verdict is pass, from 1.20 on it is fail. "
+        f"{trials} trials per cell; \"wrong\" is the share of trials with the wrong verdict (an inconclusive "
+        "is not wrong, but it is not a verdict either).",
+        "",
+        "## How it is simulated",
+        "",
+        f"A model whose quiet call takes {args.call_us:g} µs, against itself made *ratio* times slower, on a "
+        f"simulated runner whose state is a function of time that both models share: {JITTER_SIGMA:g} lognormal "
+        f"jitter per call, and {REGIME_WORDS['bursty']}, or {REGIME_WORDS['outliers']}. perfgate is the shipped "
+        f"engine (`pipeline.run_comparison`: warm-up, interleaved ABBA block pairs of ~{block_ms:g} ms, looks, confidence "
+        "intervals) on in-process fake backends in virtual time (`benchmarks/simulated_machine.py`); the time "
+        f"budget is {args.time_budget:g} s. Time to verdict is all in: {WORKER_START_S:g} s to start a worker and "
+        "load (both models at once on two cores), then warm-up and measuring.",
+        "",
+        "The naive rules see the same kind of machine: **pytest-benchmark** "
+        "`--benchmark-compare-fail=mean:15%` against a stored run (the reference's run earlier, the candidate's "
+        "run later, each as many calls as fill pytest-benchmark's default 1 s; its time is the candidate's run), "
+        f"and **github-action-benchmark** with `alert-threshold: 115%` (one number per model per CI run: a "
+        f"{ACTION_BENCHMARK_CALLS}-call timing loop's mean, one model after the other; its time is that run).",
+        "",
+    ]
+    for regime in REGIMES:
+        if any(key[0] == regime for key in results):
+            lines += [f"## {REGIME_WORDS[regime].capitalize()}", "", *simulated_table(results, regime), ""]
+    lines += real
+    OUTPUT.write_text("\n".join(lines))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--scenarios", default="aa,1.1,1.25,2")
-    parser.add_argument("--noise", action="store_true", help="add a bursty noisy neighbour on every CPU")
+    parser.add_argument("--trials", type=int, default=100, help="trials per true ratio and regime")
+    parser.add_argument("--workers", type=int, default=2, help="processes for the simulated trials")
+    parser.add_argument("--call-us", type=float, default=100.0, help="the simulated model's quiet call, in µs")
     parser.add_argument("--time-budget", type=float, default=60.0)
+    parser.add_argument("--regimes", default=",".join(REGIMES))
+    parser.add_argument("--ratios", default=",".join(f"{r:g}" for r in RATIOS))
+    parser.add_argument("--plan", action="append", default=[], metavar="KEY=VALUE",
+                        help="a MeasurementPlan override (e.g. first_look_pairs=3), to try a design; "
+                             "alpha_k_squared=1 tries alpha * 6 / (pi^2 k^2) at look k")  # fmt: skip
+    parser.add_argument("--real-reps", type=int, default=0, help="runs of each real-model pair (0: none)")
+    parser.add_argument("--no-write", action="store_true", help="print the tables only")
     args = parser.parse_args()
+    overrides = {key: float(value) if "." in value else int(value) for key, value in (o.split("=", 1) for o in args.plan)}
+    args.plan_overrides = overrides
 
-    env = capture()
-    print(f"# {env.cpu}, {env.usable_cpus} usable CPUs, {env.python}; budget +15%, time budget {args.time_budget:g} s, "
-          f"{args.reps} repetitions per scenario{', with a noisy neighbour' if args.noise else ''}")  # fmt: skip
-    feeds = fixture_feeds()
-    rows = []
-    with noise(args.noise):
-        for name in args.scenarios.split(","):
-            reference, candidate, backend, factor = scenario(name)
-            if backend is not None:
-                factor, measured = calibrated_factor(factor, feeds)
-                print(f"# {name}x: slowdown factor {factor:.4f} measures {measured:.4f}x", flush=True)
-                os.environ["PERFGATE_BENCH_SLOWDOWN"] = str(factor)
-            verdicts: Counter = Counter()
-            naive_seq: Counter = Counter()
-            naive_same: Counter = Counter()
-            seconds = []
-            for rep in range(args.reps):
-                config = CompareConfig.from_options(
-                    reference, candidate, DATA, inputs=["features=f*"], seed=rep, cold_starts=0,
-                    time_budget_s=args.time_budget, candidate_backend=backend,
-                )  # fmt: skip
-                order = ["perfgate", "naive"] if rep % 2 == 0 else ["naive", "perfgate"]
-                for method in order:
-                    if method == "perfgate":
-                        began = time.monotonic()
-                        report = run_comparison(config)
-                        seconds.append(time.monotonic() - began)
-                        verdicts[report.verdict.value] += 1
-                        ratio = np.mean(report.series[0].samples("candidate")) / np.mean(report.series[0].samples("reference"))
-                        naive_same["fail" if ratio > BUDGET else "pass"] += 1
-                    else:
-                        ratio = naive_sequential(reference, candidate, backend, feeds)
-                        naive_seq["fail" if ratio > BUDGET else "pass"] += 1
-                print(f"  {name} rep {rep + 1}/{args.reps}: perfgate {report.verdict.value} "
-                      f"({seconds[-1]:.1f} s); naive sequential ratio {ratio:.3f}", file=sys.stderr, flush=True)  # fmt: skip
-            rows.append((name, factor, verdicts, naive_seq, naive_same, seconds))
+    began = time.monotonic()
+    results = simulate(args.trials, args.workers, args.call_us * 1e3, args.time_budget, overrides,
+                       regimes=tuple(args.regimes.split(",")),
+                       ratios=tuple(float(r) for r in args.ratios.split(",")))  # fmt: skip
+    real = []
+    if args.real_reps:
+        from decision_quality_real import real_section
 
-    print()
-    print(f"{'scenario':<9} {'right':<5} | {'perfgate pass/fail/inconcl.':<27} {'wrong':>6} {'verdict in (p50/p95/max)':>25} | "
-          f"{'naive seq. pass/fail':<20} {'wrong':>6} | {'naive same samples':<18} {'wrong':>6}")  # fmt: skip
-    for name, factor, verdicts, naive_seq, naive_same, seconds in rows:
-        right = "fail" if name != "aa" and float(name) > BUDGET else "pass"
-        wrong = "pass" if right == "fail" else "fail"
-        n = args.reps
-        p50, p95, worst = np.quantile(seconds, [0.5, 0.95]).tolist() + [max(seconds)]
-        print(
-            f"{name + ('x' if name != 'aa' else ''):<9} {right:<5} | "
-            f"{verdicts['pass']:>4}/{verdicts['fail']:>4}/{verdicts['inconclusive']:>4}{'':<13} {verdicts[wrong] / n:>6.1%} "
-            f"{p50:>9.1f}/{p95:.1f}/{worst:.1f} s | "
-            f"{naive_seq['pass']:>4}/{naive_seq['fail']:>4}{'':<11} {naive_seq[wrong] / n:>6.1%} | "
-            f"{naive_same['pass']:>4}/{naive_same['fail']:>4}{'':<9} {naive_same[wrong] / n:>6.1%}"
-        )
-    print("\nwrong = share of repetitions with the wrong verdict (a fail where the change is within budget, "
-          "or a pass where it is not); inconclusive is neither")  # fmt: skip
+        real = real_section(args.real_reps, args.time_budget)
+    elapsed = time.monotonic() - began
+    for regime in REGIMES:
+        if any(key[0] == regime for key in results):
+            print(f"\n{regime}\n" + "\n".join(simulated_table(results, regime)))
+    print("\n".join(real))
+    print(f"\n{elapsed:.0f} s in all", file=sys.stderr)
+    if not args.no_write:
+        write_document(results, args, elapsed, real)
+        print(f"wrote {os.path.relpath(OUTPUT)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change
 from perfgate.metrics.memory import with_instances
+from perfgate.noise import noise_levels
 from perfgate.outputs import compare_outputs
 from perfgate.results import SIDES, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.pacing import pace_budgets
@@ -162,6 +163,7 @@ def run_comparison(
         + fed.warnings
         + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor)
         + environment_warnings(models),
+        noise=noise_levels(measurement.series),
         perfgate_version=__version__,
         created=_now(),
     )

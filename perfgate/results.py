@@ -60,6 +60,9 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 #                  workers' records after it. series: windows empty where none were
 #                  measured (a CPU without a throughput budget): throughput is read from
 #                  the latency blocks' sums. Older reports are read as they are.
+#                  noise: per batch size, how noisy the run was (the spread of each model's
+#                  block medians, of the pairs' log-ratios, and each model's drift between
+#                  blocks). Older reports are still read; they hold no noise.
 
 SIDES = ("reference", "candidate")
 
@@ -339,6 +342,17 @@ class Stages:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """How noisy the machine was while one batch size was measured, from its own blocks.
+    Each number is a spread on the log scale (0.05: about 5 %); None where too few blocks."""
+
+    batch_size: int
+    block_spread: Mapping[str, float | None]  # per model: the standard deviation of its blocks' log-medians
+    pair_spread: float | None  # what pairing leaves: the spread of log(candidate median / reference median) per pair
+    drift: Mapping[str, float | None]  # per model: block-to-block movement beyond its call-to-call spread
+
+
+@dataclass(frozen=True)
 class SizeBucket:
     low: float
     high: float
@@ -477,6 +491,7 @@ class Report:
     sizes: tuple[SizeAnalysis, ...] = ()
     outputs: OutputsCompared | None = None
     warnings: tuple[str, ...] = ()
+    noise: tuple[Noise, ...] = ()
     error: ErrorInfo | None = None
     perfgate_version: str = ""
     created: str = ""

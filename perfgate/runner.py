@@ -70,7 +70,10 @@ class MeasurementPlan:
     seed: int = 0
     first_look_pairs: int = 3
     look_growth: float = 1.5
-    target_block_s: float = 0.01
+    # 2 ms, not 10: with a bursty neighbour, 10 ms blocks left a 15 us model's p95 A/A
+    # verdict taking up to 13.6 s (p95 9.9 s), 2 ms ones 2.8 s (1.9 s), at the same
+    # coverage (docs/decision-quality.md, benchmarks/decision_quality.py)
+    target_block_s: float = 0.002
     max_calls_per_block: int = 1000
     warmup_min_calls: int = 10
     warmup_min_s: float = 0.2

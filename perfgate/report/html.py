@@ -19,6 +19,7 @@ from perfgate.report.summary import (
     gated,
     interval,
     level,
+    noise_text,
     place,
     python_label,
     tally,
@@ -174,6 +175,8 @@ def _about(report: Report) -> str:
         pairs = ", ".join(f"batch {s.batch_size}: {s.pairs} block pairs of {s.calls_per_block} calls" for s in report.series)
         parts.append(f"<p>Measured {esc(pairs)} per model, interleaved, for {run.measure_seconds:.1f} s in {run.looks} "
                      f"look{'s' if run.looks != 1 else ''}; it stopped {stop}. {run.total_seconds:.1f} s in all.</p>")  # fmt: skip
+        if report.noise:
+            parts.append("<p>Noise: " + esc("; ".join(noise_text(noise) for noise in report.noise)) + ".</p>")
     if report.settings is not None:
         s = report.settings
         items = [("budgets", ", ".join(s.budgets) or "none"), ("batch sizes", ", ".join(map(str, s.batch_sizes))),

@@ -45,6 +45,7 @@ from perfgate.results import (
     LoadSeries,
     Metric,
     ModelReport,
+    Noise,
     OutputDifference,
     OutputsCompared,
     PreparedInput,
@@ -104,6 +105,7 @@ def to_dict(report: Report) -> dict[str, Any]:
         "loads": [_load_dict(load) for load in report.loads],
         "series": [_series_dict(series) for series in report.series],
         "warnings": list(report.warnings),
+        "noise": _plain(report.noise),
         **({"parts": [{"name": part.name, "report": to_dict(part.report)} for part in report.parts]} if report.parts else {}),
     }
 
@@ -134,6 +136,7 @@ def from_dict(data: Mapping[str, Any]) -> Report:
         sizes=tuple(_size_from(item) for item in data.get("sizes", ())),
         outputs=_outputs_from(data.get("outputs")),
         warnings=tuple(data.get("warnings", ())),
+        noise=tuple(_build(Noise, item) for item in data.get("noise", ())),
         error=_build(ErrorInfo, data.get("error")),
         perfgate_version=(data.get("tool") or {}).get("version", ""),
         created=data.get("created", ""),

@@ -26,6 +26,7 @@ from perfgate.report.summary import (
     informational,
     interval,
     level,
+    noise_text,
     place,
     python_label,
     safe,
@@ -206,6 +207,8 @@ def _decided(report: Report) -> str:
         + ". A check **fails** when its whole interval is past its budget, **passes** when all of it is within, "
         "and is **inconclusive** when the interval straddles the budget.",
     ]
+    if report.noise:
+        lines += ["", "Noise: " + "; ".join(md(noise_text(noise)) for noise in report.noise) + "."]
     undecided = [check for check in gated(report) if check.verdict is Verdict.INCONCLUSIVE]
     if undecided:
         lines.append("")

@@ -13,7 +13,7 @@ import unicodedata
 
 from perfgate.formatting import format_bytes, format_change
 from perfgate.metrics import family_of
-from perfgate.results import Check, DataReport, ModelReport, Report, Verdict
+from perfgate.results import Check, DataReport, ModelReport, Noise, Report, Verdict
 
 SYMBOLS = {
     Verdict.PASS: "✅",
@@ -172,3 +172,16 @@ def cold_start_samples(report: Report) -> str:
         return "the measuring worker's own start, beside the other model's: one sample, no interval"
     return f"mean of {count}: the measuring worker's own start and {count - 1} fresh workers"
 
+
+def noise_text(noise: Noise) -> str:
+    """'batch 1: block medians vary by 3.1% (reference) and 3.0% (candidate), pairs' ratios
+    by 1.2%; drift 2.0% and 1.9%': one batch size's noise, as every report writes it."""
+
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{100.0 * value:.1f}%"
+
+    sides = ("reference", "candidate")
+    blocks = " and ".join(f"{percent(noise.block_spread.get(side))} ({side})" for side in sides)
+    drift = " and ".join(percent(noise.drift.get(side)) for side in sides)
+    return (f"batch {noise.batch_size}: block medians vary by {blocks}, the pairs' ratios by "
+            f"{percent(noise.pair_spread)}; drift between blocks {drift}")  # fmt: skip

@@ -11,7 +11,7 @@ from perfgate.formatting import format_bytes, format_change, format_duration, fo
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
 from perfgate.report import parts
-from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, python_label
+from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, noise_text, python_label
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
 from perfgate.report.summary import detectable
 
@@ -34,6 +34,7 @@ def render_text(report: Report) -> str:
     lines.append(f"{report.verdict.value.upper()}: {report.reason}")
     if report.run is not None:
         lines.append(_run_line(report))
+    lines.extend(f"noise: {noise_text(noise)}" for noise in report.noise)
     lines.extend(f"warning: {warning}" for warning in report.warnings)
     # paths, columns and messages come from the user: each line stays one line, and inert
     return "\n".join(printable(line) for line in lines) + "\n"
