@@ -6,8 +6,9 @@ Errors are one line on stderr; --debug adds the traceback and the worker's log. 
 means a regression and nothing else: a report that cannot be written (to --json or to
 stdout) is exit 3.
 
-Over 400 lines because compare's ~35 options are declared here, each with its help; what
-they do lives in the modules they are passed to.
+Over 400 lines because compare's ~45 options are declared here, each with its help, and
+the small commands (report, run, merge) beside it; what they do lives in the modules they
+are passed to (cli_config, baseline_compare, merge; calibrate has its own cli_calibrate).
 """
 
 from __future__ import annotations

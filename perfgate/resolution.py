@@ -164,7 +164,7 @@ def refuse_unresolvable(
         if check.verdict is not Verdict.INCONCLUSIVE or check.blocks < MIN_NOISE_PAIRS:
             continue
         found = resolution(check, pairs_in_budget(check.blocks, measure_seconds, time_budget_s))
-        if found is None or not found.coin_flip:
+        if found is None or not found.coin_flip or _fail_within_reach(check, found):
             continue
         where = describe(check)
         sign = "-" if check.higher_is_better else "+"
@@ -177,6 +177,15 @@ def refuse_unresolvable(
             f"({option('budgets', f'{check.metric}:{sign}{_ceil_percent(found.change)}')}) or a longer time budget "
             f"({option('time_budget_s', f'{math.ceil(longer):d}')}), or measure on a quieter machine"
         )
+
+
+def _fail_within_reach(check: Check, found: Resolution) -> bool:
+    """The estimate is so far past the budget that the interval at the end of the time
+    budget would clear it: a failure the run can still decide is no coin flip."""
+    if check.ratio is None or check.ratio <= 0 or check.limit is None or check.limit <= 0:
+        return False
+    past = math.log(check.ratio) - math.log(check.limit)
+    return (-past if check.higher_is_better else past) > found.half_width
 
 
 def _budget_factor(found: Resolution) -> float:

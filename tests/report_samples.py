@@ -44,7 +44,7 @@ def fake_run(data: Path, candidate_slowdown: float = 1.0, **options) -> Report:
     options.setdefault("cold_starts", 2)
     options.setdefault("rates", (200,))
     options.setdefault("size_column", "n")
-    options.setdefault("time_budget_s", 20.0)
+    options.setdefault("time_budget_s", 60.0)  # p95 at batch 4 gets its 90 calls beside the load episodes
     config = CompareConfig.from_options(
         "models/reference.fake", "models/candidate.fake", str(data), inputs={"x": "f*"},
         reference_backend="fakes:FakeBackend", candidate_backend="fakes:FakeBackend", **options,
