@@ -15,6 +15,7 @@ from perfgate.results import SIDES, LoadSeries, Series
 from perfgate.stats import drift_between_blocks
 
 NOISY_DRIFT = 0.10
+SHORTFALL = 0.85  # served under this share of the offered rate: the model did not keep up
 SATURATED_UTILIZATION = 0.97  # an M/D/1 queue 97 % busy already waits ~16 service times on average
 LEAK_MIN_BLOCKS = 8
 LEAK_RISING = 0.75  # the share of blocks after which RSS must have grown
@@ -51,8 +52,10 @@ def _saturation(loads: tuple[LoadSeries, ...]) -> list[str]:
         for side in SIDES:
             achieved, utilization = load.throughput(side), load.offered_load(side)
             # Achieved throughput alone misses saturation: in a short episode a growing backlog
-            # hardly lowers it, while the queue, and so every percentile, keeps growing.
-            if achieved < 0.95 * offered or utilization > SATURATED_UTILIZATION:
+            # hardly lowers it, while the queue, and so every percentile, keeps growing. And
+            # a few Poisson episodes at 90 % load serve 5-10 % under the offered rate by chance
+            # alone, so only a larger shortfall counts.
+            if achieved < SHORTFALL * offered or utilization > SATURATED_UTILIZATION:
                 warnings.append(
                     f"load {load.scenario.label}: the {side} needs {utilization:.0%} of the time to serve "
                     f"{offered:g} samples/s (it served {achieved:.0f}/s); at or past its capacity its queue grows "

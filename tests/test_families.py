@@ -96,7 +96,9 @@ def test_a_family_of_ones_own_is_parsed_budgeted_judged_rendered_and_judged_agai
     loosened = judge_again(again, ["fastest_call:+150%"])
     # the run stopped at its first decided failure: the latency checks may still lack samples
     assert loosened.verdict in (Verdict.PASS, Verdict.INCONCLUSIVE)
-    assert [c.verdict for c in loosened.checks if c.metric == "fastest_call"] == [Verdict.PASS]
+    # judged again on the same few samples: within the loosened budget or still open, never failed
+    assert [c.verdict for c in loosened.checks if c.metric == "fastest_call"] in ([Verdict.PASS], [Verdict.INCONCLUSIVE])
+    assert loosened.checks != again.checks
 
 
 def test_a_familys_own_rule_for_what_it_can_measure_is_a_usage_error(toy_family, feature_table_path):
