@@ -14,6 +14,7 @@ against. A candidate's NaN or Inf is counted here and fails its check.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -29,6 +30,11 @@ from perfgate.worker.protocol import RunOutputs, Timeout
 
 BYTES_PER_CALL = 32 * 2**20  # a call's outputs, per model, that cross the pipe at a time
 MAX_BATCHES_PER_CALL = 64
+# Comparing answers is untimed but on the way to the verdict: past this, and once this many
+# batches are compared, the rest of --output-rows is left out (a 25 ms model's 256 rows
+# would take 13 s of two models' calls, where the verdict itself takes a second).
+OUTPUTS_SECONDS = 1.0
+MIN_OUTPUT_BATCHES = 8
 SKIP = option("output_rows", 0)
 
 
@@ -39,9 +45,12 @@ def compare_outputs(
     selection: RowSelection,
     paths: Mapping[str, str],
     say: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
 ) -> OutputsCompared | None:
-    """Both models' outputs on up to ``config.output_rows`` rows of the first batch size,
-    compared; None when ``output_rows`` is 0, or with data drift (different rows, different answers)."""
+    """Both models' outputs on up to ``config.output_rows`` rows of the first batch size
+    (fewer where that would take over OUTPUTS_SECONDS, never under MIN_OUTPUT_BATCHES
+    batches), compared; None when ``output_rows`` is 0, or with data drift (different rows,
+    different answers)."""
     if not config.output_rows or config.data_drift:
         return None
     batch_size, total = config.batch_sizes[0], batches[config.batch_sizes[0]]
@@ -50,17 +59,26 @@ def compare_outputs(
     say(f"comparing outputs on {len(rows)} rows (batch size {batch_size})")
     comparison = _Comparison(paths, batch_size)
     done, per_call = 0, 1  # one batch first: its outputs' size sets how many go in a call
+    began = clock()
     while done < len(chosen):
+        if done >= MIN_OUTPUT_BATCHES and clock() - began > OUTPUTS_SECONDS:
+            say(f"outputs compared on the first {done * batch_size} of those rows: the rest would take longer than the verdict")
+            comparison.cut = f"compared on {done * batch_size} of the {len(rows)} rows asked for: the rest would have taken over {OUTPUTS_SECONDS:g} s"
+            chosen, rows = chosen[:done], rows[: done * batch_size]
+            break
         group = tuple(chosen[done : done + per_call])
         # the models' first calls: nothing is known of their speed yet, so --call-timeout bounds each
         timeout = Timeout((config.call_timeout_s * len(group),), by_call_timeout=True)
+        called = clock()
         answers = {side: workers[side].call(RunOutputs(batch_size, group), timeout=timeout) for side in SIDES}
+        per_batch_s = (clock() - called) / len(group)
         for offset, pair in enumerate(zip(answers["reference"], answers["candidate"])):
             first_row = (done + offset) * batch_size
             if not comparison.add(*pair, rows[first_row : first_row + batch_size]):
                 return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, (), comparison.note(), config.allow_nonfinite)
         done += len(group)
-        per_call = _batches_per_call(answers)
+        # a call's batches fit in the pipe, and in a quarter of the time allowed
+        per_call = min(_batches_per_call(answers), max(1, int(OUTPUTS_SECONDS / 4 / max(per_batch_s, 1e-9))))
     compared = tuple(difference.result() for difference in comparison.differences.values())
     for difference in compared:
         if difference.non_finite["reference"] and not config.allow_nonfinite:
@@ -85,6 +103,7 @@ class _Comparison:
         self.silent: list[str] = []  # the models whose backend returns no outputs
         self.differences: dict[tuple[str, str], _Difference] = {}
         self.skipped: dict[str, str] = {}  # outputs that are not numbers: their dtypes
+        self.cut = ""  # why fewer rows than asked for were compared
 
     def add(self, reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], rows: Sequence[int]) -> bool:
         """Add one batch; False when there is nothing to compare (a backend returns no outputs)."""
@@ -106,6 +125,10 @@ class _Comparison:
         return True
 
     def note(self) -> str:
+        notes = [self._skipped_note(), self.cut]
+        return "; ".join(note for note in notes if note)
+
+    def _skipped_note(self) -> str:
         if self.silent:
             return f"the {' and the '.join(self.silent)}'s backend returns no outputs"
         return "; ".join(f"output {label} not compared: its values are not numbers ({dtypes})" for label, dtypes in self.skipped.items())

@@ -104,7 +104,7 @@ def run_comparison(
         fed = feed(workers, infos, sides, config, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
         show_status(progress, Status("outputs", clock() - started))
-        outputs = compare_outputs(workers, fed.batches, config, sides.selections["reference"], paths, say)
+        outputs = compare_outputs(workers, fed.batches, config, sides.selections["reference"], paths, say, clock)
         show_status(progress, Status("cold starts", clock() - started))
         cold_starts = run_cold_starts(
             config.fresh_cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,

@@ -14,6 +14,7 @@ from fakes import FakeClock, in_process_factory, lognormal, scores
 from perfgate.budgets import parse_budget
 from perfgate.config import CompareConfig
 from perfgate.errors import BudgetError, PerfgateRuntimeError, UsageError
+from perfgate.outputs import MIN_OUTPUT_BATCHES
 from perfgate.pipeline import run_comparison
 from perfgate.rejudge import judge_again
 from perfgate.report.json import dumps, loads
@@ -343,3 +344,20 @@ def test_an_output_missing_from_a_later_batch_is_a_usage_error(feature_table_pat
     with pytest.raises(UsageError, match=r"output 'scores' or 'scores' is missing from the batch from row \d+; "
                                          r"the models' outputs must be the same for every batch"):  # fmt: skip
         compare(feature_table_path, candidate=sometimes)
+
+
+def test_a_slow_model_compares_outputs_on_fewer_rows_rather_than_delay_the_verdict(feature_table_path):
+    # 50 ms a call: 256 rows would be 25 s of both models' calls; the comparison stops after
+    # about a second, once it has its minimum of batches, and says so
+    clock = FakeClock()
+    config = CompareConfig.from_options(
+        "reference.fake", "candidate.fake", str(feature_table_path), inputs={"x": "f*"}, cold_starts=0,
+        reference_backend="fakes:FakeBackend", candidate_backend="fakes:FakeBackend", time_budget_s=5.0,
+    )  # fmt: skip
+    slowly = lognormal(50 * MS, 0.01)
+    slow = run_comparison(config, worker_factory=in_process_factory(clock, {"reference": slowly, "candidate": slowly}),
+                          clock=clock.seconds).outputs  # fmt: skip
+    assert MIN_OUTPUT_BATCHES <= len(slow.batches) < 20 and len(slow.rows) == len(slow.batches)
+    assert "compared on" in slow.note and "of the 200 rows asked for" in slow.note
+    fast = compare(feature_table_path).outputs
+    assert len(fast.rows) == 200 and fast.note == ""  # every row of the small file, in well under a second
