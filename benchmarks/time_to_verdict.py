@@ -4,8 +4,8 @@ Pairs (each run `--reps` times, one after the other, nothing else started by thi
 
 * fast 2x:   the shipped ~15 us MLP (fixtures/mlp_reference.onnx) against itself made
              exactly 2x slower (benchmarks/slowdown.py: the real model, then a busy-wait);
-* heavy 2x:  a ~25 ms model (three 512x512 matrix products that depend on the input, built
-             here into a temporary folder) against one with six: about 2x slower;
+* heavy 2x:  a ~25 ms model (nine 512x512 matrix products that depend on the input, built
+             here into a temporary folder) against one with eighteen: about 2x slower;
 * fast A/A:  the MLP against its A/A twin (fixtures/mlp_aa.onnx: same architecture);
 * heavy A/A: the ~25 ms model against a byte-identical copy.
 
@@ -87,8 +87,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="perfgate-ttv-"))
     heavy, heavier, heavy_copy = work / "heavy.onnx", work / "heavier.onnx", work / "heavy_copy.onnx"
-    heavy_model(heavy, 3)
-    heavy_model(heavier, 6)
+    heavy_model(heavy, 9)
+    heavy_model(heavier, 18)
     shutil.copyfile(heavy, heavy_copy)
     slowed = dict(os.environ, PERFGATE_BENCH_SLOWDOWN="2", PYTHONPATH=os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT)]))
     pairs = {
