@@ -43,14 +43,14 @@ def _check(metric: Metric, cold_starts: Mapping[str, Sequence[float]], *, budget
     common = dict(metric=metric, batch_size=None, unit="ns", n_reference=int(reference.size),
                   n_candidate=int(candidate.size), blocks=int(min(reference.size, candidate.size)),
                   **budget_fields(budget))  # fmt: skip
+    values = (float(reference.mean()), float(candidate.mean())) if reference.size and candidate.size else None
+    if min(reference.size, candidate.size) == 1:
+        reason = "one start per model, the measuring worker's own start: no interval; --cold-starts 1 or more adds fresh ones"
+        return undecided(common, budget, reason, values=values)
     try:
         interval = ratio_interval([v[None] for v in reference], [v[None] for v in candidate], None, level, seed=seed)
     except UnusableSamples as exc:
-        values = (float(reference.mean()), float(candidate.mean())) if reference.size and candidate.size else None
-        return undecided(
-            common, budget, f"unusable samples: {exc} (the measuring worker's own start only; --cold-starts 1 or more adds fresh ones)",
-            values=values,
-        )  # fmt: skip
+        return undecided(common, budget, f"unusable samples: {exc}", values=values)
     return decided(common, budget, interval, (float(reference.mean()), float(candidate.mean())), higher_is_better=False)
 
 
