@@ -77,3 +77,13 @@ def run_cli(*args: str, timeout: float = 300.0, env: dict | None = None, cwd: Pa
         cwd=cwd or ROOT,
         env=full_env,
     )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, fragment: str) -> None:
+    """A user-facing error as the CLI promises it: exit ``code``, one line on stderr that
+    starts with "perfgate: error: " and holds ``fragment``, no traceback."""
+    assert result.returncode == code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("perfgate: error: "), result.stderr
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import FIXTURES, ROOT, run_cli, write_identity_onnx
+from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli, write_identity_onnx
 from perfgate.results import SCHEMA_VERSION
 
 REFERENCE = str(FIXTURES / "mlp_reference.onnx")
@@ -24,15 +24,6 @@ def gate(*extra, reference=REFERENCE, candidate=AA, data=DATA, inputs=(FEATURES,
     for item in inputs:
         args += ["--input", item]
     return run_cli(*args, *extra)
-
-
-def assert_one_line_error(result, code, fragment):
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("perfgate: error: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in result.stderr
 
 
 def test_the_a_a_pair_passes(tmp_path):

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, assert_one_line_error, run_cli
 from fakes import FakeClock, in_process_factory
 from perfgate.config import CompareConfig
 from perfgate.errors import ColumnMappingError, UsageError
@@ -139,14 +139,6 @@ def test_a_file_whose_columns_do_not_fit_the_model_names_the_side_and_its_file(t
 # --- the command line ----------------------------------------------------------------------
 
 SEQ = str(FIXTURES / "seq_linear.onnx")
-
-
-def assert_one_line_error(result, code, fragment):
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("perfgate: error: "), result.stderr
-    assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
 
 
 def test_a_missing_candidate_data_file_is_one_line_and_exit_3(tmp_path):

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import run_cli, write_identity_onnx
+from conftest import assert_one_line_error, run_cli, write_identity_onnx
 from perfgate.config import CompareConfig
 from perfgate.errors import ColumnMappingError
 from perfgate.pipeline import run_comparison
@@ -40,14 +40,6 @@ def identity(path: Path, name: str, shape=("batch", 4, 4, 3)) -> str:
 
 def compare(reference: str, candidate: str, data, *extra: str):
     return run_cli("compare", "-r", reference, "-c", candidate, "-d", str(data), *RELAXED, *extra)
-
-
-def assert_one_line_error(result, code, fragment):
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("perfgate: error: "), result.stderr
-    assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
 
 
 def test_two_models_naming_their_one_input_differently_compare_without_flags(tmp_path):

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, assert_one_line_error, run_cli
 from perfgate.dataset import ParquetDataset
 from perfgate.errors import DataError, UsageError
 
@@ -56,14 +56,6 @@ def in_s3_env(s3_env, monkeypatch):
 
 def gate(env, data, *extra):
     return run_cli("compare", "-r", REFERENCE, "-c", AA, "-d", data, "--input", "features=f*", "-q", *extra, env=env)
-
-
-def assert_one_line_error(result, code, fragment):
-    assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("perfgate: error: "), result.stderr
-    assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
 
 
 def test_a_dataset_in_s3_reads_the_same_rows_as_the_local_file(in_s3_env):
