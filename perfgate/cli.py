@@ -293,13 +293,6 @@ def compare(
     return cli_config.run_all(runs, paths, run_one, show)
 
 
-def _require_options(**given: str | None) -> None:
-    """compare's options that only --baseline makes optional."""
-    for name, value in given.items():
-        if value is None:
-            raise UsageError(f"Missing option '--{name}' (see 'perfgate compare --help')")
-
-
 def _compare_to_baseline(ctx: click.Context, progress: Callable[[str], None] | None) -> int:
     """compare --baseline: the candidate measured now against a stored baseline
     (perfgate.baseline_compare), its report written as a same-run comparison's is."""

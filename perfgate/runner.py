@@ -7,11 +7,11 @@ candidate, back to back; which model goes first follows balanced, seeded ABBA / 
 quads, so that neither is always the one to find caches cold or the machine busy. With
 several worker instances per model (``instances``), block pair i runs on instance pair
 i mod K, so that each process's own layout and placement is one draw among K, not the
-whole comparison. Where
-the plan asks for ``windows`` (on a GPU, where synchronising after every call changes
-throughput, or for a throughput budget), each block pair of latencies is followed, in
-the same order, by a pair of throughput windows over the same batches (calls back to
-back, timed as one); elsewhere a latency block's summed durations are its window.
+whole comparison. Where the plan asks for ``windows`` (on a GPU, where synchronising
+after every call changes throughput, or for a throughput budget), each block pair of
+latencies is followed, in the same order, by a pair of throughput windows over the same
+batches (calls back to back, timed as one); elsewhere a latency block's summed durations
+are its window.
 
 Each load scenario adds, per round, a pair of load episodes: the same arrivals (the same
 seed) served by each model in turn, which makes their latencies under load comparable
