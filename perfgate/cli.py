@@ -13,12 +13,9 @@ are passed to (cli_config, baseline_compare, merge; calibrate has its own cli_ca
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import traceback
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import click
 
@@ -31,10 +28,13 @@ from perfgate.errors import (
     EXIT_USAGE,
     Interrupted,
     PerfgateError,
+    PerfgateRuntimeError,
+    ReportPathError,
     UsageError,
 )
 from perfgate.cli_calibrate import calibrate_command
-from perfgate.cli_io import StdoutFailed, emit, refuse_overwriting_inputs, stdout_failed
+from perfgate.cli_errors import command_errors, exit_code, message, say, signals_interrupt, tolerant_stderr
+from perfgate.cli_io import StdoutFailed, config_files, emit, refuse_overwriting_inputs, stdout_failed
 from perfgate.report import FORMATS, render
 from perfgate.report.json import dumps, read_report, write_report
 from perfgate.report.text import printable
@@ -174,6 +174,7 @@ def cli() -> None:
 @click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the result is inconclusive.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
+@command_errors(lambda name, value: _flag(name, value), lambda *failure: _error_reports(*failure))
 def compare(
     reference: str | None,
     candidate: str | None,
@@ -246,10 +247,9 @@ def compare(
     )  # fmt: skip
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
     paths = {"json": json_path, **outputs}
-    given_models = {side: (options[side] or "", options[f"{side}_backend"]) for side in ("reference", "candidate")}
+    given_models = {side: (options[side], options[f"{side}_backend"]) for side in ("reference", "candidate")}
     try:
-        data_files = {"data": data, "reference data": reference_data, "candidate data": candidate_data}
-        refuse_overwriting_inputs(_report_paths(json_path, outputs), given_models, data_files)
+        refuse_overwriting_inputs(_report_paths(json_path, outputs), given_models, {**_data_files(options), **config_files(config_path)})
     except UsageError as exc:
         return _fail(exc, None, None, {}, fmt, debug)  # the report would replace an input: write none
     try:
@@ -259,11 +259,11 @@ def compare(
         return _fail(exc, None, json_path, outputs, fmt, debug)
     several = len(runs) > 1
     try:
-        for run in runs:
+        for run in runs:  # every report path of every comparison, before the first one measures
             named = {key: cli_config.report_path(path, run.name, several) for key, path in paths.items()}
             models = {side: (getattr(run.config, side), getattr(run.config, f"{side}_backend")) for side in ("reference", "candidate")}
-            data_files = {"data": run.config.data, "reference data": run.config.reference_data, "candidate data": run.config.candidate_data}
-            refuse_overwriting_inputs(_report_paths(named.pop("json"), named), models, data_files)
+            files = {**_data_files(vars(run.config)), **config_files(config_path)}
+            refuse_overwriting_inputs(_report_paths(named.pop("json"), named), models, files)
     except UsageError as exc:
         return _fail(exc, None, None, {}, fmt, debug)
     for note in notes:
@@ -276,13 +276,13 @@ def compare(
         try:
             for warning in config.warnings():
                 click.echo(f"perfgate: warning: {prefix}{printable(warning)}", err=True)
-            with _signals_interrupt(), on_stderr(progress) as shown:
+            with signals_interrupt(), on_stderr(progress) as shown:
                 report = run_comparison(config, progress=shown)
         except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014 (PerfgateError first for readers)
             return None, _fail(exc, config, json_out, files, fmt, debug)
         _write_json(report, json_out, debug)
         _write_outputs(report, files, debug)
-        return report, _verdict_exit(report, fail_on_inconclusive)
+        return report, _verdict_exit(report, fail_on_inconclusive, _inconclusive_advice(report))
 
     def show(name: str, report: Report, index: int, count: int) -> None:
         if count > 1:
@@ -293,6 +293,11 @@ def compare(
     return cli_config.run_all(runs, paths, run_one, show)
 
 
+def _data_files(options: Mapping[str, Any]) -> dict[str, str | None]:
+    """A comparison's data files by role, as the guard against overwriting inputs names them."""
+    return {"data": options.get("data"), "reference data": options.get("reference_data"), "candidate data": options.get("candidate_data")}
+
+
 def _compare_to_baseline(ctx: click.Context, progress: Callable[[str], None] | None) -> int:
     """compare --baseline: the candidate measured now against a stored baseline
     (perfgate.baseline_compare), its report written as a same-run comparison's is."""
@@ -300,21 +305,34 @@ def _compare_to_baseline(ctx: click.Context, progress: Callable[[str], None] | N
 
     params = ctx.params
     outputs = {"markdown": params["markdown_path"], "junit": params["junit_path"], "html": params["html_path"]}
-    models = {"candidate": (params["candidate"], params["candidate_backend"]), "baseline": (params["baseline"] or "", None)}
+    models = {"candidate": (params["candidate"], params["candidate_backend"])}
+    files = {"baseline": params["baseline"], "data": params["data"] or _baseline_data(params["baseline"]),
+             **config_files(params["config_path"])}  # fmt: skip
     try:
-        refuse_overwriting_inputs(_report_paths(params["json_path"], outputs), models, params["data"] or "")
+        refuse_overwriting_inputs(_report_paths(params["json_path"], outputs), models, files)
     except UsageError as exc:
         return _fail(exc, None, None, {}, params["fmt"], params["debug"])  # the report would replace an input: write none
     try:
         given = {name for name in params if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE}
-        with _signals_interrupt():
+        with signals_interrupt():
             report = compare_with_baseline(**options_from(params, given), progress=progress)
     except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014
         return _fail(exc, None, params["json_path"], outputs, params["fmt"], params["debug"])
     _write_json(report, params["json_path"], params["debug"])
     _write_outputs(report, outputs, params["debug"])
     emit(render(report, params["fmt"]), nl=params["fmt"] == "json")
-    return _verdict_exit(report, params["fail_on_inconclusive"])
+    return _verdict_exit(report, params["fail_on_inconclusive"], _inconclusive_advice(report))
+
+
+def _baseline_data(path: str | None) -> str | None:
+    """The data file a baseline names (compare --baseline without --data reads it), or
+    None where the baseline cannot be read (the comparison says why)."""
+    from perfgate.baseline import read_baseline
+
+    try:
+        return read_baseline(path).data.path if path else None
+    except (PerfgateError, Exception):  # noqa: B014
+        return None
 
 
 def _fail(
@@ -325,13 +343,31 @@ def _fail(
     if json_path is not None or fmt != "text" or any(outputs.values()):
         from perfgate.pipeline import error_report
 
-        report = error_report(exc, config, message=_in_cli_words(exc))
+        report = error_report(exc, config, message=message(exc, _flag))
         _write_json(report, json_path, debug)
         _write_outputs(report, outputs, debug)
-    _say_error(exc, debug)
+    say(exc, _flag, debug)
     if fmt != "text":
         emit(render(report, fmt), nl=fmt == "json")
-    return exc.exit_code if isinstance(exc, (PerfgateError, Interrupted)) else EXIT_RUNTIME
+    return exit_code(exc)
+
+
+def _error_reports(exc: BaseException, text: str, code: int, params: dict[str, Any]) -> None:
+    """What a command that failed outside its own handling writes: the error's JSON report
+    to --json/--output and its other report files, where it was asked for them."""
+    from perfgate.pipeline import error_report
+
+    if isinstance(exc, ReportPathError):
+        return  # never over an input, nor where no report can go
+    report = error_report(exc, None, message=text)
+    for key in ("json_path", "output"):
+        if params.get(key):
+            write_report(report, params[key])
+    from perfgate.report.files import write_atomically
+
+    for fmt in ("markdown", "junit", "html"):
+        if params.get(f"{fmt}_path"):
+            write_atomically(params[f"{fmt}_path"], render(report, fmt))
 
 
 def _report_paths(json_path: str | None, outputs: dict[str, str | None]) -> dict[str, str | None]:
@@ -352,22 +388,23 @@ def _report_paths(json_path: str | None, outputs: dict[str, str | None]) -> dict
 )  # fmt: skip
 @click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the verdict is inconclusive.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@command_errors(lambda name, value: _flag(name, value))
 def report_command(
     path: str, fmt: str, budgets: Sequence[str], max_latency_increase: str | None, fail_on_inconclusive: bool, debug: bool
 ) -> int:
     """Render a saved JSON report again, or judge its samples again with other budgets;
     exits with the verdict's code, as compare does."""
     from perfgate.rejudge import judge_again
+    from perfgate.report.json import damaged
 
-    try:
-        report = read_report(path)
-        if budgets or max_latency_increase is not None:
+    report = read_report(path)
+    rejudged = bool(budgets) or max_latency_increase is not None
+    with damaged(f"report {path!r}"):  # a report that reads but cannot be judged or shown is damaged, not a bug
+        if rejudged:
             report = judge_again(report, budgets, max_latency_increase=max_latency_increase)
-    except PerfgateError as exc:
-        _say_error(exc, debug)
-        return exc.exit_code
-    emit(render(report, fmt), nl=fmt == "json")
-    return _verdict_exit(report, fail_on_inconclusive)
+        text = render(report, fmt)
+    emit(text, nl=fmt == "json")
+    return _verdict_exit(report, fail_on_inconclusive, _SAVED_ADVICE)
 
 
 @cli.command("run")
@@ -388,6 +425,7 @@ def report_command(
               help="Store the samples and the environment's fingerprint here, a baseline for compare --baseline.")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
+@command_errors(lambda name, value: _flag(name, value))
 def run_command(
     model: str, data: str, inputs: Sequence[str], batch_sizes: Sequence[int], time_budget: float, seed: int, threads: int,
     rows: int | None, pad_value: float, device: str, backend: str | None, save_path: str | None, quiet: bool, debug: bool,
@@ -396,22 +434,19 @@ def run_command(
     'perfgate compare --candidate C --baseline PATH' compares against later."""
     from perfgate.baseline import write_baseline
     from perfgate.baseline_compare import describe, measure_baseline
+    from perfgate.config import check_common_options
 
     progress = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
-    try:
-        refuse_overwriting_inputs({"--save": save_path}, {"model": (model, backend)}, data)
-        with _signals_interrupt():
-            stored = measure_baseline(model, data, inputs=inputs, batch_sizes=batch_sizes, rows=rows, seed=seed,
-                                      threads=threads, device=device, backend=backend, time_budget_s=time_budget,
-                                      pad_value=pad_value, progress=progress)  # fmt: skip
-        if save_path is not None:
+    check_common_options(time_budget_s=time_budget, seed=seed, threads=threads, rows=rows, pad_value=pad_value)
+    refuse_overwriting_inputs({"--save": save_path}, {"model": (model, backend)}, {"data": data})
+    stored = measure_baseline(model, data, inputs=inputs, batch_sizes=batch_sizes, rows=rows, seed=seed,
+                              threads=threads, device=device, backend=backend, time_budget_s=time_budget,
+                              pad_value=pad_value, progress=progress)  # fmt: skip
+    if save_path is not None:
+        try:
             write_baseline(stored, save_path)
-    except OSError as exc:
-        click.echo(printable(f"perfgate: error: cannot write the baseline to {save_path!r} (--save): {exc.strerror or exc}"), err=True)
-        return EXIT_RUNTIME
-    except (PerfgateError, Interrupted) as exc:
-        _say_error(exc, debug)
-        return exc.exit_code
+        except OSError as exc:
+            raise PerfgateRuntimeError(f"cannot write the baseline to {save_path!r} (--save): {exc.strerror or exc}") from None
     emit(describe(stored) + (f"saved as a baseline: {save_path}" if save_path else ""))
     return EXIT_PASS
 
@@ -425,6 +460,7 @@ def run_command(
 @click.option("--html", "html_path", default=None, metavar="PATH", help="Also write it as a self-contained HTML page.")
 @click.option("--fail-on-inconclusive", is_flag=True, help="Exit 4 instead of 0 when the merged verdict is inconclusive.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@command_errors(lambda name, value: _flag(name, value))
 def merge_command(
     paths: Sequence[str], output: str | None, fmt: str, markdown_path: str | None, junit_path: str | None,
     html_path: str | None, fail_on_inconclusive: bool, debug: bool,
@@ -432,41 +468,56 @@ def merge_command(
     """Merge the JSON reports of a CI matrix (one job per device or shard) into one report:
     its verdict is the worst of the parts', and a missing or errored part is an error (exit 3)."""
     from perfgate.merge import merge
+    from perfgate.report.json import damaged
 
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
-    try:
-        parts = {f"part {index}": (path, None) for index, path in enumerate(paths, 1)}
-        refuse_overwriting_inputs({**_report_paths(None, outputs), "--output": output}, parts, "")
-        report = merge(paths)
-    except PerfgateError as exc:
-        _say_error(exc, debug)
-        return exc.exit_code
+    parts = {f"part {index}": path for index, path in enumerate(paths, 1)}
+    refuse_overwriting_inputs({**_report_paths(None, outputs), "--output": output}, {}, parts)
+    report = merge(paths)
     if report.verdict is Verdict.ERROR:
         click.echo(f"perfgate: error: {printable(report.reason)}", err=True)
+    with damaged("the merged report"):
+        rendered = {fmt_: render(report, fmt_) for fmt_ in {fmt, *(key for key, path in outputs.items() if path)}}
     _write_json(report, output, debug)
-    _write_outputs(report, outputs, debug)
-    emit(render(report, fmt), nl=fmt == "json")
-    return _verdict_exit(report, fail_on_inconclusive)
+    _write_outputs(report, outputs, debug, rendered)
+    emit(rendered[fmt], nl=fmt == "json")
+    return _verdict_exit(report, fail_on_inconclusive, _SAVED_ADVICE)
 
 
 cli.add_command(calibrate_command)
 
 
-def _verdict_exit(report: Report, fail_on_inconclusive: bool) -> int:
-    """The exit code of a verdict: 0 pass (and inconclusive, with a warning), 1 fail, 4
-    inconclusive with --fail-on-inconclusive; a report of an error keeps its error's code."""
+def _verdict_exit(report: Report, fail_on_inconclusive: bool, advice: str) -> int:
+    """The exit code of a verdict: 0 pass (and inconclusive, with a warning and ``advice``),
+    1 fail, 4 inconclusive with --fail-on-inconclusive. A report of an error is an error
+    whatever its file says: its stored code where that is an error's (2, 3, 130, 143),
+    else 3, never 0 or 1 (a tampered or damaged report must not pass a gate)."""
     if report.verdict is Verdict.ERROR:
-        return report.error.exit_code if report.error is not None else EXIT_RUNTIME
+        stored = report.error.exit_code if report.error is not None else None
+        return stored if stored in ERROR_EXIT_CODES else EXIT_RUNTIME
     if report.verdict is Verdict.INCONCLUSIVE:
         if fail_on_inconclusive:
             click.echo("perfgate: INCONCLUSIVE, and --fail-on-inconclusive is set: failing the build", err=True)
             return EXIT_INCONCLUSIVE
-        click.echo(
-            "perfgate: WARNING: INCONCLUSIVE: the build passes, but no verdict was reached. "
-            "Give it more --time-budget, run on a quieter machine, or pass --fail-on-inconclusive.",
-            err=True,
-        )
+        click.echo(f"perfgate: WARNING: INCONCLUSIVE: the build passes, but no verdict was reached. {advice}", err=True)
     return EXIT_REGRESSION if report.verdict is Verdict.FAIL else EXIT_PASS
+
+
+ERROR_EXIT_CODES = (EXIT_USAGE, EXIT_RUNTIME, 130, 143)  # what an error report may say it exited with
+
+_SAVED_ADVICE = (
+    "A saved report's samples cannot be measured further: run the comparison again with a longer "
+    "--time-budget or on a quieter machine, or pass --fail-on-inconclusive."
+)
+
+
+def _inconclusive_advice(report: Report) -> str:
+    """What would resolve an inconclusive run: more time only where time ran out."""
+    run, settings = report.run, report.settings
+    if run is not None and settings is not None and run.stopped_because == "time budget":
+        return (f"It measured for its whole --time-budget ({settings.time_budget_s:g} s): give it more, "
+                "run on a quieter machine, or pass --fail-on-inconclusive.")  # fmt: skip
+    return "Run on a quieter machine, or pass --fail-on-inconclusive."
 
 
 def _write_json(report: Report, path: str | None, debug: bool) -> None:
@@ -481,7 +532,7 @@ def _write_json(report: Report, path: str | None, debug: bool) -> None:
         sys.exit(EXIT_RUNTIME)
 
 
-def _write_outputs(report: Report, paths: dict[str, str | None], debug: bool) -> None:
+def _write_outputs(report: Report, paths: dict[str, str | None], debug: bool, rendered: Mapping[str, str] | None = None) -> None:
     """--markdown, --junit, --html: each written atomically; a failure is a runtime error (exit 3)."""
     from perfgate.report.files import write_atomically
 
@@ -489,9 +540,9 @@ def _write_outputs(report: Report, paths: dict[str, str | None], debug: bool) ->
         if path is None:
             continue
         try:
-            write_atomically(path, render(report, fmt))
+            write_atomically(path, rendered[fmt] if rendered and fmt in rendered else render(report, fmt))
         except OSError as exc:
-            click.echo(f"perfgate: error: cannot write the {fmt} report to {path!r} (--{fmt}): {exc.strerror or exc}", err=True)
+            click.echo(printable(f"perfgate: error: cannot write the {fmt} report to {path!r} (--{fmt}): {exc.strerror or exc}"), err=True)
             if debug:
                 traceback.print_exc()
             sys.exit(EXIT_RUNTIME)
@@ -507,52 +558,6 @@ def _flag(name: str, value: str | None) -> str:
 _API_TO_PARAM = {"time_budget_s": "time_budget", "call_timeout_s": "call_timeout"}  # where the keyword and the click parameter differ
 
 
-@contextlib.contextmanager
-def _signals_interrupt():
-    """SIGINT and SIGTERM (a CI runner's cancel or timeout) raise Interrupted, so that the
-    run unwinds: its workers are stopped, and the error report is written. A second signal
-    while that happens (a moment) is ignored, so that it completes."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        for name in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(name, signal.SIG_IGN)
-        raise Interrupted(signum)
-
-    previous = {name: signal.signal(name, interrupt) for name in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for name, handler in previous.items():
-            signal.signal(name, handler)
-
-
-def _in_cli_words(exc: BaseException) -> str:
-    if isinstance(exc, PerfgateError):
-        return exc.in_words(_flag)
-    if isinstance(exc, Interrupted):
-        return exc.message
-    return f"internal error: {type(exc).__name__}: {exc}"
-
-
-def _say_error(exc: BaseException, debug: bool) -> None:
-    if isinstance(exc, Interrupted):
-        click.echo(f"perfgate: error: {exc.message}", err=True)
-    elif isinstance(exc, PerfgateError):
-        click.echo(f"perfgate: error: {printable(_in_cli_words(exc))}", err=True)
-        if debug:
-            traceback.print_exception(exc)
-            if exc.details:
-                click.echo(exc.details, err=True)
-    else:
-        line = f"perfgate: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
-        click.echo(printable(line), err=True)
-        if debug:
-            traceback.print_exception(exc)
-
-
 def _parse_error(exc: click.exceptions.UsageError, args: Sequence[str]) -> int:
     """A command-line error click found before the command ran: one line, and for compare
     the error report that --json and --format json still ask for."""
@@ -561,7 +566,7 @@ def _parse_error(exc: click.exceptions.UsageError, args: Sequence[str]) -> int:
     raw = _raw_compare_options(args)
     models = {"reference": (raw.get("reference") or "", None), "candidate": (raw.get("candidate") or "", None)}
     try:
-        refuse_overwriting_inputs({"--json": raw.get("json_path")}, models, raw.get("data") or "")
+        refuse_overwriting_inputs({"--json": raw.get("json_path")}, models, {"data": raw.get("data")})
     except UsageError as refusal:
         return _fail(refusal, None, None, {}, _known_format(raw.get("fmt")), False)
     return _fail(error, None, raw.get("json_path"), {}, _known_format(raw.get("fmt")), False)
@@ -588,6 +593,19 @@ def _raw_compare_options(args: Sequence[str]) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(argv) if argv is not None else sys.argv[1:]
+    saved_stderr = sys.stderr
+    tolerant_stderr()  # a message that cannot be written never changes the exit code
+    try:
+        code = _main(args)
+    finally:
+        sys.stderr = saved_stderr
+    sys.exit(code or 0)
+
+
+def _main(args: list[str]) -> int:
+    if sys.stdout is None:  # started with stdout closed (>&-): no report could be shown
+        click.echo("perfgate: error: stdout is closed: nothing can take the report (redirect it to /dev/null instead)", err=True)
+        return EXIT_RUNTIME
     try:
         try:
             code = cli.main(args=args, prog_name="perfgate", standalone_mode=False)
@@ -606,7 +624,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = stdout_failed(str(exc))
     except OSError as exc:  # click's own output (--help, --version): the commands catch their errors
         code = stdout_failed(exc.strerror or str(exc))
-    sys.exit(code or 0)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_RUNTIME
+    except Exception as exc:  # noqa: BLE001 (never Python's exit 1, which means a regression)
+        say(exc, _flag)
+        code = EXIT_RUNTIME
+    return code
 
 
 if __name__ == "__main__":

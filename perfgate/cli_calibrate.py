@@ -5,13 +5,13 @@ settings detect (perfgate/calibrate.py); the same exit codes as compare for erro
 from __future__ import annotations
 
 import json
-import traceback
-from typing import Sequence
+from typing import Any, Sequence
 
 import click
 
-from perfgate.cli_io import emit
-from perfgate.errors import EXIT_PASS, EXIT_RUNTIME, Interrupted, PerfgateError
+from perfgate.cli_errors import command_errors
+from perfgate.cli_io import emit, refuse_overwriting_inputs
+from perfgate.errors import EXIT_PASS, PerfgateRuntimeError, ReportPathError
 from perfgate.report.text import printable
 
 _API_TO_PARAM = {"time_budget_s": "time_budget", "reference_backend": "backend", "candidate_backend": "backend",
@@ -39,66 +39,52 @@ _API_TO_PARAM = {"time_budget_s": "time_budget", "reference_backend": "backend",
 @click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True, help="Output format on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines on stderr.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and worker logs on errors.")
+@command_errors(lambda name, value: _flag(name, value), lambda *failure: _error_report(*failure))
 def calibrate_command(
     model: str, data: str, inputs: Sequence[str], batch_sizes: Sequence[int], max_latency_increase: str,
     budgets: Sequence[str], time_budget: float, seed: int, threads: int, rows: int | None, confidence: float,
     device: str, backend: str | None, json_path: str | None, fmt: str, quiet: bool, debug: bool,
 ) -> int:  # fmt: skip
     """Measure a model against itself: per gated check, the noise and the smallest change
-    the settings can detect within the time budget (a budget below it, compare refuses)."""
+    the settings can detect within the time budget."""
     from perfgate.calibrate import calibrate, calibration_json, render_calibration
     from perfgate.progress import on_stderr
 
+    refuse_overwriting_inputs({"--json": json_path}, {"model": (model, backend)}, {"data": data})
     plain = None if quiet else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
-    try:
-        with on_stderr(plain) as shown:
-            calibration = calibrate(
-                model, data, progress=shown, inputs=inputs, batch_sizes=batch_sizes,
-                max_latency_increase=max_latency_increase, budgets=budgets, time_budget_s=time_budget, seed=seed,
-                threads=threads, rows=rows, confidence=confidence, device=device, backend=backend,
-            )  # fmt: skip
-    except (PerfgateError, Exception, Interrupted) as exc:  # noqa: B014 (PerfgateError first for readers)
-        return _fail(exc, json_path, fmt, debug)
+    with on_stderr(plain) as shown:
+        calibration = calibrate(
+            model, data, progress=shown, inputs=inputs, batch_sizes=batch_sizes,
+            max_latency_increase=max_latency_increase, budgets=budgets, time_budget_s=time_budget, seed=seed,
+            threads=threads, rows=rows, confidence=confidence, device=device, backend=backend,
+        )  # fmt: skip
     text = calibration_json(calibration)
     if json_path is not None:
-        _write(json_path, text + "\n", debug)
+        _write(json_path, text + "\n")
     emit(text if fmt == "json" else render_calibration(calibration), nl=fmt == "json")
     return EXIT_PASS
 
 
-def _fail(exc: BaseException, json_path: str | None, fmt: str, debug: bool) -> int:
-    known = isinstance(exc, (PerfgateError, Interrupted))
-    if isinstance(exc, PerfgateError):
-        message = exc.in_words(_flag)
-    elif isinstance(exc, Interrupted):
-        message = exc.message
-    else:
-        message = f"internal error: {type(exc).__name__}: {exc}"
-    code = exc.exit_code if known else EXIT_RUNTIME
+def _error_report(exc: BaseException, message: str, code: int, params: dict[str, Any]) -> None:
+    """An error's JSON (to --json, and to stdout with --format json), as compare's error report says it."""
+    from perfgate.report.files import write_atomically
+
+    if isinstance(exc, ReportPathError):
+        return  # never over an input, nor where no report can go
     error = json.dumps({"verdict": "error", "error": {"type": type(exc).__name__, "message": message, "exit_code": code}}, indent=2)
-    if json_path is not None:
-        _write(json_path, error + "\n", debug)
-    line = f"perfgate: error: {message}" if known else f"perfgate: {message} (rerun with --debug for the traceback)"
-    click.echo(printable(line), err=True)
-    if debug:
-        traceback.print_exception(exc)
-        if isinstance(exc, PerfgateError) and exc.details:
-            click.echo(exc.details, err=True)
-    if fmt == "json":
+    if params.get("fmt") == "json":
         emit(error, nl=True)
-    return code
+    if params.get("json_path") is not None:
+        write_atomically(params["json_path"], error + "\n")
 
 
-def _write(path: str, text: str, debug: bool) -> None:
+def _write(path: str, text: str) -> None:
     from perfgate.report.files import write_atomically
 
     try:
         write_atomically(path, text)
     except OSError as exc:
-        click.echo(printable(f"perfgate: error: cannot write the calibration to {path!r} (--json): {exc.strerror or exc}"), err=True)
-        if debug:
-            traceback.print_exc()
-        raise SystemExit(EXIT_RUNTIME) from None
+        raise PerfgateRuntimeError(f"cannot write the calibration to {path!r} (--json): {exc.strerror or exc}") from None
 
 
 def _flag(name: str, value: str | None) -> str:

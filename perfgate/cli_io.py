@@ -5,13 +5,15 @@ mistaken for the verdict's exit code."""
 from __future__ import annotations
 
 import os
+import stat
 import sys
+from types import MappingProxyType
 from typing import Mapping
 
 import click
 
 from perfgate.backends import model_file
-from perfgate.errors import EXIT_RUNTIME, PerfgateError, UsageError
+from perfgate.errors import EXIT_RUNTIME, PerfgateError, PerfgateRuntimeError, ReportPathError
 
 
 class StdoutFailed(Exception):
@@ -38,37 +40,90 @@ def stdout_failed(reason: str) -> int:
 
 
 def refuse_overwriting_inputs(
-    reports: Mapping[str, str | None], models: Mapping[str, tuple[str, str | None]], data: str | Mapping[str, str | None]
+    reports: Mapping[str, str | None],
+    models: Mapping[str, tuple[str | None, str | None]] = MappingProxyType({}),
+    files: Mapping[str, str | None] = MappingProxyType({}),
 ) -> None:
-    """A usage error when a report path (``reports``: flag -> path) names a file that is one
-    of the comparison's inputs (the data, a model file, or a file inside a SavedModel),
-    through symlinks and model directories; ``data``: the data file, or role -> file."""
+    """The one check every command makes before it measures or writes anything: a usage
+    error when a report path (``reports``: flag -> path) names a file the command reads
+    (``models``: role -> (path, backend), resolved to the model file, a SavedModel's
+    directory guarded whole; ``files``: role -> path, such as the data, a config file, a
+    baseline, the reports a merge reads), through symlinks, hard links and other
+    spellings; when two report flags name the same file; or when a report path cannot
+    take a report at all (a directory, a folder that is a file, no write permission).
+    Checked before measuring, so that no run is measured and then thrown away."""
+    from perfgate.report.files import check_writable
+
     chosen = {flag: path for flag, path in reports.items() if path is not None}
     if not chosen:
         return
-    inputs = dict(data) if isinstance(data, Mapping) else {"data": data}
-    for side, (path, backend) in models.items():
+    inputs = {role: path for role, path in files.items() if path}
+    for role, (path, backend) in models.items():
+        if not path:
+            continue
         try:
-            inputs[side] = model_file(path, backend)
-        except PerfgateError:  # not resolvable: the comparison says why; the directory itself is guarded
-            inputs[side] = path
+            inputs[role] = model_file(path, backend)
+        except (PerfgateError, OSError, ValueError):  # not resolvable: the comparison says why; the path itself is guarded
+            inputs[role] = path
+    seen: dict[str, str] = {}
     for flag, report_path in chosen.items():
-        report = os.path.realpath(report_path)
         for role, path in inputs.items():
-            if not path:
-                continue
-            real = os.path.realpath(path)
-            if report == real or _same_file(report, real):
-                where = "is"
-            elif os.path.isdir(real) and os.path.commonpath([real, report]) == real:
-                where = "is inside"  # a SavedModel's files
-            else:
-                continue
-            raise UsageError(f"{flag} {report_path!r} {where} the {role} {path!r}: the report would replace it; write it elsewhere")
+            where = _overlap(report_path, path)
+            if where:
+                raise ReportPathError(f"{flag} {report_path!r} {where} the {role} {path!r}: the report would replace it; write it elsewhere")
+        for other_flag, other_path in seen.items():
+            if _overlap(report_path, other_path) == "is" and not _is_stream(report_path):
+                raise ReportPathError(f"{flag} {report_path!r} is the file {other_flag} writes too: give each report its own path")
+        seen[flag] = report_path
+        why = check_writable(report_path)
+        if why is not None:  # the machine's say, not the user's words: exit 3, as a failed write would be
+            raise PerfgateRuntimeError(f"cannot write the {_KINDS.get(flag, 'report')} to {report_path!r} ({flag}): {why}")
+
+
+_KINDS = {"--json": "JSON report", "--markdown": "markdown report", "--junit": "junit report", "--html": "html report",
+          "--save": "baseline", "--output": "merged report"}  # fmt: skip
+
+
+def config_files(explicit: str | None) -> dict[str, str]:
+    """The config files a command may read (--config, else perfgate.toml and pyproject.toml
+    here), by role, for ``refuse_overwriting_inputs``: a report over either would destroy
+    the project's settings even when its perfgate table is elsewhere."""
+    from perfgate.configfile import FILE_NAME, PYPROJECT
+
+    found = {"config file": explicit} if explicit else {}
+    for name in (FILE_NAME, PYPROJECT):
+        if os.path.exists(name):
+            found[f"config file {name}"] = name
+    return found
+
+
+def _overlap(report_path: str, input_path: str) -> str | None:
+    """How ``report_path`` meets ``input_path``: "is" (the same file), "is inside" (a
+    directory's, such as a SavedModel's files), or None."""
+    try:
+        report, real = os.path.realpath(report_path), os.path.realpath(input_path)
+    except (OSError, ValueError):
+        return None
+    if report == real or _same_file(report, real):
+        return "is"
+    try:
+        if os.path.isdir(real) and os.path.commonpath([real, report]) == real:
+            return "is inside"
+    except ValueError:  # one relative, one absolute: cannot happen after realpath, but never a crash
+        return None
+    return None
+
+
+def _is_stream(path: str) -> bool:
+    """/dev/null and /dev/stdout may take several reports; a regular file may not."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _same_file(first: str, second: str) -> bool:
     try:
         return os.path.samefile(first, second)
-    except OSError:
+    except (OSError, ValueError):
         return False

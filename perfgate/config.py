@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
@@ -81,26 +81,17 @@ class CompareConfig:
             raise UsageError(f"{option('batch_sizes')} must be whole numbers of at least 1, got {list(self.batch_sizes)}")
         if len(set(self.batch_sizes)) != len(self.batch_sizes):
             raise UsageError(f"a batch size is given twice: {list(self.batch_sizes)}")
-        if not (_number(self.time_budget_s) and self.time_budget_s > 0):
-            raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {self.time_budget_s!r}")
-        if not _whole(self.seed) or self.seed < 0:
-            raise UsageError(f"{option('seed')} must be a whole number of 0 or more, got {self.seed!r}")
-        if not (_number(self.call_timeout_s) and self.call_timeout_s > 0):
-            raise UsageError(f"{option('call_timeout_s')} must be a positive number of seconds, got {self.call_timeout_s!r}")
-        if not _whole(self.threads) or self.threads < 1:
-            raise UsageError(f"{option('threads')} must be at least 1, got {self.threads!r}")
-        if self.rows is not None and (not _whole(self.rows) or self.rows < 1):
-            raise UsageError(f"{option('rows')} must be at least 1, got {self.rows!r}")
-        if not (_number(self.confidence) and 0.5 <= self.confidence < 1.0):
-            raise UsageError(f"{option('confidence')} must be at least 0.5 and below 1, got {self.confidence!r}")
+        check_common_options(
+            time_budget_s=self.time_budget_s, seed=self.seed, call_timeout_s=self.call_timeout_s, threads=self.threads,
+            rows=self.rows, confidence=self.confidence,
+        )  # fmt: skip
         if self.cold_starts is not None and (not _whole(self.cold_starts) or self.cold_starts < 0):
             raise UsageError(f"{option('cold_starts')} must be 0 or more, got {self.cold_starts!r}")
         if any(not _whole(n) or n < 1 for n in self.concurrency):
             raise UsageError(f"{option('concurrency')} must be at least 1, got {list(self.concurrency)}")
         if any(not (_number(r) and r > 0) for r in self.rates):
             raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(self.rates)}")
-        if not (_number(self.pad_value) or self.allow_nonfinite):
-            raise UsageError(f"{option('pad_value')} must be a finite number, got {self.pad_value!r} (or pass {option('allow_nonfinite')})")
+        check_common_options(pad_value=self.pad_value, allow_nonfinite=self.allow_nonfinite)
         self._check_rates_fit_the_time_budget()
         if self.instances is not None and (not _whole(self.instances) or not 1 <= self.instances <= 8):
             raise UsageError(f"{option('instances')} must be a whole number from 1 to 8, got {self.instances!r}")
@@ -264,6 +255,26 @@ class CompareConfig:
             reference_data=self.data_for("reference") if self.data_drift else None,
             candidate_data=self.data_for("candidate") if self.data_drift else None,
         )
+
+
+def check_common_options(**given: Any) -> None:
+    """The options that several commands share (compare, run, calibrate, measure), checked
+    one way whichever command takes them: each keyword given is checked, in the API's words."""
+    checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "time_budget_s": (lambda v: _number(v) and v > 0, "a positive number of seconds"),
+        "seed": (lambda v: _whole(v) and v >= 0, "a whole number of 0 or more"),
+        "call_timeout_s": (lambda v: _number(v) and v > 0, "a positive number of seconds"),
+        "threads": (lambda v: _whole(v) and v >= 1, "at least 1"),
+        "rows": (lambda v: v is None or (_whole(v) and v >= 1), "at least 1"),
+        "confidence": (lambda v: _number(v) and 0.5 <= v < 1.0, "at least 0.5 and below 1"),
+    }
+    for name, value in given.items():
+        if name in checks:
+            valid, expected = checks[name]
+            if not valid(value):
+                raise UsageError(f"{option(name)} must be {expected}, got {value!r}")
+    if "pad_value" in given and not (_number(given["pad_value"]) or given.get("allow_nonfinite")):
+        raise UsageError(f"{option('pad_value')} must be a finite number, got {given['pad_value']!r} (or pass {option('allow_nonfinite')})")
 
 
 def _whole(value: Any) -> bool:

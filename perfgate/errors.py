@@ -3,6 +3,7 @@
     PerfgateError                     exit 3 unless a subclass says otherwise
     ├── UsageError                    exit 2: the command line or the API call is wrong
     │   ├── BudgetError               a budget that does not parse or makes no sense
+    │   ├── ReportPathError           a report path that names an input, or cannot take a report
     │   └── ColumnMappingError        a model input no column can feed
     │       └── InputCastError        column values the model's dtype cannot hold exactly
     └── PerfgateRuntimeError          exit 3: the comparison could not be carried out
@@ -72,6 +73,10 @@ class BudgetError(UsageError):
     pass
 
 
+class ReportPathError(UsageError):
+    """No report is written to the path it names (it is an input, or cannot take one)."""
+
+
 class ColumnMappingError(UsageError):
     pass
 
@@ -130,6 +135,7 @@ _BY_NAME: dict[str, type[PerfgateError]] = {
         PerfgateError,
         UsageError,
         BudgetError,
+        ReportPathError,
         ColumnMappingError,
         InputCastError,
         PerfgateRuntimeError,

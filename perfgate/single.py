@@ -31,6 +31,7 @@ from perfgate.absolute import Judgement, judge_limits, parse_absolute_budgets
 from perfgate.backends import require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.dataset import ParquetDataset
+from perfgate.config import check_common_options
 from perfgate.errors import UsageError, option
 from perfgate.batches import build_batches
 from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
@@ -164,6 +165,7 @@ def measure(
     each item of a sequence (``rows=[...]``). ``max_rows`` draws that many rows with
     ``seed``. ``worker_factory`` and ``clock`` exist for tests (fake backends, virtual time).
     """
+    check_common_options(time_budget_s=time_budget_s, confidence=confidence, seed=seed)
     plan = _plan(time_budget_s, confidence)
     say = progress or (lambda message: None)
     settings = {"time_budget_s": float(time_budget_s), "confidence": confidence, "seed": seed, "max_rows": max_rows}
