@@ -168,6 +168,9 @@ def _baseline_from(data: Mapping[str, Any], path: str) -> Baseline:
     )  # fmt: skip
     if not measured or any(len(m.blocks) < 2 for m in measured):
         raise ValueError("it holds no measurement of at least 2 blocks")
+    for m in measured:  # a zeroed or negated baseline once compared "inconclusive", exit 0: it is damaged
+        if any(block.size == 0 or int(block.min()) <= 0 for block in m.blocks) or any(w <= 0 for w in m.windows):
+            raise ValueError(f"batch {m.batch_size}: its samples are empty or hold zero or negative durations")
     return Baseline(
         path=path,
         created=str(data.get("created", "")),

@@ -255,10 +255,22 @@ def _options(section: Mapping[str, Any], path: str, prefix: str, base: str) -> d
         accepts, expected = _KINDS[kind]
         if not accepts(value):
             raise UsageError(f"{path}: {prefix}{key} must be {expected}, got {_shown(value)}")
+        if _holds_nul(value):  # no path, flag or name can hold one; the OS would refuse it mid-run
+            raise UsageError(f"{path}: {prefix}{key} holds a NUL character (\\0), got {_shown(value)}")
         if kind == "path":
             value = _relative_to(base, value)
         options[api] = tuple(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
     return options
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, list):
+        return any(map(_holds_nul, value))
+    if isinstance(value, dict):
+        return any(map(_holds_nul, value)) or any(map(_holds_nul, value.values()))
+    return False
 
 
 def _relative_to(base: str, value: str) -> str:

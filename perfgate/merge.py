@@ -31,9 +31,11 @@ def merge(paths: Sequence[str | os.PathLike]) -> Report:
     given = [os.fspath(path) for path in paths]
     if not given:
         raise UsageError("merge needs at least one REPORT.json")
-    repeated = sorted({path for path in given if given.count(path) > 1})
-    if repeated:
-        raise UsageError(f"report {repeated[0]!r} is given twice: each part of a merge is one CI job's report")
+    for index, path in enumerate(given):
+        twin = next((other for other in given[:index] if _same_file(path, other)), None)
+        if twin is not None:
+            said = f"report {path!r} is" if twin == path else f"reports {twin!r} and {path!r} are the same file,"
+            raise UsageError(f"{said} given twice: each part of a merge is one CI job's report")
     names = part_names(given)
     parts = tuple(ReportPart(name, _read_part(path)) for name, path in zip(names, given))
     return merged(parts)
@@ -85,6 +87,16 @@ def _read_part(path: str) -> Report:
         error = ErrorInfo(type(exc).__name__, message, exc.exit_code)
         return Report(verdict=Verdict.ERROR, reason=message, reference=None, candidate=None, data=None, settings=None,
                       environment=None, run=None, error=error, perfgate_version=__version__, created=_now())  # fmt: skip
+
+
+def _same_file(first: str, second: str) -> bool:
+    """The same report, however it is spelt (./cpu.json, a symlink, a hard link)."""
+    if first == second:
+        return True
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):  # a missing part: the merge says so as an error part
+        return os.path.normpath(first) == os.path.normpath(second)
 
 
 def _now() -> str:
