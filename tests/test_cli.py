@@ -201,3 +201,24 @@ def test_version_and_help():
     assert run_cli("--version").stdout.strip() == f"perfgate, version {__version__}"
     helped = run_cli("compare", "--help")
     assert helped.returncode == 0 and "--max-latency-increase" in helped.stdout
+
+
+def test_more_time_is_advised_only_where_time_ran_out(tmp_path):
+    """The advice after an inconclusive verdict once said "give it more --time-budget" after
+    a run that had stopped early, and after re-judging a saved report, where no time helps."""
+    import dataclasses
+
+    import report_samples as samples
+    from perfgate.cli import _inconclusive_advice
+    from perfgate.report.json import dumps
+
+    report = samples.passed_run(tmp_path)
+    out_of_time = dataclasses.replace(report, run=dataclasses.replace(report.run, stopped_because="time budget"))
+    decided = dataclasses.replace(report, run=dataclasses.replace(report.run, stopped_because="decided"))
+    assert "--time-budget" in _inconclusive_advice(out_of_time)
+    assert "--time-budget" not in _inconclusive_advice(decided)
+    saved = tmp_path / "saved.json"
+    saved.write_text(dumps(report))
+    result = run_cli("report", str(saved), "--budget", "latency.p99:+1%")
+    assert result.returncode == 0 and "INCONCLUSIVE" in result.stdout, result.stderr
+    assert "A saved report's samples cannot be measured further" in result.stderr

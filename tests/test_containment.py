@@ -212,3 +212,34 @@ def test_workers_die_with_a_gate_that_is_killed_outright():
     process.kill()  # SIGKILL: the gate cleans nothing up; the kernel must end its workers
     process.wait(timeout=BOUND_S)
     assert_nothing_left(marker)
+
+
+def other_command(name: str, *extra: str) -> list[str]:
+    """calibrate or run on a model that hangs while it loads: a signal finds it measuring."""
+    return [sys.executable, "-m", "perfgate", name, "-q", "-m", "model.bin", "-d", DATA, "--input", "features=f*",
+            "--rows", "64", "--time-budget", "5", "--backend", "fakes:HangOnLoadBackend", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("name, flag, workers", [("calibrate", "--json", 2), ("run", "--save", 1)])
+def test_every_command_handles_a_signal_as_compare_does(tmp_path, signum, code, name, flag, workers):
+    """calibrate once died of SIGTERM with no report, and wrote none on SIGINT; an
+    interrupted run --save must never leave a baseline."""
+    path = tmp_path / "out.json"
+    process, marker = start(other_command(name, flag, str(path)))
+    try:
+        workers_of(marker, workers)
+        time.sleep(1.0)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, stderr
+    assert f"perfgate: error: interrupted by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr
+    if name == "calibrate":
+        report = error_report(path)
+        assert report["error"]["type"] == "Interrupted" and report["error"]["exit_code"] == code
+    else:
+        assert not path.exists(), "an interrupted run wrote a baseline"
+    assert_nothing_left(marker)
