@@ -8,13 +8,19 @@ import os
 import re
 import tomllib
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from importlib.metadata import entry_points
 
 import pytest
 
-from conftest import FIXTURES, ROOT
-from perfgate.integrations.pytest_plugin import XDIST_WARNING, marker_problem
+from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
+from perfgate.absolute import LimitCheck
+from perfgate.integrations.pytest_fixture import _compared_text, _headline, _limit_text
+from perfgate.integrations.pytest_plugin import marker_problem
+from perfgate.metrics import parse_metric
 from perfgate.report.json import from_dict
+from perfgate.results import Verdict
+from report_samples import one_check
 
 pytest_plugins = ["pytester"]
 
@@ -101,9 +107,10 @@ def test_slower_candidate_by_marker(perfgate):
     result.assert_outcomes(passed=1, failed=3)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     # the test's own failure, with the metric, its value and interval, and the budget
-    assert re.search(r"E +Failed: perfgate: .*mlp_reference.onnx at batch 1 is over budget:", output)
+    assert re.search(r"E +Failed: perfgate: latency\.p95 = .* over budget 1ns .*; mlp_reference.onnx at batch 1$", output, re.M)
+    assert re.search(r"E +.*mlp_reference.onnx at batch 1 is over budget:", output)
     assert re.search(r"E +latency\.p95 \S+ \S+: at least \S+ \S+ \(95% CI .+\), over the 1ns budget", output)
-    assert re.search(r"perfgate: .*mlp_slow.onnx regressed against .*mlp_reference.onnx:", output)
+    assert re.search(r"^E +.*mlp_slow.onnx regressed against .*mlp_reference.onnx:$", output, re.M)
     assert re.search(r"latency\.p\d+ at batch 1: \S+ \S+ -> \S+ \S+: at least \+\d.*over the \+15% budget", output)
     assert not re.search(r"perfgate/(single|absolute|pipeline|integrations)\S*\.py", output)  # no traceback into perfgate
     # the summary: one table of every measurement and verdict
@@ -176,9 +183,59 @@ def test_tag_only(perfgate):
     result = run("--perfgate-time-budget", "1")
     output = text(result)
     result.assert_outcomes(passed=2, failed=2)
-    assert re.search(r"^perfgate: predict\(\) is over budget:\n +latency\.p95 .*over the 1ns budget$", output, re.M)
+    assert re.search(r"^perfgate: latency\.p95 = .* over budget 1ns .*; predict\(\)\npredict\(\) is over budget:\n +latency\.p95 .*over the 1ns budget$",
+                     output, re.M)  # fmt: skip
     assert "@pytest.mark.perfgate(max_latency_increase='15%') applies to perfgate.compare, and this test made no" in output
     assert re.search(r"^test_marker.py::test_tag_only +predict\(\) +latency.p50 .* info$", output, re.M)
+
+
+COMPARE_SLOW = "perfgate.compare(reference=REFERENCE, candidate=SLOW, data=DATA, inputs=INPUTS, cold_starts=0, output_rows=0, batch_sizes=[1])"
+
+
+def test_a_failure_s_first_line_names_the_metric_its_change_and_the_budget_in_the_short_summary(pytester, run, monkeypatch):
+    # the first line is what -ra and CI pages show; a wide terminal and no CI variable, so
+    # that pytest shows exactly that line, not all of the message
+    monkeypatch.setenv("COLUMNS", "400")
+    for name in ("CI", "BUILD_NUMBER"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_first_line=HEADER + f"""
+def test_absolute(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(p95="1ns")
+
+
+def test_two_absolute(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(p50="1ns", throughput="1000M/s")
+
+
+def test_throughput(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(throughput="1000M/s")
+
+
+@pytest.mark.perfgate(p99="1ns")
+def test_marker(perfgate):
+    perfgate.measure(predict, rows=DATA)
+
+
+def test_comparison(perfgate):
+    {COMPARE_SLOW}.assert_no_regression(max_latency_increase="15%")
+""")  # fmt: skip
+    result = run("-ra", "--perfgate-time-budget", "2")
+    result.assert_outcomes(failed=5)
+    summary = {line.split(" - ")[0].split("::")[1]: line for line in result.stdout.lines if line.startswith("FAILED ")}
+    duration, rate = r"\d[\d.]* [nuµm]?s", r"\d[\d.]*[kMG]?/s"
+    assert re.fullmatch(rf".* - Failed: perfgate: latency\.p95 = {duration} over budget 1ns \(CI {duration} \.\. {duration}\); predict\(\)",
+                        summary["test_absolute"]), summary["test_absolute"]  # fmt: skip
+    assert re.fullmatch(rf".* - Failed: perfgate: latency\.p50 = {duration} over budget 1ns \(CI .+\), and 1 more over budget; predict\(\)",
+                        summary["test_two_absolute"]), summary["test_two_absolute"]  # fmt: skip
+    assert re.fullmatch(rf".* - Failed: perfgate: throughput = {rate} under budget 1000M/s \(CI {rate} \.\. {rate}\); predict\(\)",
+                        summary["test_throughput"]), summary["test_throughput"]  # fmt: skip
+    assert re.fullmatch(rf".* - Failed: perfgate: latency\.p99 = {duration} over budget 1ns \(CI .+\); predict\(\)", summary["test_marker"])
+    assert re.fullmatch(r".* - Failed: perfgate: latency\.p(50|95) at batch 1 \+\d[\d.]*% over budget \+15% \(CI \+[\d.]+% \.\. \+[\d.]+%\)"
+                        r"(, and 1 more over budget)?; mlp_slow\.onnx against mlp_reference\.onnx", summary["test_comparison"]), summary["test_comparison"]  # fmt: skip
+    # the lines after it: every check concerned, with its reason
+    output = text(result)
+    assert re.search(r"^E +predict\(\) is over budget:\nE +latency\.p50 .*over the 1ns budget\nE +throughput .*under the 1000M/s budget$", output, re.M)
+    assert re.search(r"^E +.*mlp_slow.onnx regressed against .*mlp_reference.onnx:\nE +latency\.p\d+ at batch 1: .* over the \+15% budget$", output, re.M)
 
 
 def test_a_bad_marker_argument_is_an_error_at_collection(pytester, run):
@@ -194,6 +251,58 @@ def test_unknown(perfgate):
     output = text(result)
     assert "test_bad_marker.py::test_unknown: @pytest.mark.perfgate: unknown argument 'p96x'" in output
     assert "@pytest.mark.perfgate: takes keyword arguments only" in output
+
+
+def limit_check(verdict: str, value: float | None, **fields) -> LimitCheck:
+    values = dict(metric="latency.p95", verdict=Verdict(verdict), reason=f"{verdict} reason", value=value,
+                  ci=None if value is None else (value * 0.9, value * 1.1), ci_level=0.95, unit="ns", budget="2ms",
+                  limit=2e6, samples=500, blocks=20)  # fmt: skip
+    values.update(fields)
+    return LimitCheck(**values)
+
+
+@pytest.mark.parametrize(
+    "check, text",
+    [
+        (limit_check("fail", 3.1e6), "latency.p95 = 3.1 ms over budget 2ms (CI 2.79 ms .. 3.41 ms)"),
+        (limit_check("fail", 200.0, metric="throughput", unit="samples/s", budget="1k/s", limit=1000.0, higher_is_better=True),
+         "throughput = 200/s under budget 1k/s (CI 180/s .. 220/s)"),
+        (limit_check("fail", 3e8, metric="memory.peak_rss", unit="bytes", budget="100MB", limit=1e8, ci=None),
+         "memory.peak_rss = 286 MiB over budget 100MB"),
+        (limit_check("inconclusive", None, metric="latency.p99", budget="1s", reason="insufficient samples: 12"),
+         "latency.p99 undecided against budget 1s: insufficient samples: 12"),
+        (limit_check("inconclusive", 2e6), "latency.p95 = 2 ms undecided against budget 2ms (CI 1.8 ms .. 2.2 ms)"),
+    ],
+)  # fmt: skip
+def test_an_absolute_budget_s_headline_names_the_metric_its_value_and_the_budget(check, text):
+    assert _limit_text(check) == text
+
+
+@pytest.mark.parametrize(
+    "check, text",
+    [
+        (one_check(Verdict.FAIL, 1.382, ci=(1.301, 1.47)), "latency.p50 at batch 1 +38.2% over budget +15% (CI +30.1% .. +47%)"),
+        (one_check(Verdict.FAIL, 0.6, ci=(0.55, 0.66), metric=parse_metric("throughput.batch1"), unit="samples/s",
+                   higher_is_better=True, budget="-10%"),
+         "throughput.batch1 -40% under budget -10% (CI -45% .. -34%)"),
+        (one_check(Verdict.FAIL, 1.5, ci=None, metric=parse_metric("memory.peak_rss"), batch_size=None, unit="bytes",
+                   reference=100e6, candidate=150e6, budget="+10%"),
+         "memory.peak_rss +47.7 MiB (+50%) over budget +10%"),
+        (replace(one_check(Verdict.FAIL), ratio=None, ci=None, metric=parse_metric("outputs.max_abs_diff"), batch_size=None,
+                 unit="", scenario="logits", reference=None, candidate=0.25, budget="<=1e-3"),
+         "outputs.max_abs_diff at output logits = 0.25 over budget <=1e-3"),
+        (one_check(Verdict.INCONCLUSIVE, 1.1, ci=(0.95, 1.3)), "latency.p50 at batch 1 +10% undecided against budget +15% (CI -5% .. +30%)"),
+    ],
+)  # fmt: skip
+def test_a_comparison_s_headline_names_the_metric_its_change_and_the_budget(check, text):
+    assert _compared_text(check) == text
+
+
+def test_a_headline_counts_the_other_checks_and_ends_with_what_was_measured():
+    assert _headline(["a over budget 1"], "fail", "m.onnx at batch 1", "") == "a over budget 1; m.onnx at batch 1"
+    assert _headline(["a", "b", "c"], "fail", "new.onnx against old.onnx", "") == "a, and 2 more over budget; new.onnx against old.onnx"
+    assert _headline(["a", "b"], "inconclusive", "predict()", "") == "a, and 1 more undecided; predict()"
+    assert _headline([], "fail", "predict()", "the reason") == "the reason; predict()"
 
 
 @pytest.mark.parametrize(
@@ -237,39 +346,89 @@ def test_an_undecided_budget_passes_with_a_warning_or_fails_under_strict(pyteste
     output = text(result)
     if failed:
         result.assert_outcomes(failed=1)
-        assert "perfgate: inconclusive, and --perfgate-strict fails it: " in output
+        assert "perfgate: inconclusive, and --perfgate-strict fails it: latency.p99 undecided against budget 1s: insufficient samples" in output
     else:
         result.assert_outcomes(passed=1, warnings=1)
         assert "PerfgateWarning: perfgate: inconclusive, passed: " in output
     assert "insufficient samples" in output and "latency.p99 needs 459" in output
 
 
-@pytest.mark.parametrize("assert_anyway", [False, True])
-def test_under_xdist_budgets_are_not_asserted_by_default_and_measurements_still_reach_the_controller(
-    pytester, run, tmp_path, assert_anyway
-):
-    pytester.makepyfile(test_parallel=HEADER + """
+PARALLEL = HEADER + f"""
+def test_regressed(perfgate):
+    {COMPARE_SLOW}.assert_no_regression(max_latency_increase="15%")
+
+
 def test_within(perfgate):
     perfgate.measure(predict, rows=DATA).assert_within(p95="1s")
 
 
 def test_over(perfgate):
     perfgate.measure(predict, rows=DATA).assert_within(p95="1ns")
-""")  # fmt: skip
+
+
+@pytest.mark.perfgate(p50="1ns")
+def test_over_by_marker(perfgate):
+    perfgate.measure(predict, rows=DATA)
+"""
+
+NOT_ASSERTED = ("perfgate: 3 absolute budgets NOT asserted (they were timed while other pytest-xdist workers ran tests on the "
+                "same cores); --perfgate-xdist assert asserts them")  # fmt: skip
+BESIDE = "measured while 1 other pytest-xdist worker ran tests on the same cores; asserted, as the two models are interleaved"
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_under_xdist_comparisons_are_asserted_absolute_budgets_only_when_asked_and_the_session_says_which(
+    pytester, run, tmp_path, asked
+):
+    # the slow model does about 11x the reference's work: under -n 2 it regresses whatever the other worker does
+    pytester.makepyfile(test_parallel=PARALLEL)
     report_path, junit_path = tmp_path / "perfgate.json", tmp_path / "junit.xml"
-    extra = ["--perfgate-xdist", "assert"] if assert_anyway else []
-    result = run("-n", "2", "--perfgate-time-budget", "1", "--perfgate-json", str(report_path),
+    extra = ["--perfgate-xdist", "assert"] if asked else []
+    result = run("-n", "2", "--perfgate-time-budget", "2", "--perfgate-json", str(report_path),
                  f"--junitxml={junit_path}", *extra)  # fmt: skip
     output = text(result)
-    if assert_anyway:
-        result.assert_outcomes(passed=1, failed=1)
-        assert XDIST_WARNING not in output
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert re.search(r"E +Failed: perfgate: latency\.p\d+ at batch 1 \+\S+ over budget \+15% .*; mlp_slow.onnx against mlp_reference.onnx$",
+                     output, re.M)  # fmt: skip
+    assert f"E         ({BESIDE} and that load hit both)" in output
+    assert "perfgate: 1 comparison asserted while other pytest-xdist workers ran tests" in output
+    if asked:
+        result.assert_outcomes(passed=1, failed=3)
+        assert "NOT asserted" not in output and "(not asserted)" not in output
     else:
-        result.assert_outcomes(passed=2)
-        assert output.count(XDIST_WARNING) == 1
+        result.assert_outcomes(passed=3, failed=1, warnings=2)
+        assert output.count(NOT_ASSERTED) == 1
         assert re.search(r"^test_parallel.py::test_over .* 1ns +FAIL \(not asserted\)$", output, re.M)
-    assert len(json.loads(report_path.read_text())["measurements"]) == 2
+        assert re.search(r"^test_parallel.py::test_regressed .* \+15% +FAIL$", output, re.M)
+        assert re.search(r"PerfgateWarning: perfgate: NOT asserted beside other pytest-xdist workers, and would fail: latency\.p95 = .* "
+                         r"over budget 1ns .*; predict\(\) \(--perfgate-xdist assert asserts it\)", output)  # fmt: skip
+    records = {record["test"].split("::")[1]: record for record in json.loads(report_path.read_text())["measurements"]}
+    assert set(records) == {"test_regressed", "test_within", "test_over", "test_over_by_marker"}
+    regressed = records["test_regressed"]
+    assert regressed["asserted"] and regressed["verdict"] == "fail" and regressed["note"].startswith(BESIDE)
+    assert any(warning.startswith(BESIDE) for warning in from_dict(regressed["report"]).warnings)
+    assert records["test_over"]["asserted"] == bool(asked)
     assert dict(properties(junit_path, "test_over"))["perfgate.latency.p95"].startswith(tuple("0123456789"))
+    # the file is not a report, and perfgate report says what it is
+    assert_one_line_error(run_cli("report", str(report_path)), 3,
+                          "it is the pytest plugin's --perfgate-json record of 4 measurements (1 comparison), not a comparison report")  # fmt: skip
+
+
+@pytest.mark.parametrize("workers, ini, asserted", [("1", "", True), ("2", "[pytest]\nperfgate_xdist = assert\n", True), ("2", "", False)])
+def test_absolute_budgets_are_asserted_under_xdist_with_nothing_beside_them_or_when_the_ini_file_asks(pytester, run, workers, ini, asserted):
+    if ini:
+        pytester.makeini(ini)
+    pytester.makepyfile(test_absolute=HEADER + """
+def test_over(perfgate):
+    perfgate.measure(predict, rows=DATA).assert_within(p95="1ns")
+""")  # fmt: skip
+    result = run("-n", workers, "--perfgate-time-budget", "1")
+    if asserted:
+        result.assert_outcomes(failed=1)
+        assert "NOT asserted" not in text(result)
+    else:
+        result.assert_outcomes(passed=1, warnings=1)
+        assert "perfgate: 1 absolute budget NOT asserted (it was timed while other pytest-xdist workers ran tests" in text(result)
 
 
 def test_skip_and_only_choose_which_tests_run(pytester, run):
@@ -346,6 +505,6 @@ def test_unknown(perfgate):
     result = run("--perfgate-time-budget", "3")
     output = text(result)
     result.assert_outcomes(passed=1, failed=2)
-    assert re.search(r"perfgate: .*mlp_slow.onnx regressed against .*mlp_reference.onnx:", output)
+    assert re.search(r"^E +.*mlp_slow.onnx regressed against .*mlp_reference.onnx:$", output, re.M)
     assert "perfgate: usage error: " in output and "pyproject.toml has no comparison named 'fast' (it has: slow, same)" in output
     assert re.search(r"^test_configured.py::test_slow +slow +latency.p", output, re.M)

@@ -35,9 +35,14 @@ MARKER_LINE = (
 ABSOLUTE_MARKER_ARGS = "p50, p95, p99 (any pNN), mean, peak_rss, throughput (for perfgate.measure)"
 RELATIVE_MARKER_ARGS = ("max_latency_increase", "budgets")
 SUMMARY_COLUMNS = ("test", "measured", "metric", "value", "CI", "budget", "verdict")
-XDIST_WARNING = (
-    "perfgate: warning: under pytest-xdist several tests time at once on the same cores, so these timings "
-    "are unreliable; budgets were not asserted (--perfgate-xdist assert asserts them anyway)"
+# Said at the session's end when absolute budgets went unasserted: "perfgate: 2 absolute budgets NOT asserted ..."
+NOT_ASSERTED_LINE = (
+    "perfgate: {count} absolute budget{s} NOT asserted ({they} timed while other pytest-xdist workers ran tests "
+    "on the same cores); --perfgate-xdist assert asserts them"
+)
+COMPARED_UNDER_XDIST_LINE = (
+    "perfgate: {count} comparison{s} asserted while other pytest-xdist workers ran tests: each interleaves its "
+    "two models, so that load hit both"
 )
 
 
@@ -71,7 +76,8 @@ _OPTIONS = (
     ("skip", "--perfgate-skip", "bool", False, "skip the tests that use perfgate, for fast local runs"),
     ("only", "--perfgate-only", "bool", False, "run only the tests that use perfgate"),
     ("xdist", "--perfgate-xdist", "string", "skip",
-     "under pytest-xdist: skip budget assertions (default), or assert them anyway"),
+     "under pytest-xdist: leave absolute budgets (perfgate.measure) unasserted (skip, the default), or assert "
+     "them anyway (assert); comparisons are asserted either way"),
 )  # fmt: skip
 
 
@@ -88,6 +94,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_LINE)
     worker = hasattr(config, "workerinput")
+    workers = int(config.workerinput.get("workercount", 1)) if worker else 1
     distributed = worker or (config.getoption("dist", "no") or "no") != "no"
     xdist = _setting(config, "xdist")
     if xdist not in ("skip", "assert"):
@@ -102,8 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config=os.path.join(str(config.rootpath), _setting(config, "config")) if _setting(config, "config") else "",
         rootdir=str(config.rootpath),
         given=tuple(name for name in ("time_budget", "device", "threads") if config.getoption(f"perfgate_{name}") is not None),
-        assert_under_xdist=xdist == "assert",
-        under_xdist=worker,
+        assert_absolute_under_xdist=xdist == "assert",
+        xdist_workers_beside=workers - 1,
     )
     json_path = _setting(config, "json") or None
     if json_path and not worker and not os.path.isdir(os.path.dirname(os.path.abspath(json_path))):
@@ -249,13 +256,21 @@ class _Session:
         state = self.state
         if state.worker or not (state.summaries or state.json_error):
             return
-        from perfgate.integrations.pytest_summary import summary_lines
+        from perfgate.integrations.pytest_summary import summary_lines, unasserted_budgets
 
         terminalreporter.write_sep("=", "perfgate")
-        if state.distributed and not state.options.assert_under_xdist and state.summaries:
-            terminalreporter.write_line(XDIST_WARNING, yellow=True)
         for line in summary_lines(state.summaries) if state.summaries else ():
             terminalreporter.write_line(line)
+        compared = sum(1 for summary in state.summaries if summary.get("kind") == "compare" and summary.get("note"))
+        if compared:
+            terminalreporter.write_line(COMPARED_UNDER_XDIST_LINE.format(count=compared, s="s" if compared != 1 else ""))
+        unasserted = unasserted_budgets(state.summaries)
+        if unasserted:
+            plural = unasserted != 1
+            terminalreporter.write_line(
+                NOT_ASSERTED_LINE.format(count=unasserted, s="s" if plural else "", they="they were" if plural else "it was"),
+                yellow=True, bold=True,
+            )  # fmt: skip
         if state.json_error:
             terminalreporter.write_line(state.json_error, red=True)
         elif state.json_path:
@@ -331,7 +346,7 @@ def _publish(item: pytest.Item, fixture: Perfgate, state: _State) -> None:
                    "asserted": entry.asserted, "note": entry.note, "rows": entry.rows}  # fmt: skip
         item.user_properties.append((PROPERTY, json.dumps(summary)))
         for row in entry.rows:
-            item.user_properties.append((f"{PROPERTY}.{row['metric']}", row_text(row, entry.asserted or not entry.note)))
+            item.user_properties.append((f"{PROPERTY}.{row['metric']}", row_text(row, not entry.unasserted)))
         if state.json_path:
             state.records.append(full_record(item.nodeid, entry))
     fixture.entries = []

@@ -13,7 +13,7 @@ def summary_lines(summaries: Sequence[dict]) -> list[str]:
     user properties, decoded: test, measured, verdict, asserted, note, rows."""
     table = []
     for summary in summaries:
-        verdict_note = "" if summary.get("asserted") or not summary.get("note") else " (not asserted)"
+        verdict_note = " (not asserted)" if _unasserted(summary) else ""
         rows = summary.get("rows") or [{}]
         for index, row in enumerate(rows):
             verdict = row.get("verdict", summary.get("verdict", ""))
@@ -30,10 +30,21 @@ def summary_lines(summaries: Sequence[dict]) -> list[str]:
     for summary in summaries:
         counts[summary.get("verdict", "")] = counts.get(summary.get("verdict", ""), 0) + 1
     told = ", ".join(f"{counts[name]} {word}" for name, word in _COUNTED if counts.get(name))
-    unasserted = sum(1 for summary in summaries if summary.get("note") and not summary.get("asserted"))
+    unasserted = sum(1 for summary in summaries if _unasserted(summary))
     told += f" ({unasserted} not asserted)" if unasserted else ""
     lines.append(f"perfgate: {len(summaries)} measurement{'s' if len(summaries) != 1 else ''}: {told}")
     return lines
+
+
+def unasserted_budgets(summaries: Sequence[dict]) -> int:
+    """How many budgets were judged and not asserted (absolute ones, beside other xdist workers)."""
+    return sum(1 for summary in summaries if _unasserted(summary) for row in summary.get("rows") or () if row.get("verdict") != "info")
+
+
+def _unasserted(summary: dict) -> bool:
+    # only a measurement goes unasserted (its note says why); a comparison's note says it
+    # was made beside other xdist workers, and it is asserted all the same
+    return summary.get("kind") == "measure" and bool(summary.get("note")) and not summary.get("asserted")
 
 
 _COUNTED = (("pass", "passed"), ("fail", "failed"), ("inconclusive", "inconclusive"), ("info", "without budgets"))

@@ -22,6 +22,7 @@ import enum
 import functools
 import json
 import math
+import shlex
 import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -146,11 +147,14 @@ def from_dict(data: Mapping[str, Any]) -> Report:
     )
 
 
-def loads(text: str, *, source: str = "report") -> Report:
+def loads(text: str, *, source: str = "report", file: str = "FILE") -> Report:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise DataError(f"cannot read {source}: {_why(exc)}") from None
+    other = _other_file(data, file)
+    if other:
+        raise DataError(f"cannot read {source}: {other}")
     if not isinstance(data, Mapping):
         raise DataError(f"cannot read {source}: not a perfgate report (a JSON {type(data).__name__}, not an object)")
     try:
@@ -163,6 +167,30 @@ def loads(text: str, *, source: str = "report") -> Report:
     return report
 
 
+def _other_file(data: Any, file: str) -> str | None:
+    """What another file perfgate writes is, and how to read it; None for anything else.
+    A user hands these to ``perfgate report`` by mistake: a KeyError on 'verdict' or a
+    schema version said nothing of which file it was."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("kind") == "pytest-session":
+        records = [item for item in data.get("measurements") or () if isinstance(item, dict)]
+        comparisons = [index for index, item in enumerate(records) if isinstance(item.get("report"), dict)]
+        counted = {0: "no comparison", 1: "1 comparison"}.get(len(comparisons), f"{len(comparisons)} comparisons")
+        held = f"{len(records)} measurement{'s' if len(records) != 1 else ''} ({counted})"
+        if not comparisons:
+            return f"it is the pytest plugin's --perfgate-json record of {held}, not a comparison report; read it as JSON"
+        return (f"it is the pytest plugin's --perfgate-json record of {held}, not a comparison report; each comparison's "
+                f"report is its measurement's \"report\", which perfgate report reads once saved on its own: "
+                f"jq '.measurements[{comparisons[0]}].report' {shlex.quote(file)} > report.json")  # fmt: skip
+    if data.get("kind") == "perfgate-baseline":
+        return ("it is a stored baseline (perfgate run --save), not a comparison report; "
+                f"compare a model against it with perfgate compare --candidate MODEL --baseline {shlex.quote(file)}")  # fmt: skip
+    if {"model", "measure_seconds", "not_estimated"} <= data.keys() and "verdict" not in data:
+        return "it is perfgate calibrate's JSON (a model's noise and detectable change), not a comparison report; read it as JSON"
+    return None
+
+
 def read_report(path: str | Path) -> Report:
     try:
         text = Path(path).read_text()
@@ -170,7 +198,7 @@ def read_report(path: str | Path) -> Report:
         raise DataError(f"cannot read report {str(path)!r}: no such file") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read report {str(path)!r}: {exc}") from None
-    return loads(text, source=f"report {str(path)!r}")
+    return loads(text, source=f"report {str(path)!r}", file=str(path))
 
 
 class DamagedReport(ValueError):
