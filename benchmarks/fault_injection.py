@@ -365,7 +365,7 @@ def _leftovers(group: int, folder: Path) -> list[str]:
     for pid in found:
         with _suppress():
             os.kill(pid, signal.SIGKILL)
-    return [f"{pid} ({name})" for pid, name in found.items()]
+    return [f"{pid} ({_short(name.replace(str(folder), '.'), 80)})" for pid, name in found.items()]
 
 
 def _processes_of(group: int, folder: Path) -> dict[int, str]:
@@ -384,7 +384,7 @@ def _processes_of(group: int, folder: Path) -> dict[int, str]:
         if fields[0] == b"Z":
             continue
         if int(fields[2]) == group or marker in cmdline:
-            found[int(entry)] = os.fsdecode(cmdline.replace(b"\0", b" ").strip())[:80]
+            found[int(entry)] = os.fsdecode(cmdline.replace(b"\0", b" ").strip())
     return found
 
 
@@ -848,11 +848,11 @@ CASES: list[Case] = [
     Case("run --save b.json, SIGTERM while measuring: no baseline", 5,
          ["run", "-m", "ref.onnx", "-d", "features.parquet", "--input", "features=f*", "--time-budget", "60", "--save", "b.json"],
          (143,), r"SIGTERM|interrupt", quiet_stderr=False, setup=lambda ws: ws.aa(),
-         during=_after(4, signal.SIGTERM), absent=("b.json",)),
+         during=_after(20, signal.SIGTERM, _stderr_says("loading")), absent=("b.json",)),
     Case("run --save over an old baseline, SIGINT while measuring: old one kept", 5,
          ["run", "-m", "ref.onnx", "-d", "features.parquet", "--input", "features=f*", "--time-budget", "60", "--save", "base.json"],
          (130,), r"SIGINT|interrupt", quiet_stderr=False, setup=lambda ws: (ws.aa(), ws.baseline()),
-         during=_after(4, signal.SIGINT), unchanged=("base.json",)),
+         during=_after(20, signal.SIGINT, _stderr_says("loading")), unchanged=("base.json",)),
     Case("compare with a reference that is a FIFO", 5, ["compare", "-r", "model.onnx", "-c", "cand.onnx", "-d", "features.parquet", *QUICK],
          (2,), r"model\.onnx", setup=lambda ws: (ws.aa(), ws.fifo("model.onnx")), timeout=10),
     Case("calibrate a model that is a FIFO", 5, ["calibrate", "-m", "model.onnx", "-d", "features.parquet", *RUN],
