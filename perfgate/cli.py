@@ -395,7 +395,7 @@ def report_command(
     """Render a saved JSON report again, or judge its samples again with other budgets;
     exits with the verdict's code, as compare does."""
     from perfgate.rejudge import judge_again
-    from perfgate.report.json import damaged
+    from perfgate.report.intact import damaged
 
     report = read_report(path)
     rejudged = bool(budgets) or max_latency_increase is not None
@@ -468,7 +468,7 @@ def merge_command(
     """Merge the JSON reports of a CI matrix (one job per device or shard) into one report:
     its verdict is the worst of the parts', and a missing or errored part is an error (exit 3)."""
     from perfgate.merge import merge
-    from perfgate.report.json import damaged
+    from perfgate.report.intact import damaged
 
     outputs = {"markdown": markdown_path, "junit": junit_path, "html": html_path}
     parts = {f"part {index}": path for index, path in enumerate(paths, 1)}

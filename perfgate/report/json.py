@@ -17,22 +17,21 @@ holds a number; ``null`` would have lost which one it was, and where it had been
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import json
 import math
-import shlex
 import typing
 from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 from perfgate.errors import BudgetError, DataError
 from perfgate.metrics import parse_metric
 from perfgate.report.files import write_atomically
+from perfgate.report.intact import DamagedReport, check_intact, other_file, why
 from perfgate.results import (
     READABLE_SCHEMA_VERSIONS,
     SIDES,
@@ -151,8 +150,8 @@ def loads(text: str, *, source: str = "report", file: str = "FILE") -> Report:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise DataError(f"cannot read {source}: {_why(exc)}") from None
-    other = _other_file(data, file)
+        raise DataError(f"cannot read {source}: {why(exc)}") from None
+    other = other_file(data, file)
     if other:
         raise DataError(f"cannot read {source}: {other}")
     if not isinstance(data, Mapping):
@@ -163,32 +162,8 @@ def loads(text: str, *, source: str = "report", file: str = "FILE") -> Report:
     except DamagedReport as exc:
         raise DataError(f"cannot read {source}: a damaged report: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
-        raise DataError(f"cannot read {source}: not a perfgate report ({_why(exc)})") from None
+        raise DataError(f"cannot read {source}: not a perfgate report ({why(exc)})") from None
     return report
-
-
-def _other_file(data: Any, file: str) -> str | None:
-    """What another file perfgate writes is, and how to read it; None for anything else.
-    A user hands these to ``perfgate report`` by mistake: a KeyError on 'verdict' or a
-    schema version said nothing of which file it was."""
-    if not isinstance(data, dict):
-        return None
-    if data.get("kind") == "pytest-session":
-        records = [item for item in data.get("measurements") or () if isinstance(item, dict)]
-        comparisons = [index for index, item in enumerate(records) if isinstance(item.get("report"), dict)]
-        counted = {0: "no comparison", 1: "1 comparison"}.get(len(comparisons), f"{len(comparisons)} comparisons")
-        held = f"{len(records)} measurement{'s' if len(records) != 1 else ''} ({counted})"
-        if not comparisons:
-            return f"it is the pytest plugin's --perfgate-json record of {held}, not a comparison report; read it as JSON"
-        return (f"it is the pytest plugin's --perfgate-json record of {held}, not a comparison report; each comparison's "
-                f"report is its measurement's \"report\", which perfgate report reads once saved on its own: "
-                f"jq '.measurements[{comparisons[0]}].report' {shlex.quote(file)} > report.json")  # fmt: skip
-    if data.get("kind") == "perfgate-baseline":
-        return ("it is a stored baseline (perfgate run --save), not a comparison report; "
-                f"compare a model against it with perfgate compare --candidate MODEL --baseline {shlex.quote(file)}")  # fmt: skip
-    if {"model", "measure_seconds", "not_estimated"} <= data.keys() and "verdict" not in data:
-        return "it is perfgate calibrate's JSON (a model's noise and detectable change), not a comparison report; read it as JSON"
-    return None
 
 
 def read_report(path: str | Path) -> Report:
@@ -199,61 +174,6 @@ def read_report(path: str | Path) -> Report:
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read report {str(path)!r}: {exc}") from None
     return loads(text, source=f"report {str(path)!r}", file=str(path))
-
-
-class DamagedReport(ValueError):
-    """A report that parses but whose contents cannot be true (see ``check_intact``)."""
-
-
-def check_intact(report: Report) -> None:
-    """What a report must hold to be judged or shown: a verdict's numbers are numbers, an
-    interval is two of them, and a measured comparison's samples are there and are
-    positive durations. A tampered or truncated report is an error, never a verdict: a
-    report whose samples were zeroed once re-judged "inconclusive", exit 0."""
-    for check in report.checks:
-        for name in ("reference", "candidate", "ratio", "ci_level", "limit", "absolute_limit", "mann_whitney_p", "detectable"):
-            value = getattr(check, name)
-            if value is not None and not _is_number(value):
-                raise DamagedReport(f"check {check.metric}: {name} is {value!r}, not a number")
-        if check.ci is not None and (len(check.ci) != 2 or not all(_is_number(bound) for bound in check.ci)):
-            raise DamagedReport(f"check {check.metric}: its interval is {check.ci!r}, not two numbers")
-        for name in ("n_reference", "n_candidate", "blocks"):
-            if not isinstance(getattr(check, name), int) or isinstance(getattr(check, name), bool):
-                raise DamagedReport(f"check {check.metric}: {name} is {getattr(check, name)!r}, not a whole number")
-    if report.error is not None and not (isinstance(report.error.exit_code, int) and not isinstance(report.error.exit_code, bool)):
-        raise DamagedReport(f"its error's exit_code is {report.error.exit_code!r}, not a whole number")
-    measured = report.verdict is not Verdict.ERROR and report.run is not None and not report.parts
-    if measured and not report.series:
-        raise DamagedReport("a measured comparison with no samples (its series are missing)")
-    for series in report.series:
-        for side in SIDES:
-            blocks = getattr(series, side)
-            if measured and (not blocks or any(block.size == 0 for block in blocks)):
-                raise DamagedReport(f"batch {series.batch_size}: the {side}'s samples are missing or empty")
-            if any(block.size and int(block.min()) <= 0 for block in blocks):
-                raise DamagedReport(f"batch {series.batch_size}: the {side}'s samples hold zero or negative durations")
-    for part in report.parts:
-        check_intact(part.report)
-
-
-@contextlib.contextmanager
-def damaged(source: str) -> Iterator[None]:
-    """A report that read but cannot be judged or shown is damaged: one line naming it
-    (exit 3), never a traceback, never Python's exit 1."""
-    try:
-        yield
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, ZeroDivisionError, OverflowError) as exc:
-        raise DataError(f"{source} is damaged and cannot be shown: {_why(exc)}") from None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, json.JSONDecodeError) else str(exc)
 
 
 def write_report(report: Report, path: str | Path) -> None:
