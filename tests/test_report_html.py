@@ -115,3 +115,21 @@ def test_inconclusive_and_passing_pages_say_so(failed):
     page = render_html(dataclasses.replace(failed, checks=(check,), verdict=Verdict.INCONCLUSIVE, reason="1 of 1 checks undecided"))
     assert '<header class="banner inconclusive">' in page and "1 inconclusive" in page
     assert '<span class="pill inconclusive">INCONCLUSIVE</span>' in page
+
+
+def test_why_a_check_has_no_interval_is_on_the_page_not_only_in_a_tooltip(failed):
+    page = render_html(samples.with_undecided(failed))
+    row = re.search(r'<tr class="inconclusive"[^>]*><td class="metric">latency\.p99</td>.*?</tr>', page).group()
+    assert '<td class="interval"><span>see [1]</span></td>' in row
+    shown = re.sub(r'title="[^"]*"', "", page)  # what a reader sees without hovering
+    footnotes = re.search(r'<ul class="footnotes">(.*?)</ul>', shown).group(1)
+    items = re.findall(r"<li>(.*?)</li>", footnotes)
+    assert items[0] == f"[1] latency.p99 batch 1: {samples.UNDECIDED}"
+    assert [item.split("]")[0] for item in items] == [f"[{n}" for n in range(1, len(items) + 1)]
+    assert "[5] cold_start: one start per model: no interval" in items
+
+
+def test_notes_on_the_page_are_escaped(failed):
+    page = render_html(samples.with_undecided(failed, reason=samples.HOSTILE))
+    assert "<img" not in page and "[1] latency.p99 batch 1: &lt;img src=x onerror=alert(1)&gt;|</li>" in page
+    assert not [tag for tag, _ in elements(page) if tag == "img"]
