@@ -25,6 +25,12 @@ def format_duration(ns: float | None) -> str:
     return _scaled(ns, (("s", 1e9), ("ms", 1e6), ("us", 1e3), ("ns", 1.0)), "{number} {unit}")
 
 
+def format_seconds(seconds: float | None) -> str:
+    """A span of wall-clock time: 0.012 -> '12 ms', 1.94 -> '1.94 s', 61.04 -> '61 s'. A
+    short run's 12 ms of measuring is never written '0.0 s'."""
+    return format_duration(None if seconds is None else seconds * 1e9)
+
+
 def format_bytes(count: float | None) -> str:
     """1536 -> '1.5 KiB', 64_000_000 -> '61 MiB' (binary units)."""
     return _scaled(count, (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1.0)), "{number} {unit}")

@@ -107,3 +107,18 @@ def one_check(verdict: Verdict, ratio: float = 1.2, **fields) -> Check:
                   budget="+15%", limit=1.15)  # fmt: skip
     values.update(fields)
     return Check(**values)
+
+
+UNDECIDED = "insufficient samples: 352 per model, latency.p99 needs 459"
+
+
+def with_undecided(report: Report, reason: str = UNDECIDED) -> Report:
+    """``report`` with a latency.p99 that has no interval (too few samples), first, and its
+    cold start measured once per model (no interval either)."""
+    p99 = one_check(Verdict.INCONCLUSIVE, metric=Metric("latency.p99", "latency", quantile=0.99), reason=reason,
+                    ci=None, ci_level=None, reference=None, candidate=None)  # fmt: skip
+    p99 = dataclasses.replace(p99, ratio=None)
+    start = next(c for c in report.checks if c.metric == "cold_start")
+    one_start = dataclasses.replace(start, ci=None, ci_level=None, reason="one start per model: no interval")
+    checks = [p99] + [one_start if c is start else c for c in report.checks]
+    return dataclasses.replace(report, checks=tuple(checks), verdict=Verdict.FAIL)

@@ -218,3 +218,53 @@ def test_compare_says_which_report_it_cannot_write(tmp_path, fixtures_dir):
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[0].startswith("perfgate: error: cannot write the markdown report to ")
     assert "(--markdown)" in result.stderr
+
+
+
+def test_markdown_says_why_a_check_has_no_interval_in_sight_not_a_bare_dash(failed):
+    text = render_markdown(samples.with_undecided(failed))
+    (row,) = [row for row in markdown_table_rows(text) if "| latency.p99 |" in row]
+    assert row.split(" | ")[6] == "see &#91;1&#93;"
+    visible = text[: text.index("<details>")]  # above the folded sections, under the table
+    assert "&#91;1&#93; latency.p99 batch 1: insufficient samples: 352 per model, latency.p99 needs 459" in visible
+    # the notes go on numbering in the information-only table, each beside its own row
+    (start,) = [row for row in markdown_table_rows(text) if "| cold&#95;start |" in row]
+    numbers = [int(n) for n in re.findall(r"^&#91;(\d+)&#93; ", text, re.M)]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) == 5  # p99, two p95s, load.p99, cold_start
+    assert start.endswith(f"see &#91;{numbers[-1]}&#93; |")
+    assert f"&#91;{numbers[-1]}&#93; cold&#95;start: one start per model: no interval" in text
+
+
+def test_markdown_notes_are_as_inert_as_names(failed):
+    text = render_markdown(samples.with_undecided(failed, reason=samples.HOSTILE + " `x` **y** @octocat"))
+    assert "<img" not in text and samples.HOSTILE not in text and "**y**" not in text and "@octocat" not in text
+    assert "&#91;1&#93; latency.p99 batch 1: &#60;img src=x onerror=alert" in text
+    for row in markdown_table_rows(text):
+        assert row.count("|") in (11, 7, 3), row
+
+
+def test_markdown_cut_to_fit_keeps_the_notes_of_the_rows_it_shows(failed):
+    many = samples.many_checks(samples.with_undecided(failed), count=200, name_length=400)
+    text = render_markdown(many)
+    assert len(text) <= MAX_CHARS and "are not shown here" in text
+    shown = re.findall(r"see &#91;(\d+)&#93;", text)
+    notes = re.findall(r"^&#91;(\d+)&#93; ", text, re.M)
+    assert shown == notes and "1" in shown
+
+
+@pytest.mark.parametrize("seconds, written", [(0.012, "12 ms"), (0.0004, "400 us"), (1.94, "1.94 s"), (61.04, "61 s")])
+def test_a_short_run_s_time_is_never_written_as_zero_seconds(failed, seconds, written):
+    import dataclasses
+
+    from perfgate.report.text import render_text
+
+    report = dataclasses.replace(failed, run=dataclasses.replace(failed.run, measure_seconds=seconds, total_seconds=seconds))
+    expected = {
+        "text": (render_text(report), [f"per model in {written} (1 look", f"; {written} in all"]),
+        "markdown": (render_markdown(report), [f"for {written} of measuring in 1 look"]),
+        "html": (render(report, "html"), [f"for {written} in 1 look", f". {written} in all."]),
+    }
+    for fmt, (text, phrases) in expected.items():
+        assert " 0.0 s" not in text, fmt
+        for phrase in phrases:
+            assert phrase in text, (fmt, phrase)

@@ -9,6 +9,7 @@ and the environment. Every text from the report goes through ``esc``.
 
 from __future__ import annotations
 
+from perfgate.formatting import format_seconds
 from perfgate.report import parts
 from perfgate.report.plots import Figure, drift_figures, latency_figures, load_figures, size_figures, starts_and_stages, throughput_and_memory
 from perfgate.report.summary import (
@@ -19,7 +20,9 @@ from perfgate.report.summary import (
     gated,
     interval,
     level,
+    needs_note,
     noise_text,
+    note,
     place,
     python_label,
     tally,
@@ -117,9 +120,13 @@ def _model_card(role: str, model: ModelReport) -> str:
 def _checks(report: Report) -> str:
     if not report.checks:
         return ""
-    rows = "".join(_check_row(check) for check in report.checks)
+    notes: list[str] = []
+    rows = "".join(_check_row(check, notes) for check in report.checks)
+    # the reason a check has no interval, in sight (a title attribute shows only on hover, never on a phone)
+    footnotes = "".join(f"<li>[{number}] {esc(text)}</li>" for number, text in enumerate(notes, 1))
+    footnotes = f'<ul class="footnotes">{footnotes}</ul>' if footnotes else ""
     levels = sorted({level(check) for check in gated(report) if check.ci_level is not None})
-    note = (f"Intervals at {esc(', '.join(levels))}: " if levels else "") + (
+    explained = (f"Intervals at {esc(', '.join(levels))}: " if levels else "") + (
         "the bar is the interval of the change, the notch in it the estimate, the dashed line the budget and the thin "
         "line no change. A check fails when its whole interval is past the budget and is inconclusive when it straddles it."
     )
@@ -127,16 +134,20 @@ def _checks(report: Report) -> str:
         '<section><h2>Checks</h2><div class="scroll"><table class="checks"><thead><tr><th>metric</th><th>at</th>'
         '<th class="num">reference</th><th class="num">candidate</th><th class="num">change</th><th>interval</th>'
         f'<th class="num">budget</th><th class="num">detectable</th><th>verdict</th></tr></thead><tbody>{rows}</tbody></table></div>'
-        f'<p class="note">{note}</p></section>'
+        f'{footnotes}<p class="note">{explained}</p></section>'
     )
 
 
-def _check_row(check: Check) -> str:
+def _check_row(check: Check, notes: list[str]) -> str:
+    """A check's row; one without an interval gets a numbered note in ``notes`` saying why."""
     css = {Verdict.FAIL: "fail", Verdict.PASS: "pass", Verdict.INCONCLUSIVE: "inconclusive"}.get(check.verdict, "info")
     strip = ""
     if check.ci is not None:
         strip = interval_strip(check.ci[0], check.ci[1], check.ratio, check.limit, css, f"{interval(check)}, budget {check.budget or 'none'}")
     span = interval(check)
+    if needs_note(check):
+        notes.append(note(check))
+        span = f"see [{len(notes)}]"
     return (
         f'<tr class="{css}" title="{esc(check.reason)}"><td class="metric">{esc(check.metric)}</td>'
         f'<td class="at">{esc(place(check))}</td><td class="num ref">{esc(value(check, check.reference))}</td>'
@@ -173,8 +184,8 @@ def _about(report: Report) -> str:
         run = report.run
         stop = "when every check was decided" if run.stopped_because == "decided" else "when the time budget was spent"
         pairs = ", ".join(f"batch {s.batch_size}: {s.pairs} block pairs of {s.calls_per_block} calls" for s in report.series)
-        parts.append(f"<p>Measured {esc(pairs)} per model, interleaved, for {run.measure_seconds:.1f} s in {run.looks} "
-                     f"look{'s' if run.looks != 1 else ''}; it stopped {stop}. {run.total_seconds:.1f} s in all.</p>")  # fmt: skip
+        parts.append(f"<p>Measured {esc(pairs)} per model, interleaved, for {format_seconds(run.measure_seconds)} in {run.looks} "
+                     f"look{'s' if run.looks != 1 else ''}; it stopped {stop}. {format_seconds(run.total_seconds)} in all.</p>")  # fmt: skip
         if report.noise:
             parts.append("<p>Noise: " + esc("; ".join(noise_text(noise) for noise in report.noise)) + ".</p>")
     if report.settings is not None:
@@ -245,6 +256,7 @@ td.interval{font-size:12px;color:var(--muted)}td.interval svg{display:block}
 .pill.pass{background:var(--pass)}.pill.fail{background:var(--fail)}.pill.inconclusive{background:var(--inconclusive)}
 .pill.info{background:transparent;color:var(--muted);border:1px solid var(--line)}
 .note{color:var(--muted);font-size:13px}
+.footnotes{list-style:none;padding:0;margin:8px 0 0;font-size:13px}.footnotes li{overflow-wrap:anywhere}
 .warnings ul{background:var(--panel);border:1px solid var(--inconclusive);border-radius:8px;padding:10px 12px 10px 30px;
 margin:0}.warnings li{overflow-wrap:anywhere}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr));gap:14px}

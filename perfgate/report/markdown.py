@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from perfgate.formatting import format_seconds
 from perfgate.report import parts
 from perfgate.report.summary import (
     DATA_DRIFT,
@@ -26,7 +27,9 @@ from perfgate.report.summary import (
     informational,
     interval,
     level,
+    needs_note,
     noise_text,
+    note,
     place,
     python_label,
     safe,
@@ -57,13 +60,15 @@ def render_markdown(report: Report, *, max_chars: int = MAX_CHARS) -> str:
         return parts.markdown(report, render_markdown, md, max_chars)
     head = _headline(report)
     compared = _compared(report)
-    rows = [_row(check) for check in gated(report)]
+    notes: list[str] = []
+    rows = [_row(check, notes) for check in gated(report)]
     warnings = _warnings(report)
-    folded = [_info(report), _decided(report), _settings(report), _environment(report)]
+    # the information-only table numbers its notes on from the gated table's
+    folded = [_info(report, len(notes)), _decided(report), _settings(report), _environment(report)]
     folded = [part for part in folded if part]
     # shed the least needed parts first until the whole fits
     while True:
-        text = _join(head, compared, _table(rows), warnings, *folded)
+        text = _join(head, compared, _table(rows, notes), warnings, *folded)
         if len(text) <= max_chars or not folded:
             break
         folded.pop()
@@ -106,10 +111,12 @@ def _model_facts(model: ModelReport) -> str:
     return f"({backend.framework} {backend.framework_version} on {backend.device}, {threads}{python})"
 
 
-def _row(check: Check) -> list[str]:
+def _row(check: Check, notes: list[str]) -> list[str]:
+    """A gated check's cells; one without an interval gets a numbered note in ``notes`` saying why."""
     ci = interval(check)
     if ci != "-" and check.verdict is not Verdict.INFO:
         ci = f"{ci} ({level(check)})"
+    ci = _note_mark(check, notes) or ci
     change_text = change(check)
     if check.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE):
         change_text = f"**{md(change_text)}**"
@@ -129,14 +136,28 @@ def _row(check: Check) -> list[str]:
     ]
 
 
-def _table(rows: list[list[str]], note: str = "") -> str:
-    if not rows and not note:
+def _note_mark(check: Check, notes: list[str]) -> str:
+    """'see [2]' with the check's note added to ``notes``, or '' for a check that needs none."""
+    if not needs_note(check):
+        return ""
+    notes.append(shorten(note(check), 500))
+    return f"see [{len(notes)}]"
+
+
+def _notes(notes: list[str], start: int = 0) -> str:
+    """The numbered notes under a table, one line each, visible (the text report's footnotes)."""
+    return "<br>\n".join(md(f"[{number}] {text}") for number, text in enumerate(notes[start:], start + 1))
+
+
+def _table(rows: list[list[str]], notes: list[str], cut: str = "") -> str:
+    if not rows and not cut:
         return ""
     lines = ["| " + " | ".join(_HEADERS) + " |", "|" + "|".join(_ALIGN) + "|"]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
-    if note:
-        lines.append("")
-        lines.append(note)
+    for part in (_notes(notes), cut):
+        if part:
+            lines.append("")
+            lines.append(part)
     return "\n".join(lines)
 
 
@@ -147,19 +168,22 @@ def _fit_rows(report: Report, head: str, compared: str, warnings: str, max_chars
     for extra in (warnings, ""):
         for part in (compared, ""):
             base = _join(head, part, extra)
-            rows, used = [], len(base) + 400  # the header, the note and separators
+            rows, notes, used = [], [], len(base) + 400  # the header, the note and separators
             for check in kept:
-                row = _row(check)
+                noted = len(notes)
+                row = _row(check, notes)
                 size = sum(len(cell) for cell in row) + 3 * len(row) + 2
+                size += sum(len(md(f"[{noted + 1}] {text}")) + 5 for text in notes[noted:])
                 if used + size > max_chars:
+                    del notes[noted:]
                     break
                 rows.append(row)
                 used += size
             if rows or not kept:
                 shown = len(rows)
-                note = (f"<sub>{len(checks) - shown} of {len(checks)} gated checks are not shown here, to stay within "
-                        "GitHub's size limits; the full report has them all.</sub>")  # fmt: skip
-                return _join(head, part, _table(rows, note), extra)
+                cut = (f"<sub>{len(checks) - shown} of {len(checks)} gated checks are not shown here, to stay within "
+                       "GitHub's size limits; the full report has them all.</sub>")  # fmt: skip
+                return _join(head, part, _table(rows, notes, cut), extra)
     return shorten(head, max_chars - 1) + "\n"
 
 
@@ -176,15 +200,20 @@ def _details(summary: str, body: str) -> str:
     return f"<details><summary>{summary}</summary>\n\n{body}\n\n</details>"
 
 
-def _info(report: Report) -> str:
+def _info(report: Report, noted: int) -> str:
+    """The metrics without a budget; their notes are numbered on from the ``noted`` notes above."""
     checks = informational(report)
     if not checks:
         return ""
     lines = ["| metric | at | reference | candidate | change | interval |", "|---|---|---:|---:|---:|---|"]
+    notes = [""] * noted
     for check in checks:
+        ci = _note_mark(check, notes) or interval(check)
         lines.append(f"| {md(shorten(str(check.metric), 200))} | {md(shorten(place(check), 200))} | "
                      f"{md(value(check, check.reference))} | {md(value(check, check.candidate))} | "
-                     f"{md(change(check))} | {md(interval(check))} |")  # fmt: skip
+                     f"{md(change(check))} | {md(ci)} |")  # fmt: skip
+    if len(notes) > noted:
+        lines += ["", _notes(notes, noted)]
     body = "\n".join(lines) + "\n\nMeasured without a budget: these never fail the gate; give one a budget (`--budget METRIC:LIMIT`) to gate it."
     return _details(f"Information only ({len(checks)} metrics without a budget)", body)
 
@@ -199,7 +228,7 @@ def _decided(report: Report) -> str:
     confidence = report.settings.confidence if report.settings is not None else None
     lines = [
         f"Both models ran in the same job, interleaved block by block ({md(pairs) or 'no latency series'}), "
-        f"for {run.measure_seconds:.1f} s of measuring in {run.looks} look{'s' if run.looks != 1 else ''}; {stop}.",
+        f"for {format_seconds(run.measure_seconds)} of measuring in {run.looks} look{'s' if run.looks != 1 else ''}; {stop}.",
         "",
         "Each change is the candidate's value over the reference's, with a paired block-bootstrap interval"
         + (f" at {', '.join(levels)}" if levels else "")

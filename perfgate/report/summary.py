@@ -131,6 +131,19 @@ def interval(check: Check) -> str:
     return f"{format_change(check.ci[0], 1)} to {format_change(check.ci[1], 1)}"
 
 
+def needs_note(check: Check) -> bool:
+    """A statistical check with no interval that was left undecided or is information only
+    (too few samples for its quantile, one cold start): its interval cell points to a note
+    that says why, in every format, instead of a bare '-'."""
+    return check.ci is None and check.verdict in (Verdict.INCONCLUSIVE, Verdict.INFO) and family_of(check).statistical
+
+
+def note(check: Check) -> str:
+    """'latency.p95 batch 1: insufficient samples: 81 per model, latency.p95 needs 90'."""
+    named = " ".join(part for part in (str(check.metric), place(check)) if part)
+    return f"{named}: {check.reason}"
+
+
 def detectable(check: Check) -> str:
     """The smallest change the check's samples detect ('+4.2%'), or '-' (perfgate/resolution.py)."""
     return "-" if check.detectable is None else format_change(check.detectable, 1)

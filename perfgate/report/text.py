@@ -7,13 +7,12 @@ import unicodedata
 
 import numpy as np
 
-from perfgate.formatting import format_bytes, format_change, format_duration, format_rate
+from perfgate.formatting import format_bytes, format_change, format_duration, format_rate, format_seconds
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
 from perfgate.report import parts
-from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, noise_text, python_label
+from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, detectable, needs_note, noise_text, note, python_label
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
-from perfgate.report.summary import detectable
 
 _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "detectable", "verdict", "MWU p")
 
@@ -128,8 +127,8 @@ def _row(check: Check, show_level: bool, notes: list[str]) -> list[str]:
     if check.ci is None:
         interval = "-"
         # a check decided without a test (memory, outputs) says all it has in its own row
-        if check.verdict in (Verdict.INCONCLUSIVE, Verdict.INFO) and family_of(check).statistical:
-            notes.append(f"{check.metric} {family_of(check).place(check)}: {check.reason}".replace("  ", " "))
+        if needs_note(check):
+            notes.append(note(check))
             interval = f"see [{len(notes)}]"
     else:
         interval = f"{format_change(check.ci[0], 1)} .. {format_change(check.ci[1], 1)}"
@@ -284,6 +283,6 @@ def _run_line(report: Report) -> str:
     looks = f"{run.looks} look{'s' if run.looks != 1 else ''}"
     stop = "stopped when decided" if run.stopped_because == "decided" else "time budget spent"
     return (
-        f"measured {pairs} per model in {run.measure_seconds:.1f} s ({looks}, {stop}); "
-        f"{run.total_seconds:.1f} s in all"
+        f"measured {pairs} per model in {format_seconds(run.measure_seconds)} ({looks}, {stop}); "
+        f"{format_seconds(run.total_seconds)} in all"
     )
