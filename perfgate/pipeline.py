@@ -27,7 +27,7 @@ from perfgate.diagnostics import run_warnings
 from perfgate.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
-from perfgate.formatting import format_change
+from perfgate.formatting import format_change, format_seconds
 from perfgate.metrics.memory import with_instances
 from perfgate.noise import noise_levels
 from perfgate.outputs import compare_outputs
@@ -307,7 +307,7 @@ def _look_line(measurement: Measurement, evaluation: Evaluation) -> str:
                 f"[{format_change(check.ci[0], 1)}, {format_change(check.ci[1], 1)}] {check.verdict.value}"
             )
     pairs = sum(series.pairs for series in measurement.series)
-    return f"look {measurement.look} ({pairs} block pairs, {measurement.measure_seconds:.1f} s): " + "; ".join(parts)
+    return f"look {measurement.look} ({pairs} block pairs, {format_seconds(measurement.measure_seconds)}): " + "; ".join(parts)
 
 
 def _now() -> str:

@@ -182,8 +182,10 @@ def test_write_atomically_replaces_whole_files_and_leaves_nothing_behind(tmp_pat
     assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["report.md"]
     assert target.stat().st_mode & 0o044  # readable by others, as a file the user writes (mkstemp's are not)
     with pytest.raises(OSError):
-        write_atomically(tmp_path / "missing" / "report.md", "x")
+        write_atomically(tmp_path / "report.md" / "under-a-file.md", "x")
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    write_atomically(tmp_path / "missing" / "report.md", "x")  # a missing folder is made, not a reason to lose the report
+    assert (tmp_path / "missing" / "report.md").read_text() == "x"
 
 
 def test_perfgate_report_renders_every_format_of_a_saved_report(failed, tmp_path):
@@ -214,7 +216,7 @@ def test_compare_writes_markdown_junit_and_html_reports_of_an_error_too(tmp_path
 
 def test_compare_says_which_report_it_cannot_write(tmp_path, fixtures_dir):
     result = run_cli("compare", "--reference", str(tmp_path / "missing.onnx"), "--candidate", "x.onnx", "--data", "d.parquet",
-                     "--markdown", str(tmp_path / "no" / "such" / "dir" / "r.md"))  # fmt: skip
+                     "--markdown", str(fixtures_dir / "features.parquet" / "dir" / "r.md"))  # fmt: skip
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[0].startswith("perfgate: error: cannot write the markdown report to ")
     assert "(--markdown)" in result.stderr
