@@ -288,3 +288,42 @@ def test_a_probe_dies_with_a_gate_that_is_killed_outright(tmp_path, body):
     # else: the script's sleep is the probe's child, which nothing that is still alive can end
     # (documented in docs/backends.md); the fixture kills it
 
+
+# --- a model path that is not a file ----------------------------------------------------------
+
+
+def special_file(kind: str, folder: Path) -> str:
+    if kind == "fifo":
+        os.mkfifo(folder / "model.onnx")
+        return str(folder / "model.onnx")
+    if kind == "character device":
+        return "/dev/zero"
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("model.onnx")  # by its name in the test's folder, the cwd: a socket's path has at most 108 bytes
+    server.close()  # the socket file stays
+    return str(folder / "model.onnx")
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("fifo", "is a named pipe (FIFO)"), ("character device", "is a character device"), ("socket", "is a socket"),
+])  # fmt: skip
+@pytest.mark.parametrize("side", ["reference", "candidate"])
+def test_a_model_path_that_is_no_file_is_refused_before_any_worker_starts(tmp_path, monkeypatch, kind, words, side):
+    monkeypatch.chdir(tmp_path)
+    model = special_file(kind, tmp_path)
+    good = str(FIXTURES / "mlp_reference.onnx")
+    args = ["-r", model, "-c", good] if side == "reference" else ["-r", good, "-c", model]
+    path = tmp_path / "refused.json"
+    result, seconds, marker = run_to_end([
+        sys.executable, "-m", "perfgate", "compare", "-q", *args, "-d", DATA, "--time-budget", "5",
+        "--reference-backend", "onnxruntime", "--candidate-backend", "onnxruntime", "--json", str(path),
+    ])  # fmt: skip
+    line = one_error_line(result)
+    assert result.returncode == 2, result.stderr
+    assert f"{model!r} {words}, not a model" in line, line
+    assert error_report(path)["error"]["exit_code"] == 2
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
+
