@@ -22,7 +22,7 @@ from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import SIDES, LoadScenario, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
 from perfgate.worker.interpreter import locate
-from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_FACTOR, MIN_CALL_TIMEOUT_S
 
 DEFAULT_COLD_STARTS = 3  # fresh starts per model where a cold_start budget asks and --cold-starts is not given
 DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
@@ -87,6 +87,11 @@ class CompareConfig:
             raise UsageError(f"{option('seed')} must be a whole number of 0 or more, got {self.seed!r}")
         if not (_number(self.call_timeout_s) and self.call_timeout_s > 0):
             raise UsageError(f"{option('call_timeout_s')} must be a positive number of seconds, got {self.call_timeout_s!r}")
+        if self.call_timeout_s < MIN_CALL_TIMEOUT_S:  # see MIN_CALL_TIMEOUT_S: nothing could be measured
+            raise UsageError(
+                f"{option('call_timeout_s')} must be at least {MIN_CALL_TIMEOUT_S:g} s, got {self.call_timeout_s!r}: under it "
+                f"no worker could start and load (which may take {LOAD_FACTOR}x {option('call_timeout_s')}), let alone answer a call"
+            )
         if not _whole(self.threads) or self.threads < 1:
             raise UsageError(f"{option('threads')} must be at least 1, got {self.threads!r}")
         if self.rows is not None and (not _whole(self.rows) or self.rows < 1):

@@ -327,3 +327,16 @@ def test_a_model_path_that_is_no_file_is_refused_before_any_worker_starts(tmp_pa
     assert seconds < BOUND_S
     assert_nothing_left(marker)
 
+
+# --- loading bounded by the call timeout ------------------------------------------------------
+
+
+def test_loading_is_bounded_by_the_call_timeout_and_the_error_names_it():
+    # 0.5 s of call timeout: 5 s to start and load, where the fixed limit was 600 s
+    result, seconds, marker = run_to_end(command("fakes:TinyBackend", "--call-timeout", "0.5", reference_backend="fakes:HangOnLoadBackend"))
+    line = one_error_line(result)
+    assert result.returncode == 3, result.stderr
+    assert "reference: model 'reference.bin' gave no answer within 5 s during loading" in line, line
+    assert line.endswith("(if it is only slow, raise --call-timeout)"), line
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
