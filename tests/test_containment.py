@@ -332,11 +332,11 @@ def test_a_model_path_that_is_no_file_is_refused_before_any_worker_starts(tmp_pa
 
 
 def test_loading_is_bounded_by_the_call_timeout_and_the_error_names_it():
-    # 0.5 s of call timeout: 5 s to start and load, where the fixed limit was 600 s
-    result, seconds, marker = run_to_end(command("fakes:TinyBackend", "--call-timeout", "0.5", reference_backend="fakes:HangOnLoadBackend"))
+    # 1 s of call timeout: 10 s to start and load (the healthy side needs about 0.3 s), where the fixed limit was 600 s
+    result, seconds, marker = run_to_end(command("fakes:TinyBackend", "--call-timeout", "1", reference_backend="fakes:HangOnLoadBackend"))
     line = one_error_line(result)
     assert result.returncode == 3, result.stderr
-    assert "reference: model 'reference.bin' gave no answer within 5 s during loading" in line, line
+    assert "reference: model 'reference.bin' gave no answer within 10 s during loading" in line, line
     assert line.endswith("(if it is only slow, raise --call-timeout)"), line
     assert seconds < BOUND_S
     assert_nothing_left(marker)
