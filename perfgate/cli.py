@@ -110,7 +110,8 @@ def cli() -> None:
 )  # fmt: skip
 @click.option(
     "--call-timeout", type=float, default=60.0, show_default=True, metavar="SECONDS",
-    help="A model whose first call takes longer, or any later step 50x its expected time plus this, is taken to hang.",
+    help="A model whose first call takes longer, or any later step 50x its expected time plus this, is taken to hang; "
+    "starting and loading may take 10x this. At least 0.001.",
 )  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for row sampling, block order and the bootstrap.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="Intra-op threads, equal for both models.")

@@ -11,7 +11,7 @@ machine as busy as two loading models make it, the same for both; fresh workers 
 alone.
 
 A cold start is bounded phase by phase: its start and loading by what starting and loading
-the main workers took (``call_limit``, never more than LOAD_TIMEOUT_S), its first call by
+the main workers took (``call_limit``, never more than ``load_limit``), its first call by
 the call timeout, so that a model that hangs on its first call fails in about the call
 timeout."""
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from perfgate.results import SIDES, ColdStartRecord
 from perfgate.worker.process import Worker
-from perfgate.worker.protocol import LOAD_TIMEOUT_S, FirstInference, LoadRequest, OwnColdStart, Timeout, call_limit
+from perfgate.worker.protocol import FirstInference, LoadRequest, OwnColdStart, Timeout, call_limit, load_limit
 
 WorkerFactory = Callable[[str, str], Worker]  # (role, log_dir) -> worker
 
@@ -63,7 +63,7 @@ def run_cold_starts(
     model (none for 0). ``started_s``: what starting both main workers and loading both
     models took, by ``clock``, which bounds a fresh worker's start and load."""
     records: dict[str, list[ColdStartRecord]] = {side: [own[side]] for side in SIDES}
-    timeout = Timeout((min(LOAD_TIMEOUT_S, call_limit(call_timeout_s, started_s)), call_timeout_s), by_call_timeout=True)
+    timeout = Timeout((min(load_limit(call_timeout_s), call_limit(call_timeout_s, started_s)), call_timeout_s), by_call_timeout=True)
     for index in range(count):
         order = SIDES if index % 2 == 0 else SIDES[::-1]
         for side in order:

@@ -22,7 +22,7 @@ from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import SIDES, LoadScenario, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
 from perfgate.worker.interpreter import locate
-from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_FACTOR, MIN_CALL_TIMEOUT_S
 
 DEFAULT_COLD_STARTS = 3  # fresh starts per model where a cold_start budget asks and --cold-starts is not given
 DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
@@ -273,6 +273,11 @@ def check_common_options(**given: Any) -> None:
             valid, expected = checks[name]
             if not valid(value):
                 raise UsageError(f"{option(name)} must be {expected}, got {value!r}")
+    if "call_timeout_s" in given and given["call_timeout_s"] < MIN_CALL_TIMEOUT_S:  # see MIN_CALL_TIMEOUT_S: nothing could be measured
+        raise UsageError(
+            f"{option('call_timeout_s')} must be at least {MIN_CALL_TIMEOUT_S:g} s, got {given['call_timeout_s']!r}: under it "
+            f"no worker could start and load (which may take {LOAD_FACTOR}x {option('call_timeout_s')}), let alone answer a call"
+        )
     if "pad_value" in given and not (_number(given["pad_value"]) or given.get("allow_nonfinite")):
         raise UsageError(f"{option('pad_value')} must be a finite number, got {given['pad_value']!r} (or pass {option('allow_nonfinite')})")
 

@@ -41,7 +41,8 @@ from perfgate.worker.interpreter import (
     check_interpreters, environment_warnings, framework_versions, python_of, report_pythons, worker_sys_path,
 )  # fmt: skip
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
-from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ModelInfo, ReadMemory
+from perfgate.worker.protocol import SETUP_TIMEOUT_S, LoadModel, LoadRequest, ModelInfo, ReadMemory, Timeout, load_limit
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 Progress = Callable[[str], None]
 
@@ -99,7 +100,7 @@ def run_comparison(
             side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side]), cpus)
             for side in SIDES
         }
-        infos, loaded_s, more_infos = _load(instances, requests, clock, started_at)
+        infos, loaded_s, more_infos = _load(instances, requests, clock, started_at, config.call_timeout_s)
         started_s = clock() - starting
         fed = feed(workers, infos, sides, config, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
@@ -178,30 +179,33 @@ def _load(
     requests: Mapping[str, LoadRequest],
     clock: Callable[[], float],
     started_at: Mapping[str, float],
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
 ) -> tuple[dict[str, ModelInfo], dict[str, float], list[dict[str, ModelInfo]]]:
     """Load both models, in every instance, at once: what the first instance of each says;
     per model the seconds from its first worker's start to its load's answer (by ``clock``:
-    its own cold start's first part); what the further instances say."""
+    its own cold start's first part); what the further instances say. Each may take
+    ``load_limit(call_timeout_s)``."""
     calls = {side: LoadModel(requests[side]) for side in SIDES}
+    limit = Timeout((load_limit(call_timeout_s),), by_call_timeout=True)
     for workers in instances:
         for side in SIDES:
             workers[side].begin(calls[side])
     first = instances[0]
     infos, loaded_s = {}, {}
-    for side in _in_order_of_answer(first):
-        infos[side] = first[side].finish(calls[side], LOAD_TIMEOUT_S)
+    for side in _in_order_of_answer(first, limit.limit(0)):
+        infos[side] = first[side].finish(calls[side], limit)
         loaded_s[side] = clock() - started_at[side]
-    more = [{side: workers[side].finish(calls[side], LOAD_TIMEOUT_S) for side in SIDES} for workers in instances[1:]]
+    more = [{side: workers[side].finish(calls[side], limit) for side in SIDES} for workers in instances[1:]]
     return infos, loaded_s, more
 
 
-def _in_order_of_answer(workers: Mapping[str, Worker], poll_s: float = 0.005) -> Iterator[str]:
+def _in_order_of_answer(workers: Mapping[str, Worker], limit_s: float, poll_s: float = 0.005) -> Iterator[str]:
     """The sides in the order their calls in flight answer, so that each answer's time is
-    read when it comes, not after the other model's; past LOAD_TIMEOUT_S of polling, the
+    read when it comes, not after the other model's; past ``limit_s`` of polling, the
     rest in order (``finish`` then bounds each)."""
     pending = list(SIDES)
     polling_since = time.monotonic()
-    while len(pending) > 1 and time.monotonic() - polling_since < LOAD_TIMEOUT_S:
+    while len(pending) > 1 and time.monotonic() - polling_since < limit_s:
         side = next((side for side in pending if workers[side].ready(poll_s)), None)
         if side is not None:
             pending.remove(side)

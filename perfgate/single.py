@@ -38,7 +38,7 @@ from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
 from perfgate.results import BackendInfo, PreparedInput, Verdict, WarmUpSummary, concatenated
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
 from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, RunBlock
-from perfgate.worker.protocol import RunWindow, SetFeeds, WarmUp, WarmUpModel
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, RunWindow, SetFeeds, Timeout, WarmUp, WarmUpModel, call_limit
 from perfgate.worker.timing import time_calls, time_window
 
 Progress = Callable[[str], None]
@@ -276,20 +276,25 @@ class _WorkerTimer:
 
     def __init__(self, worker: Worker, batch_size: int, batches: int) -> None:
         self.worker, self.batch_size, self.batches = worker, batch_size, batches
-        self.timeout = SETUP_TIMEOUT_S
+        self.typical_s = 0.0  # one call, as the warm-up measures it
 
     def warm_up(self, plan: SinglePlan) -> WarmUp:
+        # the hang rules of a comparison (perfgate.runner), with the default call timeout:
+        # the first call may take the call timeout, the rest of the warm-up its maximum plus that
         call = WarmUpModel(self.batch_size, plan.warmup_min_calls, plan.warmup_min_s, plan.warmup_max_s)
-        warm = self.worker.call(call, timeout=plan.warmup_max_s + 120.0)
-        # generous: a block that takes 50x longer than its warm-up calls did is a hung model
-        self.per_call_timeout_s = 50.0 * warm.typical_ns / 1e9
+        warm = self.worker.call(call, timeout=Timeout((DEFAULT_CALL_TIMEOUT_S, plan.warmup_max_s + DEFAULT_CALL_TIMEOUT_S)))
+        self.typical_s = warm.typical_ns / 1e9
         return warm
 
     def block(self, start: int, count: int) -> list[int]:
-        return self.worker.call(RunBlock(self.batch_size, start, count), timeout=60.0 + count * self.per_call_timeout_s)
+        return self.worker.call(RunBlock(self.batch_size, start, count), timeout=self._limit(count))
 
     def window(self, start: int, count: int) -> int:
-        return self.worker.call(RunWindow(self.batch_size, start, count), timeout=60.0 + count * self.per_call_timeout_s)
+        return self.worker.call(RunWindow(self.batch_size, start, count), timeout=self._limit(count))
+
+    def _limit(self, count: int) -> float:
+        """A step of ``count`` calls: 50 times what the warm-up says they take, plus the call timeout."""
+        return call_limit(DEFAULT_CALL_TIMEOUT_S, count * self.typical_s)
 
 
 class _CallTimer:

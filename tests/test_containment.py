@@ -214,6 +214,134 @@ def test_workers_die_with_a_gate_that_is_killed_outright():
     assert_nothing_left(marker)
 
 
+# --- another interpreter's probe ------------------------------------------------------------
+
+
+def never_answering_python(folder: Path, body: str = "sleep 1000") -> str:
+    """An executable named as a Python that never answers the probe; a shell script whose
+    ``sleep`` is its own child, as a wrapper script's interpreter would be."""
+    path = folder / "python"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def probe_of(process: subprocess.Popen, marker: str, timeout: float = 20.0) -> int:
+    """The pid of the probe ``process`` has started: its child leading a session of its own
+    (no worker starts before the probe has answered)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in marked_processes(marker):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                parent, session = int(fields[1]), int(fields[3])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == process.pid and session == pid:
+                return pid
+        time.sleep(0.05)
+    raise AssertionError("the probe did not start")
+
+
+def gone(pid: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_an_interpreter_is_probed_stops_the_probe_and_its_children(tmp_path, signum, code):
+    path = tmp_path / "interrupted.json"
+    python = never_answering_python(tmp_path)
+    process, marker = start(command("fakes:TinyBackend", "--candidate-python", python, "--json", str(path)))
+    try:
+        probe = probe_of(process, marker)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, stderr
+    lines = stderr.strip().splitlines()
+    assert lines == [f"perfgate: error: interrupted by {signal.Signals(signum).name} before a verdict; the workers were stopped"]
+    assert error_report(path)["error"]["exit_code"] == code
+    assert gone(probe)
+    assert_nothing_left(marker)  # the script's own sleep too: the probe's whole group is stopped
+
+
+@pytest.mark.parametrize("body", ["exec sleep 1000", "sleep 1000"])
+def test_a_probe_dies_with_a_gate_that_is_killed_outright(tmp_path, body):
+    process, marker = start(command("fakes:TinyBackend", "--candidate-python", never_answering_python(tmp_path, body)))
+    probe = probe_of(process, marker)
+    process.kill()  # SIGKILL: the gate cleans nothing up; the kernel must end the probe
+    process.wait(timeout=BOUND_S)
+    assert gone(probe), "the probe outlived perfgate"
+    if body.startswith("exec"):
+        assert_nothing_left(marker)
+    # else: the script's sleep is the probe's child, which nothing that is still alive can end
+    # (documented in docs/backends.md); the fixture kills it
+
+
+# --- a model path that is not a file ----------------------------------------------------------
+
+
+def special_file(kind: str, folder: Path) -> str:
+    if kind == "fifo":
+        os.mkfifo(folder / "model.onnx")
+        return str(folder / "model.onnx")
+    if kind == "character device":
+        return "/dev/zero"
+    import socket
+
+    server = socket.socket(socket.AF_UNIX)
+    server.bind("model.onnx")  # by its name in the test's folder, the cwd: a socket's path has at most 108 bytes
+    server.close()  # the socket file stays
+    return str(folder / "model.onnx")
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("fifo", "is a named pipe (FIFO)"), ("character device", "is a character device"), ("socket", "is a socket"),
+])  # fmt: skip
+@pytest.mark.parametrize("side", ["reference", "candidate"])
+def test_a_model_path_that_is_no_file_is_refused_before_any_worker_starts(tmp_path, monkeypatch, kind, words, side):
+    monkeypatch.chdir(tmp_path)
+    model = special_file(kind, tmp_path)
+    good = str(FIXTURES / "mlp_reference.onnx")
+    args = ["-r", model, "-c", good] if side == "reference" else ["-r", good, "-c", model]
+    path = tmp_path / "refused.json"
+    result, seconds, marker = run_to_end([
+        sys.executable, "-m", "perfgate", "compare", "-q", *args, "-d", DATA, "--time-budget", "5",
+        "--reference-backend", "onnxruntime", "--candidate-backend", "onnxruntime", "--json", str(path),
+    ])  # fmt: skip
+    line = one_error_line(result)
+    assert result.returncode == 2, result.stderr
+    assert f"{model!r} {words}, not a model" in line, line
+    assert error_report(path)["error"]["exit_code"] == 2
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
+
+
+# --- loading bounded by the call timeout ------------------------------------------------------
+
+
+def test_loading_is_bounded_by_the_call_timeout_and_the_error_names_it():
+    # 1 s of call timeout: 10 s to start and load (the healthy side needs about 0.3 s), where the fixed limit was 600 s
+    result, seconds, marker = run_to_end(command("fakes:TinyBackend", "--call-timeout", "1", reference_backend="fakes:HangOnLoadBackend"))
+    line = one_error_line(result)
+    assert result.returncode == 3, result.stderr
+    assert "reference: model 'reference.bin' gave no answer within 10 s during loading" in line, line
+    assert line.endswith("(if it is only slow, raise --call-timeout)"), line
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
+
+
 def other_command(name: str, *extra: str) -> list[str]:
     """calibrate or run on a model that hangs while it loads: a signal finds it measuring."""
     return [sys.executable, "-m", "perfgate", name, "-q", "-m", "model.bin", "-d", DATA, "--input", "features=f*",

@@ -3,7 +3,12 @@ warning for a model whose memory grows block after block."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
+
+from conftest import FIXTURES, assert_one_line_error, run_cli
 
 from fakes import FakeClock, in_process_factory
 from perfgate.cli import _flag as cli_flag
@@ -11,10 +16,13 @@ from perfgate.config import CompareConfig
 from perfgate.diagnostics import leak_per_block
 from perfgate.errors import UsageError
 from perfgate.pipeline import run_comparison
+from perfgate.single import measure
+from perfgate.worker.protocol import call_limit
 from perfgate.worker import Timeout
-from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_TIMEOUT_S, MIN_CALL_TIMEOUT_S, load_limit
 
 MS = 1e6
+COMPARE = ("compare", "-r", str(FIXTURES / "mlp_reference.onnx"), "-c", str(FIXTURES / "mlp_slow.onnx"), "-d", str(FIXTURES / "features.parquet"))
 MiB = 2**20
 
 
@@ -71,16 +79,18 @@ def test_first_calls_warm_up_and_cold_starts_are_bounded_by_the_call_timeout(fea
     # the first call of unknown length, then the rest of the warm-up, which stops at 30 s once its last call returns
     assert by_call[("candidate", "warm_up")] == {Timeout((7.0, 37.0), by_call_timeout=True)}
     # start and loading: 50x what starting and loading the main workers took (2 s) plus the call
-    # timeout; the first call: the call timeout
-    assert by_call[("candidate-cold-start-1", "cold_start")] == {Timeout((107.0, 7.0), by_call_timeout=True)}
-    assert by_call[("reference-cold-start-1", "cold_start")] == {Timeout((107.0, 7.0), by_call_timeout=True)}
+    # timeout (107 s), at most the load limit of 10 call timeouts; the first call: the call timeout
+    assert by_call[("candidate-cold-start-1", "cold_start")] == {Timeout((70.0, 7.0), by_call_timeout=True)}
+    assert by_call[("reference-cold-start-1", "cold_start")] == {Timeout((70.0, 7.0), by_call_timeout=True)}
     # a block is 2 calls of 1 ms (about 2 ms of calls): 50x its 2 ms, plus the call timeout
     assert by_call[("reference", "run_block")] == {Timeout((7.1,), by_call_timeout=True)}
-    assert by_call[("reference", "load")] == {600.0}  # loading has its own, fixed limit
+    # starting and loading: 10 call timeouts (600 s at the default), naming --call-timeout when it ends
+    assert by_call[("reference", "load")] == {Timeout((70.0,), by_call_timeout=True)}
+    assert load_limit(DEFAULT_CALL_TIMEOUT_S) == LOAD_TIMEOUT_S == 600.0
 
 
 def test_the_call_timeout_must_be_a_positive_number_of_seconds(feature_table_path):
-    for bad in (0, -1.0, float("inf"), "60"):
+    for bad in (0, -1.0, float("inf"), float("-inf"), float("nan"), "60", True):
         with pytest.raises(UsageError) as raised:
             CompareConfig.from_options("r.onnx", "c.onnx", str(feature_table_path), call_timeout_s=bad)
         assert "--call-timeout must be a positive number of seconds" in raised.value.in_words(cli_flag)
@@ -89,6 +99,54 @@ def test_the_call_timeout_must_be_a_positive_number_of_seconds(feature_table_pat
 
     (flag,) = [param for param in compare.params if param.name == "call_timeout"]
     assert flag.default == DEFAULT_CALL_TIMEOUT_S
+
+
+@pytest.mark.parametrize("tiny", [1e-9, 1e-6, 0.000999, 5e-324])
+def test_a_call_timeout_too_small_to_measure_anything_is_a_usage_error(feature_table_path, tiny):
+    # 1e-9 ended in exit 3 mostly, and once in a pass: a limit no call can meet decides nothing
+    with pytest.raises(UsageError) as raised:
+        CompareConfig.from_options("r.onnx", "c.onnx", str(feature_table_path), call_timeout_s=tiny)
+    assert f"--call-timeout must be at least 0.001 s, got {tiny!r}" in raised.value.in_words(cli_flag)
+
+
+def test_the_smallest_call_timeout_is_accepted_and_bounds_loading_by_ten_of_it(feature_table_path):
+    config = CompareConfig.from_options("r.onnx", "c.onnx", str(feature_table_path), call_timeout_s=MIN_CALL_TIMEOUT_S)
+    assert config.call_timeout_s == 0.001
+    assert load_limit(config.call_timeout_s) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("entry", ["compare", "calibrate"])
+def test_the_api_refuses_a_call_timeout_too_small_in_its_own_words(feature_table_path, entry):
+    import perfgate
+
+    if entry == "compare":
+        run_it = lambda timeout: perfgate.compare("r.onnx", "c.onnx", str(feature_table_path), call_timeout_s=timeout)  # noqa: E731
+    else:
+        run_it = lambda timeout: perfgate.calibrate("r.onnx", str(feature_table_path), call_timeout_s=timeout)  # noqa: E731
+    with pytest.raises(UsageError, match=r"call_timeout_s must be at least 0.001 s, got 1e-09"):
+        run_it(1e-9)
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(UsageError, match=r"call_timeout_s must be a positive number of seconds"):
+            run_it(bad)
+
+
+def test_measure_holds_its_worker_to_the_hang_rules_of_a_comparison(feature_table_path):
+    limits: list = []
+    clock = FakeClock()
+    make = in_process_factory(clock, {"model": constant(1 * MS)})
+    measure(
+        "model.fake", str(feature_table_path), inputs={"x": "f*"}, backend="fakes:FakeBackend", time_budget_s=1.0,
+        worker_factory=lambda role, log_dir: Recording(make(role, log_dir), limits), clock=clock.seconds,
+    )  # fmt: skip
+    by_call = {}
+    for _, name, timeout in limits:
+        by_call.setdefault(name, set()).add(timeout)
+    # the first call of unknown length gets the call timeout (it had 150 s), the warm-up its 30 s more
+    assert by_call["warm_up"] == {Timeout((DEFAULT_CALL_TIMEOUT_S, 30.0 + DEFAULT_CALL_TIMEOUT_S))}
+    # a block of 10 calls of 1 ms: 50x its 10 ms plus the call timeout, as call_limit says
+    for step in ("run_block", "run_window"):
+        assert by_call[step] and all(limit == pytest.approx(call_limit(DEFAULT_CALL_TIMEOUT_S, 10 * 1e-3)) for limit in by_call[step])
+    assert by_call["load"] == {LOAD_TIMEOUT_S}
 
 
 # --- a model whose memory grows ---------------------------------------------------------------
@@ -116,3 +174,56 @@ def test_only_steady_growth_beyond_the_floor_is_a_leak():
     assert leak_per_block([start + block * 100_000 for block in range(20)]) is None
     assert leak_per_block([start + block * 100_000 for block in range(20)], floor=100_000) == pytest.approx(100_000)
     assert leak_per_block([start + block * MiB for block in range(7)]) is None  # too few blocks to tell
+
+
+# --- the call timeout on the command line -----------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("value, words", [
+    ("1e-9", "--call-timeout must be at least 0.001 s, got 1e-09"),
+    ("0.0005", "--call-timeout must be at least 0.001 s, got 0.0005"),
+    ("nan", "--call-timeout must be a positive number of seconds, got nan"),
+    ("inf", "--call-timeout must be a positive number of seconds, got inf"),
+    ("-1", "--call-timeout must be a positive number of seconds, got -1.0"),
+    ("0", "--call-timeout must be a positive number of seconds, got 0.0"),
+])  # fmt: skip
+def test_the_cli_refuses_a_call_timeout_that_measures_nothing(tmp_path, value, words):
+    result = run_cli(*COMPARE, "--call-timeout", value, "--json", str(tmp_path / "r.json"), timeout=120)
+    assert_one_line_error(result, 2, words)
+    assert json.loads((tmp_path / "r.json").read_text())["error"]["exit_code"] == 2
+
+
+@pytest.mark.e2e
+def test_a_config_file_s_call_timeout_too_small_is_refused_in_its_words(tmp_path):
+    (tmp_path / "perfgate.toml").write_text(
+        f'reference = "{FIXTURES / "mlp_reference.onnx"}"\ncandidate = "{FIXTURES / "mlp_slow.onnx"}"\n'
+        f'data = "{FIXTURES / "features.parquet"}"\ncall-timeout = 1e-9\n'
+    )
+    result = run_cli("compare", cwd=tmp_path, timeout=120)
+    assert_one_line_error(result, 2, "call-timeout must be at least 0.001 s, got 1e-09")
+
+
+# --- a model path that would block its worker -------------------------------------------------
+
+
+def no_worker(role, log_dir):
+    raise AssertionError("a worker was started for a model path that is no file")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero", "/dev/null"])
+def test_the_api_refuses_a_model_path_that_is_no_file_before_any_worker_starts(tmp_path, feature_table_path, kind):
+    import os
+
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "model.onnx")
+        path = str(tmp_path / "model.onnx")
+    else:
+        path = kind
+    words = "is a named pipe (FIFO)" if kind == "fifo" else "is a character device"
+    with pytest.raises(UsageError, match=re.escape(f"{path!r} {words}, not a model file or directory")):
+        measure(path, str(feature_table_path), backend="onnxruntime", worker_factory=no_worker)
+    config = CompareConfig.from_options(path, path, str(feature_table_path), reference_backend="onnxruntime",
+                                        candidate_backend="onnxruntime")  # fmt: skip
+    with pytest.raises(UsageError, match=re.escape(f"{path!r} {words}")):
+        run_comparison(config, worker_factory=no_worker)

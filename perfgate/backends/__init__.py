@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +102,31 @@ def backend_for_path(path: str) -> str:
     )
 
 
+_NOT_FILES = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+)  # fmt: skip
+
+
+def refuse_what_is_no_file(path: str) -> None:
+    """A UsageError where ``path`` names something other than a regular file or a directory
+    (links followed): a framework opening a named pipe waits for a writer that never comes,
+    reading a character device (/dev/zero) never ends, and neither is a model. Refused in
+    the parent, before any worker starts. A path that does not exist is the backend's to
+    judge (a torch factory, ``package.module:function``, is no path)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    for kind, words in _NOT_FILES:
+        if kind(mode):
+            raise UsageError(f"{path!r} is {words}, not a model file or directory; name the model's file (or its SavedModel directory)")
+
+
 def resolve_backend_name(path: str, requested: str | None) -> str:
-    """The backend name or ``module:Class`` spec to use for ``path``."""
+    """The backend name or ``module:Class`` spec to use for ``path``; refused where the
+    path is no file (``refuse_what_is_no_file``)."""
+    refuse_what_is_no_file(path)
     if requested is None:
         return backend_for_path(path)
     if requested in BUILTIN_BACKENDS or ":" in requested:

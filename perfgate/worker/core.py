@@ -342,16 +342,28 @@ def main(argv: Sequence[str] | None = None) -> None:
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def die_with_parent(parent_pid: int) -> None:
+def libc_prctl() -> Callable[..., int] | None:
+    """libc's prctl (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(parent_pid: int, prctl: Callable[..., int] | None = None) -> None:
     """Have the kernel send this process SIGKILL when its parent dies, even by SIGKILL
-    (Linux: prctl(PR_SET_PDEATHSIG)). The parent is the thread that started the worker;
-    perfgate starts and closes its workers within one call, in one thread. Elsewhere an
-    idle worker still ends when its pipe closes, and a busy one when its call returns."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
+    (Linux: prctl(PR_SET_PDEATHSIG)). The parent is the thread that started the process;
+    perfgate starts and closes its workers (and probes) within one call, in one thread.
+    Elsewhere an idle worker still ends when its pipe closes, and a busy one when its call
+    returns. ``prctl``: looked up beforehand (``libc_prctl``) where this runs between fork
+    and exec (a subprocess's preexec_fn), where loading a library could wait forever on a
+    lock that another of the parent's threads held at the fork; the message is written
+    with os.write for the same reason."""
+    prctl = prctl or libc_prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the kernel was told to watch it
-        print(f"perfgate worker: its parent (pid {parent_pid}) has gone", file=sys.stderr, flush=True)
+        os.write(2, f"perfgate: its parent process (pid {parent_pid}) has gone\n".encode())
         os._exit(1)

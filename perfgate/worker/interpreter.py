@@ -19,6 +19,7 @@ versions are what can fail). Each failure is one line naming the interpreter.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import pickle
@@ -29,15 +30,17 @@ import site
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from perfgate.backends import BUILTIN_BACKENDS, require_framework
 from perfgate.errors import BackendUnavailableError, UsageError, option
 from perfgate.results import SIDES, ModelReport
+from perfgate.worker.core import die_with_parent, libc_prctl
 
 MIN_PYTHON = (3, 10)  # pyproject's requires-python
 PROBE_TIMEOUT_S = 120.0  # a cold disk can take long to import numpy; a hang must still end
@@ -200,21 +203,29 @@ def _probe(executable: str, api_name: str, backends: list[str]) -> Interpreter:
         env["PYTHONPATH"] = os.pathsep.join([source_folder(folder), *filter(None, [env.get("PYTHONPATH")])])
         script = Path(folder) / "perfgate_probe.py"
         script.write_text(_PROBE)
+        parent, prctl = os.getpid(), libc_prctl()
+        process = None
         try:
-            # a session of its own: on a timeout its whole group goes, children holding the pipes too
-            process = subprocess.Popen(
-                [executable, str(script), json.dumps(MIN_PYTHON), json.dumps(modules)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                env=env, cwd=folder, start_new_session=True,
-            )  # fmt: skip
-        except OSError as exc:
-            raise UsageError(f"{given} cannot be run: {exc.strerror or exc}") from None
-        try:
+            with _signals_held():
+                try:
+                    # a session of its own: stopping its group stops its children too, which may
+                    # hold the pipes; and it dies with perfgate, as the workers do, even when
+                    # perfgate is killed outright (only its own children then outlive it)
+                    process = subprocess.Popen(
+                        [executable, str(script), json.dumps(MIN_PYTHON), json.dumps(modules)],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        env=env, cwd=folder, start_new_session=True, preexec_fn=lambda: die_with_parent(parent, prctl),
+                    )  # fmt: skip
+                except OSError as exc:
+                    raise UsageError(f"{given} cannot be run: {exc.strerror or exc}") from None
             stdout, stderr = process.communicate(base64.b64encode(pickle.dumps(np.arange(3.0))).decode(), timeout=PROBE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
+            _stop(process)
             raise UsageError(f"{given} gave no answer within {PROBE_TIMEOUT_S:g} s, so it was stopped; is it a Python interpreter?") from None
+        except BaseException:  # SIGINT or SIGTERM (Interrupted): the probe goes before perfgate does
+            if process is not None:
+                _stop(process)
+            raise
     answer = _answer(stdout)
     if answer is None:
         last = (stderr.strip().splitlines() or [""])[-1]
@@ -241,6 +252,45 @@ def _probe(executable: str, api_name: str, backends: list[str]) -> Interpreter:
             f"other's arrays ({problem}); install a numpy of the same major version there"
         )
     return Interpreter(executable, version, answer["prefix"])
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back until the block ends, then handled as they would have
+    been: raised inside Popen after its fork (Interrupted, from the command line's handler),
+    they would leave a probe running that nothing could stop, its pid never returned. Only
+    the main thread runs Python's signal handlers, so only there is anything to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill the probe's process group and reap the probe; its pipes are closed unread (a
+    child that left the group could hold them open for ever)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        try:
+            pipe.close()
+        except OSError:  # stdin's unsent rest: the reader is gone
+            pass
 
 
 def _answer(stdout: str) -> dict[str, Any] | None:

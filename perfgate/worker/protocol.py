@@ -25,13 +25,30 @@ from perfgate.tensors import TensorSpec
 __all__ = [
     "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "ColdStart", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
-    "FirstInference", "OwnColdStart", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit",
+    "FirstInference", "OwnColdStart", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit", "load_limit",
 ]  # fmt: skip
 
-LOAD_TIMEOUT_S = 600.0
 SETUP_TIMEOUT_S = 300.0
 DEFAULT_CALL_TIMEOUT_S = 60.0
 HANG_FACTOR = 50  # a step that takes 50 times what it is expected to take is a hung model
+# Loading does what no call does: a fresh interpreter's start and imports (numpy alone took
+# 0.12-0.16 s here), the framework's import and setup (seconds for TensorFlow), reading and
+# optimising the model; so it may take 10 call timeouts: the default's 600 s, as before the
+# call timeout bounded it, and a user who lowers --call-timeout to end hangs sooner gets
+# loading bounded too (a model path that blocks, a backend stuck in its load).
+LOAD_FACTOR = 10
+# Under 1 ms of call timeout the load limit (10 ms) is shorter than any Python's own start
+# (30 ms here for `python -c pass`), so no worker could ever answer; and an answer's trip
+# through the pipe alone took up to 0.3 ms here. Such a limit measures nothing: refused.
+MIN_CALL_TIMEOUT_S = 0.001
+
+
+def load_limit(call_timeout_s: float) -> float:
+    """How long starting a worker and loading its model may take (LOAD_FACTOR call timeouts)."""
+    return LOAD_FACTOR * call_timeout_s
+
+
+LOAD_TIMEOUT_S = load_limit(DEFAULT_CALL_TIMEOUT_S)  # where no call timeout is given (measure)
 
 
 def call_limit(call_timeout_s: float, expected_s: float = 0.0) -> float:
