@@ -1,9 +1,9 @@
 import subprocess
 import sys
-import tomllib
 
 import perfgate
 from conftest import ROOT
+from perfgate.configfile import tomllib
 
 EXPORTED = [
     "BackendUnavailableError", "Budget", "BudgetError", "Check", "ColumnMappingError", "CompareConfig",

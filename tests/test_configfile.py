@@ -3,7 +3,6 @@ JSON Schema that describes the same keys. No model runs here."""
 
 import json
 import re
-import tomllib
 from dataclasses import FrozenInstanceError
 from importlib import resources
 
@@ -14,6 +13,7 @@ from conftest import ROOT
 from perfgate.cli_config import worst
 from perfgate.configfile import KEYS, find, load, parse, report_path
 from perfgate.errors import UsageError
+from perfgate.configfile import tomllib
 
 SCHEMA = json.loads(resources.files("perfgate").joinpath("schemas/config.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tomllib
 import zipfile
 from email.parser import Parser
 from pathlib import Path
@@ -24,6 +23,7 @@ from ruamel.yaml import YAML
 
 import perfgate
 from conftest import ROOT
+from perfgate.configfile import tomllib
 
 CHECK_WHEEL = ROOT / ".github" / "release" / "check_wheel.py"
 WORKFLOWS = ROOT / ".github" / "workflows"

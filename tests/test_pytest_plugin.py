@@ -6,7 +6,6 @@ the machine is; the undecided case comes from too few samples for p99, not from 
 import json
 import os
 import re
-import tomllib
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from importlib.metadata import entry_points
@@ -15,6 +14,7 @@ import pytest
 
 from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
 from perfgate.absolute import LimitCheck
+from perfgate.configfile import tomllib
 from perfgate.integrations.pytest_fixture import _compared_text, _headline, _limit_text
 from perfgate.integrations.pytest_plugin import marker_problem
 from perfgate.metrics import parse_metric
