@@ -2,7 +2,7 @@
 compare; per gated statistical check, the noise the run saw and the smallest change the
 settings can detect (perfgate/resolution.py says how it is computed).
 
-A calibration is an A/A comparison that never stops early and refuses no budget: its
+A calibration is an A/A comparison that never stops early: its
 samples say how noisy this machine is for this model, and its intervals' standard errors,
 projected to the block pairs the time budget allows, give each check's minimum detectable
 effect. It skips the cold starts and the output comparison, which an A/A pair does not need.
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from perfgate.results import Report, Verdict
 
-CALIBRATION_SCHEMA_VERSION = 1
+CALIBRATION_SCHEMA_VERSION = 2  # 2: "refused" became "coin_flip" (compare no longer refuses such a budget)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class CheckResolution:
     half_width: float  # the interval's half-width at the end of the time budget (0.034: ±3.4 %)
     budget: str | None
     resolvable: bool | None  # the budget is at least the detectable change
-    refused: bool  # compare would refuse the budget: inside that half-width
+    coin_flip: bool  # the budget is inside that half-width: compare's verdict on it is a coin flip at best
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def run_calibration(
                 metric=str(check.metric), where=family_of(check).where(check), batch_size=check.batch_size,
                 pairs=check.blocks, ratio=check.ratio, ci=check.ci, noise=found.noise, detectable=found.change,
                 half_width=math.expm1(found.half_width), budget=check.budget, resolvable=found.resolvable,
-                refused=found.coin_flip,
+                coin_flip=found.coin_flip,
             )
         )  # fmt: skip
     return Calibration(config.reference, config.data, float(config.time_budget_s), measured, config.confidence, tuple(checks), report)
@@ -122,8 +122,8 @@ def render_calibration(calibration: Calibration) -> str:
     rows = [["check", "block pairs", "A/A change", "noise / pair", "interval", "detectable", "budget", ""]]
     for item in calibration.checks:
         verdict = {True: "resolvable", False: "BELOW THE NOISE", None: ""}[item.resolvable]
-        if item.refused:
-            verdict += " (compare refuses it)"
+        if item.coin_flip:
+            verdict += " (a coin flip)"
         rows.append([
             item.where, str(item.pairs), f"{(item.ratio - 1) * 100:+.1f} %", f"{item.noise * 100:.1f} %",
             f"±{item.half_width * 100:.1f} %", f"±{item.detectable * 100:.1f} %", item.budget or "-", verdict,
@@ -134,8 +134,9 @@ def render_calibration(calibration: Calibration) -> str:
     if any(item.resolvable is False for item in calibration.checks):
         lines += [
             "",
-            "  a budget below its detectable change is decided less often than 4 runs in 5, and compare refuses one",
-            "  inside the interval: widen it, or give it a longer --time-budget",
+            "  a budget below its detectable change is decided less often than 4 runs in 5, and one inside the",
+            "  interval no better than a coin flip: compare measures it to the end of its time budget and leaves",
+            "  it inconclusive unless it fails clearly; widen it, or give it a longer --time-budget",
         ]
     return "\n".join(lines) + "\n"
 
@@ -152,7 +153,7 @@ def calibration_dict(calibration: Calibration) -> dict[str, Any]:
             {
                 "metric": item.metric, "where": item.where, "batch_size": item.batch_size, "pairs": item.pairs,
                 "change": item.ratio - 1.0, "ci": list(item.ci), "noise": item.noise, "half_width": item.half_width,
-                "detectable": item.detectable, "budget": item.budget, "resolvable": item.resolvable, "refused": item.refused,
+                "detectable": item.detectable, "budget": item.budget, "resolvable": item.resolvable, "coin_flip": item.coin_flip,
             }
             for item in calibration.checks
         ],  # fmt: skip

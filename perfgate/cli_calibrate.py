@@ -46,7 +46,7 @@ def calibrate_command(
     device: str, backend: str | None, json_path: str | None, fmt: str, quiet: bool, debug: bool,
 ) -> int:  # fmt: skip
     """Measure a model against itself: per gated check, the noise and the smallest change
-    the settings can detect within the time budget."""
+    the settings can detect within the time budget (a budget below it, compare leaves inconclusive)."""
     from perfgate.calibrate import calibrate, calibration_json, render_calibration
     from perfgate.progress import on_stderr
 

@@ -22,14 +22,18 @@ from typing import Sequence
 from perfgate.budgets import Budget
 from perfgate.formatting import format_duration
 from perfgate.metrics import family_of
+from perfgate.resolution import Words, flag_words
 from perfgate.runner import Pace
 
 PACED_FAMILIES = ("latency",)  # the families whose samples come one per call in the block pairs
 MARGIN = 1.25  # the pace is the warm-up's: leave room for slower rounds and the looks
 
 
-def pace_budgets(budgets: Sequence[Budget], pace: Pace, time_budget_s: float) -> tuple[tuple[Budget, ...], tuple[str, ...]]:
-    """The budgets with the unaffordable defaults set aside, and what to tell the user."""
+def pace_budgets(
+    budgets: Sequence[Budget], pace: Pace, time_budget_s: float, words: Words = flag_words
+) -> tuple[tuple[Budget, ...], tuple[str, ...]]:
+    """The budgets with the unaffordable defaults set aside, and what to tell the user (the
+    time budget named in ``words``: the command line's, or the Python API's)."""
     kept: list[Budget] = []
     notes: list[str] = []
     for budget in budgets:
@@ -38,11 +42,11 @@ def pace_budgets(budgets: Sequence[Budget], pace: Pace, time_budget_s: float) ->
             kept.append(budget)
             continue
         needed, given, batch_size, seconds = shortfall
-        wanted = f"--time-budget {_round_up(seconds)}"  # a report's words, like its other warnings
+        wanted = words("time_budget_s", _round_up(seconds))
         typical = " / ".join(format_duration(pace.typical_ns[batch_size][side]) for side in ("reference", "candidate"))
         why = (
             f"{budget.metric.name} needs {needed} calls per model at batch {batch_size}, and "
-            f"--time-budget {time_budget_s:g} gives about {given} at this pace ({typical} a call)"
+            f"{words('time_budget_s', f'{time_budget_s:g}')} gives about {given} at this pace ({typical} a call)"
         )
         if budget.by_default:
             kept.append(replace(budget, gated=False))

@@ -18,20 +18,28 @@ import numpy as np
 
 from perfgate.backends.base import BackendOptions
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_budget
-from perfgate.checks import Observations, evaluate, with_mann_whitney
+from perfgate.checks import Observations, evaluate, overall, with_mann_whitney
 from perfgate.errors import BudgetError, UsageError
 from perfgate.metrics import Scope
+from perfgate.resolution import Words, explain_unresolved, flag_words
 from perfgate.results import SIDES, Report, Verdict
 
 
 def judge_again(
-    report: Report, budgets: Iterable[str | Budget] = (), *, max_latency_increase: str | float | None = None
+    report: Report,
+    budgets: Iterable[str | Budget] = (),
+    *,
+    max_latency_increase: str | float | None = None,
+    words: Words = flag_words,
 ) -> Report:
     """``report`` with its checks and verdict judged again.
 
     ``budgets`` replace the report's budgets for their metrics or add to them; with
     ``max_latency_increase`` the budgets start from the defaults at that limit instead of
-    from the report's own, as ``compare`` would build them.
+    from the report's own, as ``compare`` would build them. A budget below what the run's
+    samples can resolve is inconclusive, its reason saying what would resolve it, with the
+    options named in ``words`` (the command line's flags; ``perfgate.resolution.python_words``
+    for Python).
     """
     settings, run = report.settings, report.run
     if report.parts:
@@ -65,14 +73,15 @@ def judge_again(
     observed = observations_of(report)
     alpha = 1.0 - settings.confidence
     evaluation = with_mann_whitney(evaluate(observed, chosen, alpha=alpha, look=run.looks, seed=settings.seed), observed, alpha)
-    reason = evaluation.reason
-    if evaluation.verdict is Verdict.INCONCLUSIVE:
-        reason += f"; after {run.measure_seconds:.1f} s of measuring (--time-budget {settings.time_budget_s:g})"
+    checks = explain_unresolved(evaluation.checks, run.measure_seconds, settings.time_budget_s, words)
+    verdict, reason = overall(checks)
+    if verdict is Verdict.INCONCLUSIVE:
+        reason += f"; after {run.measure_seconds:.1f} s of measuring ({words('time_budget_s', f'{settings.time_budget_s:g}')})"
     return replace(
         report,
-        verdict=evaluation.verdict,
+        verdict=verdict,
         reason=reason,
-        checks=evaluation.checks,
+        checks=checks,
         settings=replace(settings, budgets=tuple(str(budget) for budget in chosen)),
     )
 

@@ -12,31 +12,30 @@ at the check's interval level: a true change of that size puts the whole interva
 "no change" in 4 runs of 5 and, the same way round, a true "no change" keeps the interval
 within a budget of that size in 4 runs of 5.
 
-A budget smaller than the interval's half-width at the end of the time budget,
-``z_(1+level)/2 · se``, gives coin-flip verdicts at best: a candidate identical to its
-reference passes in fewer than half of the runs, one over the budget fails in fewer than
-half. ``refuse_unresolvable`` turns that into a usage error (saying the MDE, and the budget
-or time budget that would do), once ``MIN_NOISE_PAIRS`` block pairs have said how noisy the
-run is (judged on the low end of the noise's own 95 % interval, so that a few block pairs'
-rough estimate refuses nothing by mistake), unless a failure is already decided (a clear
-regression fails against any budget). A budget between that half-width and the MDE is not
-refused: it is decided, less often. The level is the current look's; later looks' are
-stricter, so the projection errs on the side of refusing less.
+A budget smaller than the MDE at the end of the time budget is not one this run can
+resolve: an identical candidate passes in fewer than 4 runs of 5, one over the budget fails
+in fewer than 4 of 5, and inside the interval's half-width, ``z_(1+level)/2 · se``, in
+fewer than half (a coin flip). That is the machine's noise, not a mistake in what the user
+wrote, so it is never a usage error: the run measures on to its time budget (a failure it
+can still decide, it decides), and a check left undecided says, in its reason, the change
+this run detects and the time budget or the budget that would resolve it
+(``explain_unresolved``), in the words of the face that asked (``flag_words`` for the
+command line and the reports it writes, ``python_words`` for the Python API and pytest).
+The level is the last look's.
 
 The noise of a check is the spread of one block pair's log ratio: ``se · √pairs``.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
-from typing import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable
 
-from perfgate.errors import UsageError, option
 from perfgate.results import Check, Verdict
 
 POWER = 0.80
-MIN_NOISE_PAIRS = 10  # fewer block pairs say too little about the noise to refuse a budget on it
 
 
 def _z(probability: float) -> float:
@@ -143,49 +142,77 @@ def pairs_in_budget(pairs: int, measure_seconds: float, time_budget_s: float) ->
     return max(pairs, int(pairs * time_budget_s / measure_seconds))
 
 
-def refuse_unresolvable(
-    checks: Iterable[Check],
-    measure_seconds: float,
-    time_budget_s: float,
-    *,
-    chosen: Collection[str] | None = None,
-    describe: Callable[[Check], str] = str,
-) -> None:
-    """Raise UsageError where an undecided gated check's budget is inside the interval the
-    time budget can reach (a coin flip); silent while a failure is decided or the noise is
-    unknown. ``chosen``: the metric names whose budgets may be refused (None: all);
-    ``describe``: a check's place in words ("latency.p95 at batch 1", perfgate.checks.where)."""
-    checks = [check for check in checks if check.verdict is not Verdict.INFO]
-    if any(check.verdict is Verdict.FAIL for check in checks):
-        return
+Words = Callable[[str, str], str]  # (option's keyword in the Python API, its value) -> how a face writes it
+
+
+def flag_words(name: str, value: str) -> str:
+    """An option as the command line writes it: ``--time-budget 130``, ``--budget latency.p95:+8%``;
+    a report's words, like its other warnings."""
+    return f"{_FLAGS.get(name, '--' + name.replace('_', '-'))} {value}"
+
+
+def python_words(name: str, value: str) -> str:
+    """An option as a Python keyword argument that runs as written: ``time_budget_s=130``,
+    ``budgets=["latency.p95:+8%"]`` (a list: the keyword takes several)."""
+    if name in _LIST_KEYWORDS:
+        return f"{name}=[{json.dumps(value)}]"
+    try:
+        float(value)
+    except ValueError:
+        return f"{name}={json.dumps(value)}"
+    return f"{name}={value}"
+
+
+_FLAGS = {"time_budget_s": "--time-budget", "budgets": "--budget"}
+_LIST_KEYWORDS = ("budgets",)
+
+
+def unresolved(check: Check, measure_seconds: float, time_budget_s: float) -> Resolution | None:
+    """The resolution of an undecided check whose budget is below the change the whole time
+    budget can detect (at the noise measured so far), or None: decided, no budget, no
+    interval, or a budget the time budget resolves."""
+    if check.verdict is not Verdict.INCONCLUSIVE:
+        return None
+    found = resolution(check, pairs_in_budget(check.blocks, measure_seconds, time_budget_s))
+    if found is None or found.resolvable is not False:
+        return None
+    # a budget at or past "no change" (latency:-10%) is no matter of noise: an identical
+    # model fails it once the interval clears it, however long that takes
+    return found if (found._margin() or 0.0) > 0 else None
+
+
+def explain_unresolved(
+    checks: Iterable[Check], measure_seconds: float, time_budget_s: float, words: Words = flag_words
+) -> tuple[Check, ...]:
+    """``checks`` with each unresolved one's reason saying the change this run can detect
+    and what would resolve it, in ``words`` (flag_words, python_words). A budget below the
+    noise is the machine's doing, not a mistake in what was written: the run measured on to
+    its time budget, and such a check is inconclusive, its samples kept, never a usage error."""
+    explained = []
     for check in checks:
-        if chosen is not None and check.metric.name not in chosen:
-            continue
-        if check.verdict is not Verdict.INCONCLUSIVE or check.blocks < MIN_NOISE_PAIRS:
-            continue
-        found = resolution(check, pairs_in_budget(check.blocks, measure_seconds, time_budget_s))
-        if found is None or not found.coin_flip or _fail_within_reach(check, found):
-            continue
-        where = describe(check)
-        sign = "-" if check.higher_is_better else "+"
-        longer = time_budget_s * _budget_factor(found)
-        raise UsageError(
-            f"the {check.budget} budget of {where} is below what this run can resolve: with the noise measured "
-            f"({_percent(found.noise)} per block pair), {time_budget_s:g} s of measuring narrows its interval to "
-            f"±{_percent(math.expm1(found.half_width))} at best and detects a change of {_percent(found.change)} "
-            f"4 times in 5; give it a wider budget "
-            f"({option('budgets', f'{check.metric}:{sign}{_ceil_percent(found.change)}')}) or a longer time budget "
-            f"({option('time_budget_s', f'{math.ceil(longer):d}')}), or measure on a quieter machine"
-        )
+        found = unresolved(check, measure_seconds, time_budget_s)
+        if found is not None:
+            check = replace(check, reason=f"{check.reason}; {resolve_hint(found, time_budget_s, words)}")
+        explained.append(check)
+    return tuple(explained)
 
 
-def _fail_within_reach(check: Check, found: Resolution) -> bool:
-    """The estimate is so far past the budget that the interval at the end of the time
-    budget would clear it: a failure the run can still decide is no coin flip."""
-    if check.ratio is None or check.ratio <= 0 or check.limit is None or check.limit <= 0:
-        return False
-    past = math.log(check.ratio) - math.log(check.limit)
-    return (-past if check.higher_is_better else past) > found.half_width
+def resolve_hint(found: Resolution, time_budget_s: float, words: Words = flag_words) -> str:
+    """At this noise, the change ``time_budget_s`` of measuring detects, and the longer time
+    budget or wider budget that would resolve the check's budget."""
+    check = found.check
+    sign = "-" if check.higher_is_better else "+"
+    # in the budget's own terms: a throughput drop is 1 - ratio (at most 100 %), not 1/ratio - 1
+    change = abs(found.detectable - 1.0)
+    longer = words("time_budget_s", str(math.ceil(time_budget_s * _budget_factor(found))))
+    wider = math.ceil(change * 100)
+    # a drop of 100 % or more is no budget (nothing could meet it): then only time resolves it
+    either = f"{longer} or {words('budgets', f'{check.metric}:{sign}{wider}%')}" if sign == "+" or wider < 100 else longer
+    return (
+        f"at the noise measured ({_percent(found.noise)} per block pair), {time_budget_s:g} s of measuring detects "
+        f"a change of {sign}{_percent(change)} 4 times in 5, more than the {check.budget} budget: "
+        f"{either} would resolve it, or a quieter machine"
+    )
 
 
 def _budget_factor(found: Resolution) -> float:
@@ -198,6 +225,3 @@ def _budget_factor(found: Resolution) -> float:
 def _percent(fraction: float) -> str:
     return f"{fraction * 100:.1f} %"
 
-
-def _ceil_percent(fraction: float) -> str:
-    return f"{math.ceil(fraction * 100):d}%"

@@ -196,3 +196,24 @@ def test_error_rates_over_many_seeded_runs(feature_table_path):
     assert verdicts(1.0)[Verdict.FAIL] == 0
     assert verdicts(1.15)[Verdict.FAIL] <= 3  # binomial(40, 0.025): P(more than 3) < 2 %
     assert verdicts(1.3)[Verdict.FAIL] == 40
+
+
+@pytest.mark.parametrize("named, ending", [((), "would gate it"), (("latency.p95:+15%",), "would decide it")])
+def test_what_the_time_budget_cannot_decide_is_said_in_the_words_of_the_face_that_asked(named, ending):
+    import ast
+
+    from perfgate.budgets import build_budgets
+    from perfgate.pacing import pace_budgets
+    from perfgate.resolution import python_words
+    from perfgate.runner import Pace
+
+    # one second a call on each model, one call a block: 20 s give about 8 calls, p95 needs 90
+    # (90 rounds of 2 s, a quarter more, rounded up to 30 s: 240)
+    pace = Pace(2.0, {1: 1}, {1: {"reference": 1000 * MS, "candidate": 1000 * MS}})
+    budgets = build_budgets(None, named)
+    _, (flags,) = pace_budgets(budgets, pace, 20.0)
+    _, (python,) = pace_budgets(budgets, pace, 20.0, python_words)
+    assert "--time-budget 20 gives about" in flags and flags.endswith(f"--time-budget 240 {ending}")
+    assert "time_budget_s=20 gives about" in python and python.endswith(f"time_budget_s=240 {ending}")
+    keyword = python.rsplit("; ", 1)[1].removesuffix(f" {ending}")
+    assert ast.literal_eval(ast.parse(f"f({keyword})", mode="eval").body.keywords[0].value) == 240

@@ -1,11 +1,15 @@
 """The pytest plugin, used as users use it: real test files run by a fresh pytest process
 (pytester) against the shipped fixtures. Budgets have wide margins ("1s" must pass, "1ns"
 must fail, the slow model has about 11x the work), so nothing here depends on how busy
-the machine is; the undecided case comes from too few samples for p99, not from noise."""
+the machine is; the undecided case comes from too few samples for p99, not from noise.
+A budget below the noise is played on fake backends in virtual time, through the fixture's
+own class (the plugin only builds its options)."""
 
+import ast
 import json
 import os
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from importlib.metadata import entry_points
@@ -13,9 +17,11 @@ from importlib.metadata import entry_points
 import pytest
 
 from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
+from fakes import FakeClock, in_process_factory, lognormal
+from perfgate import pipeline
 from perfgate.absolute import LimitCheck
 from perfgate.configfile import tomllib
-from perfgate.integrations.pytest_fixture import _compared_text, _headline, _limit_text
+from perfgate.integrations.pytest_fixture import Options, Perfgate, PerfgateWarning, _compared_text, _headline, _limit_text
 from perfgate.integrations.pytest_plugin import marker_problem
 from perfgate.metrics import parse_metric
 from perfgate.report.json import from_dict
@@ -351,6 +357,69 @@ def test_an_undecided_budget_passes_with_a_warning_or_fails_under_strict(pyteste
         result.assert_outcomes(passed=1, warnings=1)
         assert "PerfgateWarning: perfgate: inconclusive, passed: " in output
     assert "insufficient samples" in output and "latency.p99 needs 459" in output
+
+
+MS = 1e6  # ns
+FAKES = dict(inputs={"x": "f*"}, reference_backend="fakes:FakeBackend", candidate_backend="fakes:FakeBackend", cold_starts=0)
+
+
+@pytest.fixture
+def on_fakes(monkeypatch):
+    """The fixture's comparisons on fake backends in virtual time, with these latencies."""
+
+    def use(reference, candidate):
+        clock = FakeClock()
+        factory = in_process_factory(clock, {"reference": reference, "candidate": candidate})
+        real = pipeline.run_comparison
+        monkeypatch.setattr(pipeline, "run_comparison",
+                            lambda config, **kw: real(config, **{**kw, "worker_factory": factory, "clock": clock.seconds}))  # fmt: skip
+
+    return use
+
+
+def suggested(text):
+    """Every "A or B would resolve it" in ``text``, each run as a call's keyword arguments:
+    Python as written, or SyntaxError."""
+    found = re.findall(r": (\S+) or (\S+) would resolve it", text)
+    assert found, text
+    calls = [ast.parse(f"f({first}, {second})", mode="eval").body for first, second in found]
+    return [{keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords} for call in calls]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_budget_below_the_noise_is_inconclusive_in_the_fixture_not_a_usage_error(feature_table_path, on_fakes, strict):
+    # sigma 1.5 a call for 3 s: +5 % is far below what the run resolves
+    on_fakes(lognormal(1 * MS, 1.5), lognormal(1 * MS, 1.5))
+    fixture = Perfgate(Options(time_budget_s=3.0, strict=strict))
+    result = fixture.compare("reference.fake", "candidate.fake", feature_table_path, budgets=["latency.p50:+5%"], **FAKES)
+    assert result.verdict.value == "inconclusive" and result.series[0].pairs > 100  # measured to the end, samples kept
+    if strict:
+        with pytest.raises(pytest.fail.Exception) as failed:
+            result.assert_no_regression()
+        message = str(failed.value)
+        assert message.startswith("perfgate: inconclusive, and --perfgate-strict fails it: ")
+    else:
+        with pytest.warns(PerfgateWarning) as warned:
+            result.assert_no_regression()
+        message = str(warned[0].message)
+        assert message.startswith("perfgate: inconclusive, passed: ")
+    (keywords, *_) = suggested(message)
+    assert keywords["budgets"][0].startswith("latency.p50:+") and keywords["time_budget_s"] > 3
+    assert "--time-budget" not in message and "--budget" not in message
+
+
+def test_a_budget_judged_again_below_the_noise_says_what_would_resolve_it_in_python(feature_table_path, on_fakes):
+    on_fakes(lognormal(1 * MS, 0.3), lognormal(1 * MS, 0.3))
+    fixture = Perfgate(Options(time_budget_s=10.0))
+    result = fixture.compare("reference.fake", "candidate.fake", feature_table_path, **FAKES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result.assert_no_regression()  # the default +15 % is resolved: a pass, no warning
+    with pytest.warns(PerfgateWarning) as warned:
+        judged = result.assert_no_regression(budgets=["latency.p50:+0.5%"])
+    assert judged.verdict.value == "inconclusive"
+    (keywords,) = suggested(str(warned[0].message))
+    assert keywords["budgets"][0].startswith("latency.p50:+")
 
 
 PARALLEL = HEADER + f"""

@@ -128,9 +128,10 @@ class Perfgate:
         plugin's options given on pytest's command line, ``options`` (CompareConfig keywords)."""
         __tracebackhide__ = True
         from perfgate.pipeline import run_comparison
+        from perfgate.resolution import python_words
 
         config = _run(lambda: configured(self.options, name, options))
-        return self._compared(name, _run(lambda: run_comparison(config)))
+        return self._compared(name, _run(lambda: run_comparison(config, words=python_words)))
 
     def _compared(self, label: str, report: Any) -> "ComparedResult":
         note = xdist_note(self.options.xdist_workers_beside) if self.options.xdist_workers_beside else ""
@@ -223,9 +224,10 @@ def judge_comparison(
     report = original = entry.original
     if max_latency_increase is not None or budgets:
         from perfgate.rejudge import judge_again
+        from perfgate.resolution import python_words
 
         given = [budgets] if isinstance(budgets, str) else list(budgets)
-        report = _run(lambda: judge_again(original, given, max_latency_increase=max_latency_increase))
+        report = _run(lambda: judge_again(original, given, max_latency_increase=max_latency_increase, words=python_words))
     entry.value, entry.rows = report, _report_rows(report)
     verdict = report.verdict.value
     chosen = [check for check in report.checks if check.verdict.value == verdict]
