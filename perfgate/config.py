@@ -81,8 +81,7 @@ class CompareConfig:
             raise UsageError(f"{option('batch_sizes')} must be whole numbers of at least 1, got {list(self.batch_sizes)}")
         if len(set(self.batch_sizes)) != len(self.batch_sizes):
             raise UsageError(f"a batch size is given twice: {list(self.batch_sizes)}")
-        if not (_number(self.time_budget_s) and self.time_budget_s > 0):
-            raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {self.time_budget_s!r}")
+        check_time_budget(self.time_budget_s)
         if not _whole(self.seed) or self.seed < 0:
             raise UsageError(f"{option('seed')} must be a whole number of 0 or more, got {self.seed!r}")
         if not (_number(self.call_timeout_s) and self.call_timeout_s > 0):
@@ -268,6 +267,24 @@ class CompareConfig:
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The longest time budget taken: a week. No CI job runs longer (GitHub's self-hosted runners
+# stop a job at 5 days, its hosted ones at 6 hours), and a larger number is a typo or a
+# "forever" that would overflow the arithmetic sizing blocks and deadlines (1e308 did:
+# OverflowError, float infinity to integer).
+MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
+
+
+def check_time_budget(value: Any) -> None:
+    """UsageError unless ``value`` is a time budget in seconds: a finite number above 0 and
+    at most MAX_TIME_BUDGET_S. Every face's time budget (compare, run, calibrate) comes here."""
+    if not (_number(value) and value > 0):
+        raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {value!r}")
+    if value > MAX_TIME_BUDGET_S:
+        raise UsageError(
+            f"{option('time_budget_s')} must be at most {MAX_TIME_BUDGET_S:.0f} seconds (a week), got {value:g}"
+        )
 
 
 def _number(value: Any) -> bool:

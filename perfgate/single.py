@@ -30,6 +30,7 @@ import numpy as np
 from perfgate.absolute import Judgement, judge_limits, parse_absolute_budgets
 from perfgate.backends import require_framework, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
+from perfgate.config import check_time_budget
 from perfgate.dataset import ParquetDataset
 from perfgate.errors import UsageError, option
 from perfgate.batches import build_batches
@@ -354,8 +355,7 @@ def _refuse_model_options(**given: Any) -> None:
 
 
 def _plan(time_budget_s: Any, confidence: Any) -> SinglePlan:
-    if not (_number(time_budget_s) and time_budget_s > 0):
-        raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {time_budget_s!r}")
+    check_time_budget(time_budget_s)
     if not (_number(confidence) and 0.5 <= confidence < 1.0):
         raise UsageError(f"{option('confidence')} must be at least 0.5 and below 1, got {confidence!r}")
     return SinglePlan(time_budget_s=float(time_budget_s))
