@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 import click
 
 from perfgate import __version__
+from perfgate.backends.paths import shown
 from perfgate.errors import (
     EXIT_INCONCLUSIVE,
     EXIT_PASS,
@@ -407,7 +408,7 @@ def run_command(
         if save_path is not None:
             write_baseline(stored, save_path)
     except OSError as exc:
-        click.echo(printable(f"perfgate: error: cannot write the baseline to {save_path!r} (--save): {exc.strerror or exc}"), err=True)
+        click.echo(printable(f"perfgate: error: cannot write the baseline to {shown(save_path)} (--save): {exc.strerror or exc}"), err=True)
         return EXIT_RUNTIME
     except (PerfgateError, Interrupted) as exc:
         _say_error(exc, debug)
@@ -475,7 +476,7 @@ def _write_json(report: Report, path: str | None, debug: bool) -> None:
     try:
         write_report(report, path)
     except OSError as exc:
-        click.echo(printable(f"perfgate: error: cannot write the JSON report to {path!r}: {exc.strerror or exc}"), err=True)
+        click.echo(printable(f"perfgate: error: cannot write the JSON report to {shown(path)}: {exc.strerror or exc}"), err=True)
         if debug:
             traceback.print_exc()
         sys.exit(EXIT_RUNTIME)

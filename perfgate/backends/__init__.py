@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfgate.errors import BackendUnavailableError, UsageError
+from perfgate.backends.paths import shown
+from perfgate.errors import BackendUnavailableError, ModelLoadError, UsageError
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ def model_file(path: str, requested: str | None = None) -> str:
     """The model that ``path`` names: itself, or for a directory that is not a SavedModel
     the one model file (or SavedModel) inside it. With a built-in ``requested`` backend only
     that backend's files count; a backend of your own (``module:Class``) gets the directory."""
+    require_model(path, requested)
     folder = Path(path)
     if not folder.is_dir() or is_saved_model(path) or (requested is not None and requested not in BUILTIN_BACKENDS):
         return path
@@ -76,6 +80,23 @@ def model_file(path: str, requested: str | None = None) -> str:
         raise UsageError(f"{path!r} holds {len(found)} models ({names}); name the one to run, e.g. {str(found[0])!r}")
     wanted = f"no {requested} model file ({', '.join(suffixes)})" if entry else "no model file (.onnx, .pt, .pt2, .keras, .tflite, ...)"
     raise UsageError(f"{path!r} is a directory without saved_model.pb (so not a SavedModel) and with {wanted} in it")
+
+
+def require_model(path: str, requested: str | None) -> None:
+    """ModelLoadError (exit 3, as for a missing data file) unless a built-in backend's model
+    is there and not empty: said here, before any worker starts, in the same words for every framework
+    (onnxruntime's own would be ``[ONNXRuntimeError] : 3 : NO_SUCHFILE ...``). A backend of
+    your own and a torch factory (``package.module:function``) name what they like."""
+    if (requested is not None and requested not in BUILTIN_BACKENDS) or looks_like_factory(path):
+        return
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        raise ModelLoadError(f"cannot load model {shown(path)}: no such file") from None
+    except OSError as exc:  # a name too long, a folder on the way not searchable
+        raise ModelLoadError(f"cannot load model {shown(path)}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(found.st_mode) and found.st_size == 0:
+        raise ModelLoadError(f"cannot load model {shown(path)}: the file is empty (0 bytes)")
 
 
 def backend_for_path(path: str) -> str:
@@ -102,6 +123,7 @@ def backend_for_path(path: str) -> str:
 
 def resolve_backend_name(path: str, requested: str | None) -> str:
     """The backend name or ``module:Class`` spec to use for ``path``."""
+    require_model(path, requested)
     if requested is None:
         return backend_for_path(path)
     if requested in BUILTIN_BACKENDS or ":" in requested:
