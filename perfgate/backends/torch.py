@@ -46,6 +46,7 @@ EXPORT_SUFFIXES = (".pt2",)
 INTERPRETER_FAILED = "The following operation failed in the TorchScript interpreter."
 # what a torch.export archive may hold that loading it would run: pickled Python objects
 # (unpickled with pickle.loads) and AOTInductor's compiled shared libraries
+NOT_A_ZIP = "not a zip archive: truncated, corrupt, or another format"  # what zipfile.is_zipfile's False means here
 UNSAFE_PT2_ENTRIES = {"data/constants/opaque_obj_": "pickled Python objects", "data/aotinductor/": "compiled native code (AOTInductor)"}
 
 
@@ -188,6 +189,8 @@ def _load_module(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorS
             f"models, as unpickling runs whatever code the file names. Save it with torch.jit.save or "
             f"torch.export.save, or pass a factory package.module:function with --reference-backend/--candidate-backend torch"
         )
+    if kind == "unknown":
+        raise ModelLoadError(f"cannot load model {path!r}: not a valid TorchScript file ({NOT_A_ZIP})")
     raise ModelLoadError(f"cannot load model {path!r}: not a TorchScript archive or a torch.export program")
 
 
@@ -249,7 +252,7 @@ def _refuse_unsafe_archive(file: Path) -> None:
             f"program; name it .pt"
         )
     if not zipfile.is_zipfile(file):
-        raise ModelLoadError(f"cannot load model {str(file)!r}: not a torch.export archive (not a zip file)")
+        raise ModelLoadError(f"cannot load model {str(file)!r}: not a valid torch.export file ({NOT_A_ZIP})")
     with zipfile.ZipFile(file) as archive:
         inner = [name.partition("/")[2] for name in archive.namelist()]  # below the archive's top folder
     for prefix, what in UNSAFE_PT2_ENTRIES.items():
