@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from perfgate.absolute import Judgement, judge_limits, parse_absolute_budgets
-from perfgate.backends import require_framework, resolve_backend_name
+from perfgate.backends import require_framework, require_model, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.config import check_time_budget
 from perfgate.dataset import ParquetDataset
@@ -206,6 +206,7 @@ def _measure_model(
     began = clock()
     dataset = ParquetDataset(data)
     selection = dataset.select_rows(_row_count(max_rows), seed)
+    require_model(path, backend, "model")
     name = resolve_backend_name(path, backend)
     require_framework(name)
     factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir))

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import FIXTURES, assert_one_line_error, run_cli
-from perfgate.backends import model_file
+from perfgate.backends import require_model
 from perfgate.backends.base import BackendOptions
 from perfgate.errors import ModelLoadError
 from perfgate.worker.core import WorkerCore
@@ -55,8 +55,8 @@ def test_a_damaged_model_file_is_not_a_valid_file_of_its_format(tmp_path, suffix
 @pytest.mark.parametrize("suffix", sorted(SOURCES))
 def test_an_empty_model_file_is_said_to_be_empty_before_any_worker_starts(tmp_path, suffix):
     path = damaged(tmp_path, suffix, "empty")
-    with pytest.raises(ModelLoadError, match=r"cannot load model '.*empty\.\w+': the file is empty \(0 bytes\)"):
-        model_file(str(path))
+    with pytest.raises(ModelLoadError, match=r"candidate: cannot load model '.*empty\.\w+': the file is empty \(0 bytes\)"):
+        require_model(str(path), None, "candidate")
 
 
 @pytest.mark.parametrize("how", ["truncated", "garbage"])

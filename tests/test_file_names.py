@@ -73,19 +73,24 @@ def test_missing_files_with_names_that_are_not_text_are_named_printably(tmp_path
     assert_one_line_error(missing_model, 3, "absent\\xe9.onnx': no such file")
 
 
-@pytest.mark.parametrize("suffix", [".onnx", ".ort", ".pt", ".pt2", ".keras", ".tflite", ".savedmodel"])
+@pytest.mark.parametrize("suffix", [".onnx", ".ort", ".pt", ".pt2", ".keras", ".tflite"])
 def test_a_missing_model_is_the_same_line_for_every_framework_before_any_worker_starts(tmp_path, suffix):
     absent = str(tmp_path / f"absent{suffix}")
     report = tmp_path / "report.json"
     result = run_cli("compare", "-r", MODEL, "-c", absent, "-d", DATA, *QUICK, "--json", str(report))
-    assert_one_line_error(result, 3, f"cannot load model '{absent}': no such file")
+    assert_one_line_error(result, 3, f"candidate: cannot load model '{absent}': no such file")
     assert "loading models" not in result.stderr and "NO_SUCHFILE" not in result.stderr
     assert json.loads(report.read_text())["verdict"] == "error"
 
 
+def test_a_missing_model_whose_extension_no_backend_knows_is_a_usage_error_first(tmp_path):
+    result = run_cli("compare", "-r", MODEL, "-c", str(tmp_path / "absent.savedmodel"), "-d", DATA, *QUICK)
+    assert_one_line_error(result, 2, "cannot tell which backend runs")
+
+
 def test_run_says_a_missing_model_is_missing():
     result = run_cli("run", "--model", "absent.onnx", "-d", DATA, "--input", "features=f*", "--time-budget", "2", "-q")
-    assert_one_line_error(result, 3, "cannot load model 'absent.onnx': no such file")
+    assert_one_line_error(result, 3, "model: cannot load model 'absent.onnx': no such file")
 
 
 def test_names_are_shown_printably_and_handed_to_frameworks_natively(tmp_path):

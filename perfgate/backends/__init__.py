@@ -61,7 +61,6 @@ def model_file(path: str, requested: str | None = None) -> str:
     """The model that ``path`` names: itself, or for a directory that is not a SavedModel
     the one model file (or SavedModel) inside it. With a built-in ``requested`` backend only
     that backend's files count; a backend of your own (``module:Class``) gets the directory."""
-    require_model(path, requested)
     folder = Path(path)
     if not folder.is_dir() or is_saved_model(path) or (requested is not None and requested not in BUILTIN_BACKENDS):
         return path
@@ -82,21 +81,24 @@ def model_file(path: str, requested: str | None = None) -> str:
     raise UsageError(f"{path!r} is a directory without saved_model.pb (so not a SavedModel) and with {wanted} in it")
 
 
-def require_model(path: str, requested: str | None) -> None:
+def require_model(path: str, requested: str | None, role: str) -> None:
     """ModelLoadError (exit 3, as for a missing data file) unless a built-in backend's model
-    is there and not empty: said here, before any worker starts, in the same words for every framework
-    (onnxruntime's own would be ``[ONNXRuntimeError] : 3 : NO_SUCHFILE ...``). A backend of
-    your own and a torch factory (``package.module:function``) name what they like."""
+    is there and not empty: said before any worker starts, in the same words for every
+    framework (onnxruntime's own would be ``[ONNXRuntimeError] : 3 : NO_SUCHFILE ...``) and
+    with the ``role`` a worker's error names. A backend of your own and a torch factory
+    (``package.module:function``) name what they like."""
     if (requested is not None and requested not in BUILTIN_BACKENDS) or looks_like_factory(path):
         return
     try:
         found = os.stat(path)
     except FileNotFoundError:
-        raise ModelLoadError(f"cannot load model {shown(path)}: no such file") from None
+        if requested is None:
+            backend_for_path(path)  # an extension no backend knows is what was written wrong: said first (exit 2)
+        raise ModelLoadError(f"{role}: cannot load model {shown(path)}: no such file") from None
     except OSError as exc:  # a name too long, a folder on the way not searchable
-        raise ModelLoadError(f"cannot load model {shown(path)}: {exc.strerror or exc}") from None
+        raise ModelLoadError(f"{role}: cannot load model {shown(path)}: {exc.strerror or exc}") from None
     if stat.S_ISREG(found.st_mode) and found.st_size == 0:
-        raise ModelLoadError(f"cannot load model {shown(path)}: the file is empty (0 bytes)")
+        raise ModelLoadError(f"{role}: cannot load model {shown(path)}: the file is empty (0 bytes)")
 
 
 def backend_for_path(path: str) -> str:
@@ -123,7 +125,6 @@ def backend_for_path(path: str) -> str:
 
 def resolve_backend_name(path: str, requested: str | None) -> str:
     """The backend name or ``module:Class`` spec to use for ``path``."""
-    require_model(path, requested)
     if requested is None:
         return backend_for_path(path)
     if requested in BUILTIN_BACKENDS or ":" in requested:
