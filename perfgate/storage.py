@@ -65,7 +65,12 @@ def _open_remote(location: str):
         filesystem, path = fs.FileSystem.from_uri(location)
     except pa.ArrowInvalid as exc:
         # a scheme no filesystem knows, or a URI that does not parse: the option's value is wrong
-        raise UsageError(f"cannot read data {location!r}: {first_line(exc)} (pyarrow's filesystems open s3://, gs://, hdfs://, file://)") from exc
+        raise UsageError(f"cannot read data {shown(location)}: {first_line(exc)} (pyarrow's filesystems open s3://, gs://, hdfs://, file://)") from exc
+    except UnicodeEncodeError:
+        # bytes that are not UTF-8 (a Latin-1 key, or any non-ASCII under LC_ALL=C): a URI is text
+        raise UsageError(
+            f"cannot read data {shown(location)}: a URI must be UTF-8 text; percent-encode other bytes (%E9)"
+        ) from None
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read data {location!r}: {_short(exc)}") from exc
     try:

@@ -73,6 +73,11 @@ def test_missing_files_with_names_that_are_not_text_are_named_printably(tmp_path
     assert_one_line_error(missing_model, 3, "absent\\xe9.onnx': no such file")
 
 
+def test_a_uri_with_bytes_that_are_not_text_is_a_usage_error():
+    result = run_cli("compare", "-r", MODEL, "-c", MODEL, "-d", b"s3://bucket/donn\xe9es.parquet", *QUICK, env=LOCALES["C"])
+    assert_one_line_error(result, 2, "cannot read data 's3://bucket/donn\\xe9es.parquet': a URI must be UTF-8 text")
+
+
 @pytest.mark.parametrize("suffix", [".onnx", ".ort", ".pt", ".pt2", ".keras", ".tflite"])
 def test_a_missing_model_is_the_same_line_for_every_framework_before_any_worker_starts(tmp_path, suffix):
     absent = str(tmp_path / f"absent{suffix}")
