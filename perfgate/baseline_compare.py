@@ -27,7 +27,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from perfgate import __version__
-from perfgate.baseline import Baseline, data_identity, differences, fingerprint, now, read_baseline, save_measurements
+from perfgate.backends.paths import shown
+from perfgate.baseline import Baseline, DataIdentity, data_identity, differences, fingerprint, now, read_baseline, save_measurements
 from perfgate.budgets import build_budgets
 from perfgate.checks import overall
 from perfgate.environment import capture
@@ -81,11 +82,7 @@ def compare_with_baseline(
     data = data or baseline.data.path
     identity = data_identity(data, rows, seed)
     if identity.sha256 != baseline.data.sha256:
-        raise UsageError(
-            f"{option('data')} {data!r}: its rows ({identity.rows_used} with {option('rows')} {rows}, {option('seed')} {seed}) "
-            f"are not the baseline's ({baseline.data.rows_used} of {baseline.data.path!r} with rows {baseline.data.rows}, "
-            f"seed {baseline.data.seed}): a stored baseline is compared on the very rows it was measured on"
-        )  # fmt: skip
+        raise UsageError(_other_rows(data, identity, baseline.data))
     environment = capture()
     results = _measure_each(candidate, data, inputs, batch_sizes, rows, seed, threads, device, backend, time_budget_s,
                             confidence, pad_value, progress, testing)  # fmt: skip
@@ -225,6 +222,22 @@ _OPTIONS = {"baseline": "baseline_path", "candidate": "candidate", "data": "data
             "pad_value": "pad_value", "confidence": "confidence", "device": "device", "candidate_backend": "backend",
             "allow_env_mismatch": "allow_env_mismatch"}  # fmt: skip
 _FACES = {"json_path", "fmt", "markdown_path", "junit_path", "html_path", "fail_on_inconclusive", "quiet", "debug"}
+
+
+def _other_rows(data: str, now: DataIdentity, stored: DataIdentity) -> str:
+    """Why the rows differ from the baseline's: the settings that chose them where they
+    differ, else the file's content (the same settings on an edited file)."""
+    def chosen(rows: int | None, seed: int) -> str:
+        return "all rows" if rows is None else f"{option('rows')} {rows}, {option('seed')} {seed}"
+
+    same_choice = (chosen(now.rows, now.seed), now.rows_used) == (chosen(stored.rows, stored.seed), stored.rows_used)
+    if same_choice:
+        why = (f"the data's content differs from the baseline's (SHA-256 {now.sha256[:12]}… now, "
+               f"{stored.sha256[:12]}… in the baseline, for the same {now.rows_used} rows: {chosen(now.rows, now.seed)})")
+    else:
+        why = (f"its {now.rows_used} rows ({chosen(now.rows, now.seed)}) are not the baseline's {stored.rows_used} "
+               f"({chosen(stored.rows, stored.seed)} of {shown(stored.path)})")
+    return f"{option('data')} {shown(data)}: {why}: a stored baseline is compared on the very rows it was measured on"
 
 
 def options_from(params: dict[str, Any], given: set[str]) -> dict[str, Any]:

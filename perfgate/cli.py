@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import click
 
 from perfgate import __version__
+from perfgate.backends.paths import shown
 from perfgate.errors import (
     EXIT_INCONCLUSIVE,
     EXIT_PASS,
@@ -447,7 +448,7 @@ def run_command(
         try:
             write_baseline(stored, save_path)
         except OSError as exc:
-            raise PerfgateRuntimeError(f"cannot write the baseline to {save_path!r} (--save): {exc.strerror or exc}") from None
+            raise PerfgateRuntimeError(f"cannot write the baseline to {shown(save_path)} (--save): {exc.strerror or exc}") from None
     emit(describe(stored) + (f"saved as a baseline: {save_path}" if save_path else ""))
     return EXIT_PASS
 
@@ -527,7 +528,7 @@ def _write_json(report: Report, path: str | None, debug: bool) -> None:
     try:
         write_report(report, path)
     except OSError as exc:
-        click.echo(printable(f"perfgate: error: cannot write the JSON report to {path!r}: {exc.strerror or exc}"), err=True)
+        click.echo(printable(f"perfgate: error: cannot write the JSON report to {shown(path)}: {exc.strerror or exc}"), err=True)
         if debug:
             traceback.print_exc()
         sys.exit(EXIT_RUNTIME)

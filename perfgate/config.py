@@ -260,8 +260,9 @@ class CompareConfig:
 def check_common_options(**given: Any) -> None:
     """The options that several commands share (compare, run, calibrate, measure), checked
     one way whichever command takes them: each keyword given is checked, in the API's words."""
+    if "time_budget_s" in given:
+        check_time_budget(given["time_budget_s"])
     checks: dict[str, tuple[Callable[[Any], bool], str]] = {
-        "time_budget_s": (lambda v: _number(v) and v > 0, "a positive number of seconds"),
         "seed": (lambda v: _whole(v) and v >= 0, "a whole number of 0 or more"),
         "call_timeout_s": (lambda v: _number(v) and v > 0, "a positive number of seconds"),
         "threads": (lambda v: _whole(v) and v >= 1, "at least 1"),
@@ -284,6 +285,24 @@ def check_common_options(**given: Any) -> None:
 
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+# The longest time budget taken: a week. No CI job runs longer (GitHub's self-hosted runners
+# stop a job at 5 days, its hosted ones at 6 hours), and a larger number is a typo or a
+# "forever" that would overflow the arithmetic sizing blocks and deadlines (1e308 did:
+# OverflowError, float infinity to integer).
+MAX_TIME_BUDGET_S = 7 * 24 * 3600.0
+
+
+def check_time_budget(value: Any) -> None:
+    """UsageError unless ``value`` is a time budget in seconds: a finite number above 0 and
+    at most MAX_TIME_BUDGET_S. Every face's time budget (compare, run, calibrate) comes here."""
+    if not (_number(value) and value > 0):
+        raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {value!r}")
+    if value > MAX_TIME_BUDGET_S:
+        raise UsageError(
+            f"{option('time_budget_s')} must be at most {MAX_TIME_BUDGET_S:.0f} seconds (a week), got {value:g}"
+        )
 
 
 def _number(value: Any) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from perfgate.errors import DataError, UsageError, first_line
+from perfgate.backends.paths import shown
 from perfgate.storage import open_parquet
 
 _READ_BATCH_ROWS = 65_536
@@ -42,7 +43,7 @@ class ParquetDataset:
         self.schema: pa.Schema = self._file.schema_arrow
         self.num_rows: int = self._file.metadata.num_rows
         if self.num_rows == 0:
-            raise DataError(f"data {self.path!r} has no rows")
+            raise DataError(f"data {shown(self.path)} has no rows")
 
     @property
     def column_names(self) -> list[str]:
@@ -68,9 +69,9 @@ class ParquetDataset:
                 batches = list(self._selected_batches(columns, selection.indices))
             return pa.Table.from_batches(batches, schema=self.schema_of(columns))
         except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read data {self.path!r}: {first_line(exc)}") from exc
+            raise DataError(f"cannot read data {shown(self.path)}: {first_line(exc)}") from exc
         except MemoryError as exc:
-            raise DataError(f"data {self.path!r} does not fit in memory; choose fewer rows with --rows") from exc
+            raise DataError(f"data {shown(self.path)} does not fit in memory; choose fewer rows with --rows") from exc
 
     def schema_of(self, columns: Sequence[str]) -> pa.Schema:
         return pa.schema([self.schema.field(name) for name in columns])

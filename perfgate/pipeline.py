@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from perfgate import __version__
-from perfgate.backends import model_file, resolve_backend_name
+from perfgate.backends import model_file, require_model, resolve_backend_name
 from perfgate.budgets import Budget
 from perfgate.checks import Evaluation, Observations, evaluate, overall, where, with_mann_whitney
 from perfgate.cold_starts import WorkerFactory, own_cold_starts, run_cold_starts
@@ -78,6 +78,8 @@ def run_comparison(
     environment = capture()
     sides = open_sides(config)
     requested = {"reference": config.reference_backend, "candidate": config.candidate_backend}
+    for side in SIDES:
+        require_model(getattr(config, side), requested[side], side)
     paths = {side: model_file(getattr(config, side), requested[side]) for side in SIDES}
     backends = {side: resolve_backend_name(paths[side], requested[side]) for side in SIDES}
     # before any process starts: each side's framework, in the interpreter that will run it

@@ -28,10 +28,10 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 import numpy as np
 
 from perfgate.absolute import Judgement, judge_limits, parse_absolute_budgets
-from perfgate.backends import require_framework, resolve_backend_name
+from perfgate.backends import require_framework, require_model, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.dataset import ParquetDataset
-from perfgate.config import check_common_options
+from perfgate.config import check_common_options, check_time_budget
 from perfgate.errors import UsageError, option
 from perfgate.batches import build_batches
 from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
@@ -207,6 +207,7 @@ def _measure_model(
     began = clock()
     dataset = ParquetDataset(data)
     selection = dataset.select_rows(_row_count(max_rows), seed)
+    require_model(path, backend, "model")
     name = resolve_backend_name(path, backend)
     require_framework(name)
     factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir))
@@ -361,8 +362,7 @@ def _refuse_model_options(**given: Any) -> None:
 
 
 def _plan(time_budget_s: Any, confidence: Any) -> SinglePlan:
-    if not (_number(time_budget_s) and time_budget_s > 0):
-        raise UsageError(f"{option('time_budget_s')} must be a positive number of seconds, got {time_budget_s!r}")
+    check_time_budget(time_budget_s)
     if not (_number(confidence) and 0.5 <= confidence < 1.0):
         raise UsageError(f"{option('confidence')} must be at least 0.5 and below 1, got {confidence!r}")
     return SinglePlan(time_budget_s=float(time_budget_s))

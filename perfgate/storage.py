@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from perfgate.backends.paths import is_native, shown
 from perfgate.errors import DataError, UsageError, first_line
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -33,22 +34,28 @@ def open_parquet(location: str):
     """The ``pyarrow.parquet.ParquetFile`` at ``location`` (only its footer is read)."""
     import pyarrow.parquet as pq
 
-    source = _check_local(location) if not is_uri(location) else _open_remote(location)
+    source = _open_local(location) if not is_uri(location) else _open_remote(location)
     try:
         return pq.ParquetFile(source)
     except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read data {location!r}: not a readable Parquet file ({first_line(exc)})") from exc
+        raise DataError(f"cannot read data {shown(location)}: not a readable Parquet file ({first_line(exc)})") from exc
 
 
-def _check_local(location: str) -> str:
+def _open_local(location: str):
+    """A path pyarrow can open: the path itself, or an open file where pyarrow's native
+    code cannot take the name (undecodable bytes: perfgate/backends/paths.py)."""
     where = Path(location)
-    if where.is_dir():
-        raise DataError(f"cannot read data {location!r}: it is a directory, not a Parquet file")
-    if not where.is_file():
-        raise DataError(f"cannot read data {location!r}: no such file")
-    if where.stat().st_size == 0:
-        raise DataError(f"cannot read data {location!r}: the file is empty (0 bytes)")
-    return location
+    try:
+        if where.is_dir():
+            raise DataError(f"cannot read data {shown(location)}: it is a directory, not a Parquet file")
+        if not where.is_file():
+            raise DataError(f"cannot read data {shown(location)}: no such file")
+        if where.stat().st_size == 0:
+            raise DataError(f"cannot read data {shown(location)}: the file is empty (0 bytes)")
+        return location if is_native(location) else open(location, "rb")
+    except OSError as exc:
+        # a name too long, a permission denied on the way: os.strerror's words, not the path again
+        raise DataError(f"cannot read data {shown(location)}: {exc.strerror or first_line(exc)}") from exc
 
 
 def _open_remote(location: str):
@@ -58,7 +65,12 @@ def _open_remote(location: str):
         filesystem, path = fs.FileSystem.from_uri(location)
     except pa.ArrowInvalid as exc:
         # a scheme no filesystem knows, or a URI that does not parse: the option's value is wrong
-        raise UsageError(f"cannot read data {location!r}: {first_line(exc)} (pyarrow's filesystems open s3://, gs://, hdfs://, file://)") from exc
+        raise UsageError(f"cannot read data {shown(location)}: {first_line(exc)} (pyarrow's filesystems open s3://, gs://, hdfs://, file://)") from exc
+    except UnicodeEncodeError:
+        # bytes that are not UTF-8 (a Latin-1 key, or any non-ASCII under LC_ALL=C): a URI is text
+        raise UsageError(
+            f"cannot read data {shown(location)}: a URI must be UTF-8 text; percent-encode other bytes (%E9)"
+        ) from None
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read data {location!r}: {_short(exc)}") from exc
     try:

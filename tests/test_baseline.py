@@ -4,10 +4,13 @@ environment is refused, listing what differs, unless --allow-env-mismatch; other
 damaged file or another schema version are clear errors."""
 
 import json
+import shutil
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, assert_one_line_error, run_cli
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.baseline import BASELINE_SCHEMA_VERSION, read_baseline, write_baseline
 from perfgate.baseline_compare import compare_with_baseline, measure_baseline, unpaired_interval
@@ -70,8 +73,46 @@ def test_a_different_environment_is_refused_listing_what_differs_and_allowed_on_
 
 
 def test_other_rows_are_refused(stored, tmp_path):
-    with pytest.raises(UsageError, match=r"data .*: its rows \(50 with rows 50, seed 0\) are not the baseline's \(200 of"):
+    with pytest.raises(UsageError, match=r"data .*: its 50 rows \(rows 50, seed 0\) are not the baseline's 200 \(all rows of"):
         compare_with_baseline(str(stored), "model.fake", rows=50, **fake(lognormal(100 * US)))
+
+
+def edited_copy(source, target):
+    """``source``'s Parquet file with one value changed: the same rows and columns."""
+    table = pq.read_table(source)
+    name = next(field.name for field in table.schema if pa.types.is_floating(field.type))
+    column = table.column(name).to_numpy().copy()
+    column[:] += 1.0  # every row: whichever rows a seed draws, one of them changed
+    pq.write_table(table.set_column(table.schema.get_field_index(name), name, pa.array(column)), target)
+    return target
+
+
+@pytest.mark.parametrize("choice", [{}, {"rows": 50, "seed": 3}], ids=["all rows", "50 rows"])
+def test_the_same_rows_of_an_edited_file_are_said_to_differ_in_content_not_in_settings(tmp_path, feature_table_path, choice):
+    saved = tmp_path / "baseline.json"
+    write_baseline(measure_baseline("model.fake", str(feature_table_path), **choice, **fake(lognormal(100 * US))), saved)
+    edited = edited_copy(feature_table_path, tmp_path / "edited.parquet")
+    with pytest.raises(UsageError) as raised:
+        compare_with_baseline(str(saved), "model.fake", str(edited), **choice, **fake(lognormal(100 * US)))
+    message = str(raised.value)
+    assert "the data's content differs from the baseline's (SHA-256 " in message and " now, " in message
+    assert "are not the baseline's" not in message and "None" not in message
+    other_seed = dict(choice, seed=4) if choice else {"rows": 50}
+    with pytest.raises(UsageError, match="are not the baseline's"):
+        compare_with_baseline(str(saved), "model.fake", str(edited), **other_seed, **fake(lognormal(100 * US)))
+
+
+def test_compare_baseline_on_an_edited_file_names_its_content_on_the_command_line(tmp_path):
+    data, saved = tmp_path / "features.parquet", tmp_path / "baseline.json"
+    shutil.copy(FIXTURES / "features.parquet", data)
+    run = run_cli("run", "--model", str(FIXTURES / "mlp_reference.onnx"), "--data", str(data), "--input", "features=f*",
+                  "--rows", "200", "--time-budget", "2", "--save", str(saved), "-q")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    edited_copy(FIXTURES / "features.parquet", data)  # the same path, other values
+    result = run_cli("compare", "--candidate", str(FIXTURES / "mlp_reference.onnx"), "--baseline", str(saved),
+                     "--input", "features=f*", "--rows", "200", "--time-budget", "2", "-q")  # fmt: skip
+    assert_one_line_error(result, 2, f"--data '{data}': the data's content differs from the baseline's (SHA-256 ")
+    assert "for the same 200 rows: --rows 200, --seed 0)" in result.stderr
 
 
 def test_a_budget_that_needs_both_models_in_one_run_and_a_batch_size_it_lacks_are_refused(stored):

@@ -170,7 +170,7 @@ def test_an_input_type_perfgate_cannot_feed(tmp_path):
 def test_unreadable_models_are_runtime_errors(tmp_path):
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"this is not a protobuf")
-    assert_one_line_error(gate("-q", candidate=str(corrupt)), 3, f"candidate: cannot load model '{corrupt}' with onnxruntime")
+    assert_one_line_error(gate("-q", candidate=str(corrupt)), 3, f"candidate: cannot load model '{corrupt}': not a valid ONNX file")
     missing = str(tmp_path / "missing.onnx")
     assert_one_line_error(gate("-q", reference=missing), 3, f"reference: cannot load model '{missing}'")
 

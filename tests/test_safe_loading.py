@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, run_cli
 from perfgate.backends.base import BackendOptions
 from perfgate.errors import ModelLoadError, WorkerError
 from perfgate.worker.core import WorkerCore
@@ -67,7 +67,11 @@ def test_a_pickled_module_is_refused_without_unpickling_it(tmp_path):
         load(weights)
 
 
-def test_a_torch_export_archive_with_pickled_weights_is_refused_without_unpickling_them(tmp_path):
+@pytest.mark.parametrize("asked", [{}, {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}], ids=["plain", "no-weights-only asked"])
+def test_a_torch_export_archive_with_pickled_weights_is_refused_without_unpickling_them(tmp_path, monkeypatch, asked):
+    # the user's TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD does not open the door to unpickling
+    for name, value in asked.items():
+        monkeypatch.setenv(name, value)
     marker = tmp_path / "ran"
     payload = io.BytesIO()
     torch.save(Marker(marker), payload)
@@ -86,6 +90,50 @@ def test_a_torch_export_archive_with_pickled_weights_is_refused_without_unpickli
     with pytest.raises(ModelLoadError, match="holds pickled Python objects, which perfgate does not unpickle"):
         load(rewritten_pt2(tmp_path / "pickled.pt2", change))
     assert not marker.exists()
+
+
+TORCH_SWITCHES = ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+        {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "true"},
+        {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1"},
+        {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1"},
+    ],
+    ids=["no-weights-only", "no-weights-only=true", "weights-only", "both"],
+)
+def test_a_torch_export_program_loads_whatever_weights_only_switch_the_user_set(monkeypatch, asked):
+    """torch refuses to load when both switches are set; perfgate sets one, so it sets the
+    user's other one aside while loading (keeping weights-only), says so, and restores it."""
+    for name in TORCH_SWITCHES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in asked.items():
+        monkeypatch.setenv(name, value)
+    details = load(EXPORTED).backend.details
+    assert details["format"] == "torch.export"
+    set_aside = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" in asked
+    assert ("weights_only_kept" in details) == set_aside
+    if set_aside:
+        assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD was set aside while loading" in details["weights_only_kept"]
+    import os
+
+    assert {name: os.environ.get(name) for name in TORCH_SWITCHES} == {name: asked.get(name) for name in TORCH_SWITCHES}
+
+
+def test_the_cli_measures_a_torch_export_program_with_no_weights_only_in_the_environment(tmp_path):
+    # perfgate run (no budget to resolve, so no verdict that the box's noise could sway),
+    # through a worker process; the saved baseline holds the backend's details
+    saved = tmp_path / "baseline.json"
+    result = run_cli(
+        "run", "--model", str(EXPORTED), "-d", str(FIXTURES / "features.parquet"), "--input", "features=f*",
+        "--rows", "200", "--time-budget", "2", "-q", "--save", str(saved), env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0 and "Only one of" not in result.stderr, result.stderr
+    details = json.loads(saved.read_text())["model"]["backend"]["details"]
+    assert "set aside" in details["weights_only_kept"]
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfgate.errors import BackendUnavailableError, UsageError
+from perfgate.backends.paths import shown
+from perfgate.errors import BackendUnavailableError, ModelLoadError, UsageError
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,26 @@ def model_file(path: str, requested: str | None = None) -> str:
         raise UsageError(f"{path!r} holds {len(found)} models ({names}); name the one to run, e.g. {str(found[0])!r}")
     wanted = f"no {requested} model file ({', '.join(suffixes)})" if entry else "no model file (.onnx, .pt, .pt2, .keras, .tflite, ...)"
     raise UsageError(f"{path!r} is a directory without saved_model.pb (so not a SavedModel) and with {wanted} in it")
+
+
+def require_model(path: str, requested: str | None, role: str) -> None:
+    """ModelLoadError (exit 3, as for a missing data file) unless a built-in backend's model
+    is there and not empty: said before any worker starts, in the same words for every
+    framework (onnxruntime's own would be ``[ONNXRuntimeError] : 3 : NO_SUCHFILE ...``) and
+    with the ``role`` a worker's error names. A backend of your own and a torch factory
+    (``package.module:function``) name what they like."""
+    if (requested is not None and requested not in BUILTIN_BACKENDS) or looks_like_factory(path):
+        return
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        if requested is None:
+            backend_for_path(path)  # an extension no backend knows is what was written wrong: said first (exit 2)
+        raise ModelLoadError(f"{role}: cannot load model {shown(path)}: no such file") from None
+    except OSError as exc:  # a name too long, a folder on the way not searchable
+        raise ModelLoadError(f"{role}: cannot load model {shown(path)}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(found.st_mode) and found.st_size == 0:
+        raise ModelLoadError(f"{role}: cannot load model {shown(path)}: the file is empty (0 bytes)")
 
 
 def backend_for_path(path: str) -> str:

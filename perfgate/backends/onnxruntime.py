@@ -71,6 +71,11 @@ class OnnxRuntimeBackend(Backend):
         try:
             self._session = ort.InferenceSession(path, options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/… types, and RuntimeError
+            if "INVALID_PROTOBUF" in str(exc):  # ORT's "Protobuf parsing failed", and the path again
+                raise ModelLoadError(
+                    f"cannot load model {path!r}: not a valid ONNX file (Protobuf parsing failed: truncated, corrupt, "
+                    f"or another format)"
+                ) from exc
             raise ModelLoadError(f"cannot load model {path!r} with onnxruntime: {first_line(exc)}") from exc
         if self.options.on_gpu and CUDA not in self._session.get_providers():
             raise BackendUnavailableError(

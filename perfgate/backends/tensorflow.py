@@ -23,6 +23,7 @@ to the host with ``.numpy()``.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -108,6 +109,12 @@ class TensorFlowBackend(Backend):
     def _load_keras(self, tf: Any, path: str) -> None:
         import keras
 
+        # a .keras file is a zip archive; keras says "File not found" of one it cannot open
+        # as a zip (a truncated or corrupt file), though the file is there
+        if not zipfile.is_zipfile(path):
+            raise ModelLoadError(
+                f"cannot load model {path!r}: not a valid Keras file (not a zip archive: truncated, corrupt, or another format)"
+            )
         try:
             model = keras.models.load_model(path, safe_mode=True, compile=False)
         except Exception as exc:

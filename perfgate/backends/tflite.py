@@ -15,7 +15,9 @@ fed float columns quantized with the model's own scale and zero point, before ti
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,6 +42,10 @@ class TFLiteBackend(Backend):
     def load(self, path: str) -> None:
         if not Path(path).is_file():
             raise ModelLoadError(f"cannot load model {path!r}: no such file")
+        try:
+            check_flatbuffer(path)
+        except _Malformed as exc:
+            raise ModelLoadError(f"cannot load model {path!r}: not a valid TFLite file ({exc})") from None
         self._path = path
         first = self._new_interpreter()
         self._interpreters: dict[tuple, Any] = {}
@@ -210,3 +216,96 @@ def _dequantized(array: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
         return array
     _, zero_point = detail["quantization"]
     return (array.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+# --- the file's structure, checked before the interpreter reads it --------------------------
+# tf.lite.Interpreter does not verify the flatbuffer: a truncated .tflite (half of the
+# fixture's bytes) crashes the worker with SIGSEGV. So every offset the interpreter follows
+# at load (the model's vectors, its buffers, each subgraph's tensors and operators) is
+# checked to lie inside the file first; every truncation of the fixtures is caught this way.
+# Field numbers are those of tensorflow/lite/schema/schema.fbs.
+_MODEL_TABLE_VECTORS = (1, 2, 4, 6, 7)  # operator_codes, subgraphs, buffers, metadata, signature_defs
+_MODEL_SUBGRAPHS, _MODEL_BUFFERS, _MODEL_METADATA_BUFFER = 2, 4, 5
+
+
+class _Malformed(Exception):
+    pass
+
+
+def check_flatbuffer(path: str) -> None:
+    """_Malformed (saying what is wrong) unless ``path`` holds a whole TFLite flatbuffer."""
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size < 8:
+            raise _Malformed("truncated: shorter than a flatbuffer's header")
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if data[4:8] != b"TFL3":
+                raise _Malformed("no TFL3 identifier at byte 4: not a TFLite model, or corrupt")
+            _Flatbuffer(data).check_model()
+
+
+class _Flatbuffer:
+    def __init__(self, data: Any) -> None:
+        self.data, self.size = data, len(data)
+
+    def check_model(self) -> None:
+        model = self.fields(self.reference(0))
+        for index in _MODEL_TABLE_VECTORS:
+            for table in self.tables(model(index)):
+                fields = self.fields(table)
+                if index == _MODEL_BUFFERS:
+                    self.check_buffer(fields)
+                elif index == _MODEL_SUBGRAPHS:
+                    self.check_subgraph(fields)
+        self.vector(model(_MODEL_METADATA_BUFFER), 4)
+
+    def check_buffer(self, buffer: Any) -> None:
+        self.vector(buffer(0), 1)  # data, inside the flatbuffer
+        if buffer(1) is not None and buffer(2) is not None:  # offset and size, after it (models over 2 GB)
+            offset, size = self.unpack("<Q", buffer(1)), self.unpack("<Q", buffer(2))
+            if offset > 1 and offset + size > self.size:
+                raise _Malformed(f"truncated: a buffer ends at byte {offset + size}, the file at {self.size}")
+
+    def check_subgraph(self, subgraph: Any) -> None:
+        self.vector(subgraph(1), 4)  # inputs
+        self.vector(subgraph(2), 4)  # outputs
+        for tensor in self.tables(subgraph(0)):
+            self.vector(self.fields(tensor)(0), 4)  # shape
+        for operator in self.tables(subgraph(3)):
+            fields = self.fields(operator)
+            self.vector(fields(1), 4)  # inputs
+            self.vector(fields(2), 4)  # outputs
+
+    def unpack(self, form: str, at: int) -> int:
+        if at < 0 or at + struct.calcsize(form) > self.size:
+            raise _Malformed(f"truncated or corrupt: an offset points to byte {at}, past the end at {self.size}")
+        return struct.unpack_from(form, self.data, at)[0]
+
+    def reference(self, at: int) -> int:
+        return at + self.unpack("<I", at)
+
+    def fields(self, table: int) -> Any:
+        """The function from a field's number to where its value is (None: absent)."""
+        vtable = table - self.unpack("<i", table)
+        vtable_size = self.unpack("<H", vtable)
+        self.unpack(f"<{max(vtable_size, 2)}s", vtable)
+
+        def where(index: int) -> int | None:
+            slot = 4 + 2 * index
+            offset = self.unpack("<H", vtable + slot) if slot + 2 <= vtable_size else 0
+            return table + offset if offset else None
+
+        return where
+
+    def vector(self, at: int | None, item_size: int) -> tuple[int, int]:
+        """(where the items begin, how many), checked to lie inside the file."""
+        if at is None:
+            return 0, 0
+        start = self.reference(at)
+        length = self.unpack("<I", start)
+        if start + 4 + length * item_size > self.size:
+            raise _Malformed(f"truncated: a vector ends at byte {start + 4 + length * item_size}, the file at {self.size}")
+        return start + 4, length
+
+    def tables(self, at: int | None) -> list[int]:
+        first, length = self.vector(at, 4)
+        return [self.reference(first + 4 * i) for i in range(length)]

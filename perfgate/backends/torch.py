@@ -46,6 +46,7 @@ EXPORT_SUFFIXES = (".pt2",)
 INTERPRETER_FAILED = "The following operation failed in the TorchScript interpreter."
 # what a torch.export archive may hold that loading it would run: pickled Python objects
 # (unpickled with pickle.loads) and AOTInductor's compiled shared libraries
+NOT_A_ZIP = "not a zip archive: truncated, corrupt, or another format"  # what zipfile.is_zipfile's False means here
 UNSAFE_PT2_ENTRIES = {"data/constants/opaque_obj_": "pickled Python objects", "data/aotinductor/": "compiled native code (AOTInductor)"}
 
 
@@ -155,6 +156,8 @@ class TorchBackend(Backend):
     def info(self) -> BackendInfo:
         torch = self._torch
         details: dict[str, Any] = {"format": self._format, "interop_threads": torch.get_num_interop_threads()}
+        if self._format == "torch.export" and _no_weights_only_asked():
+            details["weights_only_kept"] = f"{NO_WEIGHTS_ONLY} was set aside while loading: perfgate loads .pt2 weights only"
         return self._info("torch", torch.__version__, details, threads=torch.get_num_threads(), gpu=self._gpu_facts)
 
     def _gpu_facts(self) -> tuple[Any, ...]:
@@ -186,6 +189,8 @@ def _load_module(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorS
             f"models, as unpickling runs whatever code the file names. Save it with torch.jit.save or "
             f"torch.export.save, or pass a factory package.module:function with --reference-backend/--candidate-backend torch"
         )
+    if kind == "unknown":
+        raise ModelLoadError(f"cannot load model {path!r}: not a valid TorchScript file ({NOT_A_ZIP})")
     raise ModelLoadError(f"cannot load model {path!r}: not a TorchScript archive or a torch.export program")
 
 
@@ -247,7 +252,7 @@ def _refuse_unsafe_archive(file: Path) -> None:
             f"program; name it .pt"
         )
     if not zipfile.is_zipfile(file):
-        raise ModelLoadError(f"cannot load model {str(file)!r}: not a torch.export archive (not a zip file)")
+        raise ModelLoadError(f"cannot load model {str(file)!r}: not a valid torch.export file ({NOT_A_ZIP})")
     with zipfile.ZipFile(file) as archive:
         inner = [name.partition("/")[2] for name in archive.namelist()]  # below the archive's top folder
     for prefix, what in UNSAFE_PT2_ENTRIES.items():
@@ -258,19 +263,36 @@ def _refuse_unsafe_archive(file: Path) -> None:
             )
 
 
+# The user's way to ask every torch.load for full unpickling. torch refuses to load at all
+# when it and TORCH_FORCE_WEIGHTS_ONLY_LOAD are both set ("Only one of ... should be set"),
+# so it is set aside while perfgate loads a .pt2, in the worker only: perfgate keeps
+# weights_only there (unpickling runs any code in the file), and says so in the report
+# (the backend's details: weights_only_kept).
+NO_WEIGHTS_ONLY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+WEIGHTS_ONLY = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
+
+
 @contextlib.contextmanager
 def _weights_only() -> Iterator[None]:
     """Every torch.load inside (torch.export.load calls it for weights and constants, falling
-    back to full unpickling on its own) unpickles only tensors and plain containers."""
-    before = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    back to full unpickling on its own) unpickles only tensors and plain containers; the
+    environment is as it was afterwards."""
+    before = {name: os.environ.get(name) for name in (WEIGHTS_ONLY, NO_WEIGHTS_ONLY)}
+    os.environ[WEIGHTS_ONLY] = "1"
+    os.environ.pop(NO_WEIGHTS_ONLY, None)
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
-        else:
-            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _no_weights_only_asked() -> bool:
+    """Whether the environment asks torch.load for full unpickling (torch's own test of it)."""
+    return os.environ.get(NO_WEIGHTS_ONLY, "0").lower() in ("1", "y", "yes", "true")
 
 
 class _Records(logging.Handler):

@@ -200,6 +200,9 @@ def summarize(samples: np.ndarray) -> dict[str, float | int]:
 
 
 def _named_non_finite(value: Any) -> Any:
+    """``value`` as JSON can hold it: non-finite numbers by name, and text as valid UTF-8."""
+    if isinstance(value, str) and not value.isascii():
+        return _valid_utf8(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
@@ -207,6 +210,16 @@ def _named_non_finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_named_non_finite(item) for item in value]
     return value
+
+
+def _valid_utf8(text: str) -> str:
+    """A file name's undecodable bytes (lone surrogates, PEP 383) written as ``\\xNN``, as
+    perfgate/backends/paths.py shows them: json.dumps would write them as ``\\udcNN``
+    escapes, which no strict UTF-8 reader accepts."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name gives
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _plain(value: Any) -> Any:

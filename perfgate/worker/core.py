@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from perfgate.backends.base import Backend, BackendOptions
+from perfgate.backends.paths import framework_path, printable, shown
 from perfgate.errors import PerfgateError, WorkerError, first_line
 from perfgate.memory import ProcMemory
 from perfgate.worker.protocol import (
@@ -103,7 +104,7 @@ class WorkerCore:
         backend.setup()
         set_up = self._clock()
         framework = self._memory.read().rss
-        backend.load(request.path)
+        _load_by_native_name(backend, request.path)
         loaded_at = self._clock()
         self._memory.release_free()  # loading's freed temporaries are not the model's (memory.py)
         loaded = self._memory.read().rss
@@ -258,6 +259,19 @@ class WorkerCore:
             raise
         except Exception as exc:
             raise WorkerError(f"model {self._path!r} failed while running: {first_line(exc)}") from exc
+
+
+def _load_by_native_name(backend: Backend, path: str) -> None:
+    """``backend.load(path)``, through a symlink where the frameworks cannot take the name
+    (see perfgate/backends/paths.py); an error names the user's file, not the symlink."""
+    native = framework_path(path)
+    try:
+        backend.load(native)
+    except PerfgateError as exc:
+        if native == path:
+            raise
+        named = exc.template.replace(repr(native), shown(path)).replace(native, printable(path))
+        raise type(exc)(named, details=exc.details) from exc
 
 
 def _difference(after: int | None, before: int | None) -> int | None:
