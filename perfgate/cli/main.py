@@ -12,7 +12,7 @@ import click
 from perfgate import __version__
 from perfgate.cli.calibrate import calibrate_command
 from perfgate.cli.commands import merge_command, report_command, run_command
-from perfgate.cli.compare import compare_command
+from perfgate.cli.compare_command import compare_command
 from perfgate.cli.errors import say, tolerant_stderr
 from perfgate.cli.io import StdoutFailed, emit, refuse_overwriting_inputs, stdout_failed
 from perfgate.cli.reports import fail
