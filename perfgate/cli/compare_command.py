@@ -4,7 +4,7 @@ does lives in the modules it hands them to (pipeline, cli/config, baseline_compa
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import click
 from click.core import ParameterSource

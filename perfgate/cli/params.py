@@ -18,7 +18,9 @@ def click_option(option: Option) -> click.Option:
                               "required": option.required, "show_default": option.show_default}  # fmt: skip
     if option.is_flag:
         return click.Option([*option.flags, option.name], is_flag=True, **kwargs)
-    return click.Option([*option.flags, option.name], type=_type(option), default=option.default, **kwargs)
+    if option.default is not None:  # an explicit None would be a default to click 8.3+, and satisfy required=True
+        kwargs["default"] = option.default
+    return click.Option([*option.flags, option.name], type=_type(option), **kwargs)
 
 
 def _type(option: Option) -> Any:
