@@ -21,7 +21,7 @@ _EXPORTS = {
     "build_budgets": "perfgate.budgets",
     "parse_budget": "perfgate.budgets",
     "CompareConfig": "perfgate.config",
-    "calibrate": "perfgate.calibrate",
+    "calibrate": "perfgate.calibration",
     "compare": "perfgate.pipeline",
     "error_report": "perfgate.pipeline",
     "run_comparison": "perfgate.pipeline",

@@ -215,15 +215,6 @@ def unpaired_interval(reference_blocks, candidate_blocks, q: float | None, level
     return RatioInterval(estimate, estimate * math.exp(-half), estimate * math.exp(half), level, blocks, se_log)
 
 
-# compare's options as compare_with_baseline takes them; the faces' own (where reports go) are the CLI's
-_OPTIONS = {"baseline": "baseline_path", "candidate": "candidate", "data": "data", "inputs": "inputs",
-            "candidate_inputs": "inputs", "batch_sizes": "batch_sizes", "max_latency_increase": "max_latency_increase",
-            "budgets": "budgets", "time_budget": "time_budget_s", "seed": "seed", "threads": "threads", "rows": "rows",
-            "pad_value": "pad_value", "confidence": "confidence", "device": "device", "candidate_backend": "backend",
-            "allow_env_mismatch": "allow_env_mismatch"}  # fmt: skip
-_FACES = {"json_path", "fmt", "markdown_path", "junit_path", "html_path", "fail_on_inconclusive", "quiet", "debug"}
-
-
 def _other_rows(data: str, now: DataIdentity, stored: DataIdentity) -> str:
     """Why the rows differ from the baseline's: the settings that chose them where they
     differ, else the file's content (the same settings on an edited file)."""
@@ -238,21 +229,6 @@ def _other_rows(data: str, now: DataIdentity, stored: DataIdentity) -> str:
         why = (f"its {now.rows_used} rows ({chosen(now.rows, now.seed)}) are not the baseline's {stored.rows_used} "
                f"({chosen(stored.rows, stored.seed)} of {shown(stored.path)})")
     return f"{option('data')} {shown(data)}: {why}: a stored baseline is compared on the very rows it was measured on"
-
-
-def options_from(params: dict[str, Any], given: set[str]) -> dict[str, Any]:
-    """compare's command-line options for ``compare_with_baseline``; an option given that
-    only a same-run comparison has (``--reference``, ``--cold-starts``, …) is a usage error."""
-    if params.get("baseline") is None:
-        raise UsageError(f"{option('allow_env_mismatch')} applies to a comparison against a stored baseline "
-                         f"({option('baseline')} PATH)")  # fmt: skip
-    for name in sorted(given - set(_OPTIONS) - _FACES):
-        why = "the baseline is the reference" if name.startswith("reference") else "it needs both models in the same run"
-        raise UsageError(f"{option(name)} cannot be used with {option('baseline')}: {why}")
-    options = {_OPTIONS[name]: params[name] for name in _OPTIONS if name != "candidate_inputs"}
-    if params.get("candidate_inputs"):
-        options["inputs"] = params["candidate_inputs"]
-    return options
 
 
 def describe(baseline: Baseline) -> str:

@@ -13,8 +13,9 @@ are relative to the file's directory. Layers, each over the one before: the file
 defaults, the comparison's own keys, the command line's flags (``budgets`` merge by
 metric; every other key replaces).
 
-The JSON Schema ``perfgate/schemas/config.schema.json`` describes the same keys (a test
-keeps them in step).
+The keys are the options table's (perfgate/options/table.py); the JSON Schema
+``perfgate/schemas/config.schema.json`` is generated from it (``python -m perfgate.options
+--schema``), and a test keeps the shipped file equal to what the table gives.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from perfgate.errors import UsageError, api_words
+from perfgate.options import config_keys
 
 try:
     import tomllib
@@ -57,43 +59,9 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
 }
 
-# file key -> (CompareConfig.from_options keyword, kind)
-KEYS: dict[str, tuple[str, str]] = {
-    "reference": ("reference", "path"),
-    "candidate": ("candidate", "path"),
-    "data": ("data", "path"),
-    "reference-data": ("reference_data", "path"),
-    "candidate-data": ("candidate_data", "path"),
-    "inputs": ("inputs", "inputs"),
-    "reference-inputs": ("reference_inputs", "inputs"),
-    "candidate-inputs": ("candidate_inputs", "inputs"),
-    "batch-sizes": ("batch_sizes", "ints"),
-    "max-latency-increase": ("max_latency_increase", "text-or-number"),
-    "budgets": ("budgets", "strings"),
-    "time-budget": ("time_budget_s", "number"),
-    "call-timeout": ("call_timeout_s", "number"),
-    "seed": ("seed", "int"),
-    "threads": ("threads", "int"),
-    "rows": ("rows", "int"),
-    "pad-value": ("pad_value", "number"),
-    "allow-nonfinite": ("allow_nonfinite", "bool"),
-    "confidence": ("confidence", "number"),
-    "device": ("device", "string"),
-    "include-transfers": ("include_transfers", "bool"),
-    "signature": ("signature", "string"),
-    "cold-starts": ("cold_starts", "int"),
-    "instances": ("instances", "int"),
-    "concurrency": ("concurrency", "ints"),
-    "rates": ("rates", "numbers"),
-    "size-column": ("size_column", "string"),
-    "memory-floor": ("memory_floor", "text-or-number"),
-    "output-rows": ("output_rows", "int"),
-    "reference-backend": ("reference_backend", "string"),
-    "candidate-backend": ("candidate_backend", "string"),
-    "reference-python": ("reference_python", "string"),  # a command on PATH or a path: not made relative to the file
-    "candidate-python": ("candidate_python", "string"),
-}
-_KEY_OF = {api: key for key, (api, _) in KEYS.items()}
+# file key -> (CompareConfig.from_options keyword, kind): the options table's keys
+# (perfgate/options/table.py); read through config_keys() where an option may be registered later
+KEYS: dict[str, tuple[str, str]] = config_keys()
 MODELS = ("reference", "candidate", "data")
 
 
@@ -150,10 +118,12 @@ class ConfigFile:
         if missing:
             raise UsageError(f"{self.where(name)}: no {', '.join(missing)} (set {' and '.join(repr(m) for m in missing)} in the file or give it on the command line)")
 
+        key_of = {api: key for key, (api, _) in config_keys().items()}
+
         def spell(api_name: str, value: str | None) -> str:
-            if api_name in overrides or api_name not in _KEY_OF:
+            if api_name in overrides or api_name not in key_of:
                 return spell_override(api_name, value)
-            return _KEY_OF[api_name] if value is None else f"{_KEY_OF[api_name]} = {value}"
+            return key_of[api_name] if value is None else f"{key_of[api_name]} = {value}"
 
         models = [options.pop(model) for model in MODELS]
         try:
@@ -250,12 +220,13 @@ def parse(document: Mapping[str, Any], path: str, table: str = "") -> ConfigFile
 def _options(section: Mapping[str, Any], path: str, prefix: str, base: str) -> dict[str, Any]:
     """A table's keys as API keywords, each checked for its type."""
     options: dict[str, Any] = {}
+    keys = config_keys()
     for key, value in section.items():
-        if key not in KEYS:
-            close = difflib.get_close_matches(key, [*KEYS, COMPARISONS], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (the keys: {', '.join(KEYS)}, {COMPARISONS})"
+        if key not in keys:
+            close = difflib.get_close_matches(key, [*keys, COMPARISONS], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (the keys: {', '.join(keys)}, {COMPARISONS})"
             raise UsageError(f"{path}: unknown key '{prefix}{key}'{hint}")
-        api, kind = KEYS[key]
+        api, kind = keys[key]
         accepts, expected = _KINDS[kind]
         if not accepts(value):
             raise UsageError(f"{path}: {prefix}{key} must be {expected}, got {_shown(value)}")

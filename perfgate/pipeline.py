@@ -70,7 +70,7 @@ def run_comparison(
 ) -> Report:
     """Run one comparison. ``worker_factory``, ``clock`` and ``plan_overrides`` exist for
     tests and benchmarks (fake backends in-process, virtual time, smaller blocks);
-    ``calibrating`` measures for the whole time budget, never stopping early (perfgate.calibrate);
+    ``calibrating`` measures for the whole time budget, never stopping early (perfgate.calibration);
     ``words``: how the report names an option it suggests (the time budget or a budget that
     would decide a check): the command line's flags, or ``perfgate.resolution.python_words``."""
     say = progress or (lambda message: None)

@@ -35,3 +35,13 @@ def test_the_version_matches_the_package_metadata():
     assert "version" in project["dynamic"]  # perfgate.__version__, read by the build (tests/test_distribution.py)
     assert set(project["optional-dependencies"]) >= {"onnx", "torch", "tensorflow", "all", "test"}
     assert project["scripts"]["perfgate"] == "perfgate.cli:main"
+
+
+def test_the_api_s_calibrate_stays_a_function_once_its_module_is_imported():
+    """perfgate.calibrate() was shadowed by the module of the same name as soon as anything
+    imported it (the CLI does): then it was a module, and calling it a TypeError."""
+    import perfgate
+    import perfgate.calibration  # noqa: F401
+    import perfgate.cli.calibrate  # noqa: F401
+
+    assert callable(perfgate.calibrate) and perfgate.calibrate.__module__ == "perfgate.calibration"

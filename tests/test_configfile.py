@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from conftest import ROOT
-from perfgate.cli_config import worst
+from perfgate.cli.config import worst
 from perfgate.configfile import KEYS, find, load, parse, report_path
 from perfgate.errors import UsageError
 from perfgate.configfile import tomllib

@@ -97,7 +97,7 @@ def test_the_call_timeout_must_be_a_positive_number_of_seconds(feature_table_pat
     assert CompareConfig("r.onnx", "c.onnx", "d.parquet").call_timeout_s == DEFAULT_CALL_TIMEOUT_S
     from perfgate.cli import compare
 
-    (flag,) = [param for param in compare.params if param.name == "call_timeout"]
+    (flag,) = [param for param in compare.params if param.name == "call_timeout_s"]
     assert flag.default == DEFAULT_CALL_TIMEOUT_S
 
 

@@ -4,7 +4,7 @@ import re
 
 from conftest import ROOT
 from perfgate.cli import compare
-from perfgate.cli_calibrate import calibrate_command
+from perfgate.cli import calibrate_command
 
 README = (ROOT / "README.md").read_text()
 # the page that holds the `perfgate compare` option table

@@ -15,7 +15,7 @@ from scipy.stats import norm
 from conftest import FIXTURES, run_cli
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate import cli, pipeline
-from perfgate.calibrate import calibration_dict, render_calibration, run_calibration
+from perfgate.calibration import calibration_dict, render_calibration, run_calibration
 from perfgate.config import CompareConfig
 from perfgate.report.json import from_dict, to_dict
 from perfgate.resolution import check_se, resolution

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from conftest import FIXTURES, assert_one_line_error, run_cli
-from perfgate.calibrate import calibrate
+from perfgate.calibration import calibrate
 from perfgate.config import CompareConfig
 from perfgate.errors import UsageError
 from perfgate.single import measure

@@ -23,10 +23,11 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from perfgate.configfile import report_path
 from perfgate.errors import EXIT_RUNTIME, EXIT_USAGE, UsageError
+from perfgate.options.action import action_args, action_options, action_values
 from perfgate.integrations.github_comment import MARKER, GitHub, GitHubError, marker_for, pull_request_number, read_event
 from perfgate.report.files import write_atomically
 from perfgate.report.html import render_html
@@ -39,25 +40,37 @@ MAX_ANNOTATIONS = 10  # GitHub shows at most 10 error and 10 warning annotations
 _TRUE = {"true", "yes", "1", "on"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Inputs:
-    reference: str
-    candidate: str
-    data: str
-    inputs: tuple[str, ...] = ()
-    config: str = ""
-    only: tuple[str, ...] = ()
-    max_latency_increase: str = ""
-    budgets: tuple[str, ...] = ()
-    batch_sizes: tuple[str, ...] = ()
-    device: str = ""
-    time_budget: str = ""
-    fail_on_inconclusive: bool = False
-    comment_on_pr: bool = True
-    token: str = ""
-    working_directory: str = "."
-    args: tuple[str, ...] = ()
-    merge: tuple[str, ...] = ()  # merge mode: the JSON reports (globs) of a CI matrix's jobs
+    """The step's inputs: compare's options (``options``, by their API names, as
+    perfgate/options/action.py reads them) and the action's own. ``inputs.budgets`` and the
+    like read ``options``; ``Inputs(config="gates.toml")`` sets one by its input's name."""
+
+    options: Mapping[str, Any]
+    comment_on_pr: bool
+    token: str
+    working_directory: str
+    args: tuple[str, ...]
+    merge: tuple[str, ...]  # merge mode: the JSON reports (globs) of a CI matrix's jobs
+
+    def __init__(
+        self, options: Mapping[str, Any] | None = None, comment_on_pr: bool = True, token: str = "", working_directory: str = ".",
+        args: tuple[str, ...] = (), merge: tuple[str, ...] = (), **values: Any,
+    ) -> None:  # fmt: skip
+        names = {option.action_input.replace("-", "_"): option.name for option in action_options()}
+        unknown = set(values) - set(names) - set(names.values())
+        if unknown:
+            raise TypeError(f"no such input: {', '.join(sorted(unknown))}")
+        merged = {**(options or {}), **{names.get(name, name): value for name, value in values.items()}}
+        for name, value in (("options", merged), ("comment_on_pr", comment_on_pr), ("token", token),
+                            ("working_directory", working_directory), ("args", tuple(args)), ("merge", tuple(merge))):  # fmt: skip
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        options = self.__dict__.get("options", {})
+        if name in options:
+            return options[name]
+        raise AttributeError(name)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> "Inputs":
@@ -76,41 +89,13 @@ class Inputs:
         except ValueError as exc:
             raise UsageError(f"the input args cannot be split into arguments: {exc}") from None
         return cls(
-            reference=get("REFERENCE"), candidate=get("CANDIDATE"), data=get("DATA"),
-            # one mapping a line: a column name may hold a comma or a space
-            inputs=tuple(line.strip() for line in get("INPUTS").splitlines() if line.strip()),
-            config=get("CONFIG"), only=tuple(re.split(r"[\s,]+", get("ONLY"))) if get("ONLY") else (),
-            max_latency_increase=get("MAX_LATENCY_INCREASE"),
-            budgets=tuple(re.split(r"[\s,]+", get("BUDGETS"))) if get("BUDGETS") else (),
-            batch_sizes=tuple(re.split(r"[\s,]+", get("BATCH_SIZES"))) if get("BATCH_SIZES") else (),
-            device=get("DEVICE"), time_budget=get("TIME_BUDGET"),
-            fail_on_inconclusive=get("FAIL_ON_INCONCLUSIVE").lower() in _TRUE,
+            options=action_values(environ),
             comment_on_pr=get("COMMENT_ON_PR").lower() in _TRUE if get("COMMENT_ON_PR") else True,
             token=get("GITHUB_TOKEN"), working_directory=get("WORKING_DIRECTORY") or ".", args=args, merge=merge,
         )  # fmt: skip
 
     def compare_args(self, json_path: Path, html_path: Path) -> list[str]:
-        args = ["compare"]
-        for flag, value in (("--reference", self.reference), ("--candidate", self.candidate), ("--data", self.data), ("--config", self.config)):
-            if value:
-                args += [flag, value]
-        for name in self.only:
-            args += ["--only", name]
-        for mapping in self.inputs:
-            args += ["--input", mapping]
-        if self.max_latency_increase:
-            args += ["--max-latency-increase", self.max_latency_increase]
-        for budget in self.budgets:
-            args += ["--budget", budget]
-        for size in self.batch_sizes:
-            args += ["--batch-size", size]
-        if self.device:
-            args += ["--device", self.device]
-        if self.time_budget:
-            args += ["--time-budget", self.time_budget]
-        if self.fail_on_inconclusive:
-            args.append("--fail-on-inconclusive")
-        return args + list(self.args) + ["--json", str(json_path), "--html", str(html_path)]
+        return ["compare", *action_args(self.options), *self.args, "--json", str(json_path), "--html", str(html_path)]
 
     def merge_args(self, json_path: Path, html_path: Path) -> list[str]:
         """``perfgate merge`` of the reports the patterns match (in working_directory); a
@@ -125,7 +110,7 @@ class Inputs:
     def marker(self, environ: Mapping[str, str]) -> str:
         """What names this comparison: where it runs and what it compares (not its budgets,
         so that a budget changed in a pull request edits the same comment)."""
-        configured = [self.config, self.only] if self.config or self.only else []  # markers without a config stay as they were
+        configured = [self.config_path, self.only] if self.config_path or self.only else []  # markers without a config stay as they were
         names = [environ.get("GITHUB_WORKFLOW", ""), environ.get("GITHUB_JOB", ""), self.working_directory,
                  self.reference, self.candidate, self.data, self.device, self.batch_sizes, self.inputs, *configured]  # fmt: skip
         return marker_for(names + [self.merge] if self.merge else names)
@@ -139,7 +124,7 @@ class Inputs:
             return [None]  # one merged report
         directory = self.working_directory
         try:
-            file, _ = find(os.path.join(directory, self.config) if self.config else None, directory)
+            file, _ = find(os.path.join(directory, self.config_path) if self.config_path else None, directory)
             if file is None or not file.comparisons or (self.reference and self.candidate and self.data and not self.only):
                 return [None]
             return [comparison.name for comparison in file.select(self.only)]

@@ -12,6 +12,7 @@ from typing import Mapping
 
 import click
 
+from perfgate.backends.paths import shown
 from perfgate.backends import model_file
 from perfgate.errors import EXIT_RUNTIME, PerfgateError, PerfgateRuntimeError, ReportPathError
 
@@ -70,14 +71,14 @@ def refuse_overwriting_inputs(
         for role, path in inputs.items():
             where = _overlap(report_path, path)
             if where:
-                raise ReportPathError(f"{flag} {report_path!r} {where} the {role} {path!r}: the report would replace it; write it elsewhere")
+                raise ReportPathError(f"{flag} {shown(report_path)} {where} the {role} {shown(path)}: the report would replace it; write it elsewhere")
         for other_flag, other_path in seen.items():
             if _overlap(report_path, other_path) == "is" and not _is_stream(report_path):
-                raise ReportPathError(f"{flag} {report_path!r} is the file {other_flag} writes too: give each report its own path")
+                raise ReportPathError(f"{flag} {shown(report_path)} is the file {other_flag} writes too: give each report its own path")
         seen[flag] = report_path
         why = check_writable(report_path)
         if why is not None:  # the machine's say, not the user's words: exit 3, as a failed write would be
-            raise PerfgateRuntimeError(f"cannot write the {_KINDS.get(flag, 'report')} to {report_path!r} ({flag}): {why}")
+            raise PerfgateRuntimeError(f"cannot write the {_KINDS.get(flag, 'report')} to {shown(report_path)} ({flag}): {why}")
 
 
 _KINDS = {"--json": "JSON report", "--markdown": "markdown report", "--junit": "junit report", "--html": "html report",

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 import click
 
-from perfgate.cli_io import StdoutFailed
+from perfgate.cli.io import StdoutFailed
 from perfgate.errors import EXIT_RUNTIME, Interrupted, PerfgateError, Spelling, api_words
 from perfgate.report.text import printable
 

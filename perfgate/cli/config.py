@@ -10,21 +10,19 @@ over a pass). An interrupt stops them all.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import click
-from click.core import ParameterSource
 
-from perfgate.configfile import KEYS, MODELS, ConfigFile, find, report_path
+from perfgate.configfile import MODELS, ConfigFile, find, report_path
 from perfgate.errors import EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_REGRESSION, UsageError
+from perfgate.options import config_keys, spell_for
 
 if TYPE_CHECKING:
     from perfgate.config import CompareConfig
     from perfgate.results import Report
 
-CONFIG_OPTIONS = frozenset(api for api, _ in KEYS.values())  # the options a file may set
 STDOUT_FORMATS_FOR_SEVERAL = ("text", "markdown")  # the formats that read well one after another
 
 
@@ -35,20 +33,18 @@ class Planned:
 
 
 def plan(
-    ctx: click.Context,
-    config_path: str | None,
-    only: Sequence[str],
-    options: Mapping[str, Any],
-    spell: Callable[[str, str | None], str],
+    config_path: str | None, only: Sequence[str], options: Mapping[str, Any], given_names: set[str]
 ) -> tuple[tuple[Planned, ...], ConfigFile | None, tuple[str, ...]]:
     """The comparisons to run, each built and checked; the file; its warnings.
 
     ``options``: every compare option, models included, by its API keyword, as click
-    parsed it; those given on the command line override the file's."""
+    parsed it; those given on the command line (``given_names``) override the file's."""
     from perfgate.config import CompareConfig
 
+    spell = spell_for("compare")
+    config_options = {api for api, _ in config_keys().values()}  # the options a file may set
     file, warnings = find(config_path)
-    given = {api: value for api, value in options.items() if _given(ctx, api)}
+    given = {api: value for api, value in options.items() if api in given_names}
     models_given = [model for model in MODELS if model in given]
     if file is None:
         if only:
@@ -63,9 +59,9 @@ def plan(
         rest = {api: value for api, value in options.items() if api not in MODELS}
         return (Planned(None, CompareConfig.from_options(*models, **rest)),), None, warnings
 
-    overrides = {api: value for api, value in given.items() if api in CONFIG_OPTIONS}
+    overrides = {api: value for api, value in given.items() if api in config_options}
     # the command line's defaults, under the file's values
-    fallback = {api: value for api, value in options.items() if api in CONFIG_OPTIONS and api not in MODELS}
+    fallback = {api: value for api, value in options.items() if api in config_options and api not in MODELS}
     if file.comparisons and (only or len(models_given) < len(MODELS)):
         chosen = file.select(only)
         return tuple(Planned(c.name, file.build(c, overrides, spell, fallback)) for c in chosen), file, warnings
@@ -73,14 +69,6 @@ def plan(
         file.select(only)  # says that the file has no comparisons
     # the command line's comparison, or the one the file's top-level keys describe
     return (Planned(None, file.build(None, overrides, spell, fallback)),), file, warnings
-
-
-def _given(ctx: click.Context, api: str) -> bool:
-    param = _PARAM.get(api, api)
-    return ctx.get_parameter_source(param) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-
-
-_PARAM = {"time_budget_s": "time_budget", "call_timeout_s": "call_timeout"}  # API keyword -> click parameter
 
 
 def check_outputs(fmt: str, runs: Sequence[Planned]) -> None:
@@ -95,33 +83,48 @@ def check_outputs(fmt: str, runs: Sequence[Planned]) -> None:
         )
 
 
-def run_all(
-    runs: Sequence[Planned],
-    paths: Mapping[str, str | None],
-    run_one: Callable[["CompareConfig", Mapping[str, str | None], str], tuple["Report | None", int]],
-    show: Callable[[str, "Report", int, int], None],
-) -> int:
-    """Run each comparison (``run_one``: its config, its report paths and its name -> its
-    report, or None after an error, and its exit code); ``show`` prints a report on stdout.
-    Returns the worst exit code."""
+@dataclass(frozen=True)
+class Turn:
+    """One comparison to run: its config, its report files (flag -> path), its place."""
+
+    name: str
+    config: "CompareConfig"
+    paths: Mapping[str, str | None]
+    index: int
+    count: int
+
+    @property
+    def several(self) -> bool:
+        return self.count > 1
+
+
+def turns(runs: Sequence[Planned], paths: Mapping[str, str | None]) -> Iterator[Turn]:
+    """Each comparison with its own report paths (with several, each named after it)."""
     several = len(runs) > 1
-    outcomes: list[tuple[str, str, int]] = []
     for index, run in enumerate(runs, 1):
-        name = run.name or "comparison"
-        if several:
-            click.echo(f"perfgate: comparison {name} ({index} of {len(runs)})", err=True)
         named = {flag: report_path(path, run.name, several) for flag, path in paths.items()}
-        report, code = run_one(run.config, named, name)
-        if report is not None:
-            show(name, report, index, len(runs))
-        outcomes.append((name, report.verdict.value if report is not None else "error", code))
-        if code >= 128:  # interrupted: the rest do not run
-            break
-    if several:
-        click.echo(f"perfgate: {len(outcomes)} of {len(runs)} comparisons ran:", err=True)
-        for name, verdict, code in outcomes:
-            click.echo(f"perfgate:   {name}: {verdict.upper()} (exit {code})", err=True)
-    return worst([code for _, _, code in outcomes])
+        yield Turn(run.name or "comparison", run.config, named, index, len(runs))
+
+
+class Outcomes:
+    """What each comparison ended with; with several, a summary on stderr at the end."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.ended: list[tuple[str, str, int]] = []
+
+    def add(self, name: str, report: "Report | None", code: int) -> bool:
+        """Record one; True when the rest must not run (an interrupt)."""
+        self.ended.append((name, report.verdict.value if report is not None else "error", code))
+        return code >= 128
+
+    def worst(self) -> int:
+        """The summary (with several comparisons), and the worst exit code."""
+        if self.count > 1:
+            click.echo(f"perfgate: {len(self.ended)} of {self.count} comparisons ran:", err=True)
+            for name, verdict, code in self.ended:
+                click.echo(f"perfgate:   {name}: {verdict.upper()} (exit {code})", err=True)
+        return worst([code for _, _, code in self.ended])
 
 
 _RANK = {EXIT_PASS: 0, EXIT_INCONCLUSIVE: 1, EXIT_REGRESSION: 2}  # any other code is an error, worse still
