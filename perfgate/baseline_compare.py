@@ -20,7 +20,6 @@ both models in one run.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Any, Callable, Sequence
 
@@ -33,13 +32,11 @@ from perfgate.budgets import build_budgets
 from perfgate.checks import overall
 from perfgate.environment import capture
 from perfgate.errors import UsageError, option
-from perfgate.metrics import Budget, Metric, Scope, parse_metric
-from perfgate.metrics.base import budget_fields, decided, undecided
+from perfgate.metrics import Budget, Scope, families, family_of
 from perfgate.results import Check, DataReport, ModelReport, Report, Settings, Verdict
 from perfgate.single import measure
-from perfgate.stats import RatioInterval, UnusableSamples, min_samples_for_quantile, quantile_interval, statistic
+from perfgate.stats import unpaired_interval  # noqa: F401  (importable from here, where it was defined first)
 
-GATEABLE = ("latency", "throughput")  # the families a stored baseline holds samples for
 WEAKER = (
     "compared against a stored baseline ({path}, measured {created}), not in the same run: whatever changed on the "
     "machine between the two runs lands in the ratio and no pairing cancels it, so this is weaker evidence than a "
@@ -131,8 +128,9 @@ def _measure_each(model, data, inputs, batch_sizes, rows, seed, threads, device,
 def _budgets(max_latency_increase: Any, budgets: Sequence[str], batch_sizes: Sequence[int]) -> tuple[Budget, ...]:
     chosen = build_budgets(max_latency_increase, budgets, scope=Scope(tuple(batch_sizes)))
     for budget in chosen:
-        if budget.metric.family not in GATEABLE:
-            raise UsageError(f"budget {budget}: a stored baseline holds latency and throughput samples only; "
+        if not family_of(budget.metric).judged_against_a_baseline:
+            held = " and ".join(family.name for family in families() if family.judged_against_a_baseline)
+            raise UsageError(f"budget {budget}: a stored baseline holds {held} samples only; "
                              f"{budget.metric.family} needs both models in the same run")  # fmt: skip
     return chosen
 
@@ -140,79 +138,14 @@ def _budgets(max_latency_increase: Any, budgets: Sequence[str], batch_sizes: Seq
 def _checks(baseline: Baseline, results: list, budgets: Sequence[Budget], confidence: float, seed: int) -> tuple[Check, ...]:
     by_name = {budget.metric.name: budget for budget in budgets}
     stored = {m.batch_size: m for m in baseline.measured}
-    latency = [budget.metric for budget in budgets if budget.metric.family == "latency"]
-    for extra in ("latency.p50", "latency.p95", "latency.p99", "latency.mean"):
-        if extra not in by_name:
-            latency.append(parse_metric(extra))
-    latency.sort(key=lambda metric: 2.0 if metric.quantile is None else metric.quantile)
-    places = []
-    for result in results:
-        places.extend((metric, result) for metric in latency)
-        places.append((parse_metric(f"throughput.batch{result.batch_size}"), result))
-    gated = sum(1 for metric, _ in places if _budget_of(metric, by_name) is not None)
+    judged = [family for family in families() if family.judged_against_a_baseline]
+    places = [(family, metric, budget, result)
+              for result in results for family in judged
+              for metric, budget in family.baseline_slots(by_name, result.batch_size)]  # fmt: skip
+    gated = sum(1 for *_, budget, _ in places if budget is not None)
     level = 1.0 - (1.0 - confidence) / max(1, gated)
-    checks = []
-    for metric, result in places:
-        budget = _budget_of(metric, by_name)
-        reference = stored[result.batch_size]
-        if metric.family == "latency":
-            checks.append(_latency_check(metric, reference.blocks, result.blocks, result.batch_size, budget, level, seed))
-        else:
-            checks.append(_throughput_check(metric, reference, result, budget, level, seed))
-    return tuple(checks)
-
-
-def _budget_of(metric: Metric, by_name: dict[str, Budget]) -> Budget | None:
-    if metric.family == "throughput":
-        return by_name.get(metric.name) or by_name.get("throughput")
-    return by_name.get(metric.name)
-
-
-def _latency_check(metric, reference_blocks, candidate_blocks, batch_size, budget, level, seed) -> Check:
-    reference, candidate = np.concatenate(reference_blocks), np.concatenate(candidate_blocks)
-    common = dict(metric=metric, batch_size=batch_size, unit="ns", n_reference=int(reference.size),
-                  n_candidate=int(candidate.size), blocks=min(len(reference_blocks), len(candidate_blocks)),
-                  **budget_fields(budget))  # fmt: skip
-    needed = min_samples_for_quantile(metric.quantile)
-    if min(reference.size, candidate.size) < needed:
-        reason = f"insufficient samples: {min(reference.size, candidate.size)} per model, {metric.name} needs {needed}"
-        return undecided(common, budget, reason)
-    try:
-        interval = unpaired_interval(reference_blocks, candidate_blocks, metric.quantile, level, seed)
-    except UnusableSamples as exc:
-        return undecided(common, budget, f"unusable samples: {exc}")
-    values = (statistic(reference, metric.quantile), statistic(candidate, metric.quantile))
-    return decided(common, budget, interval, values, higher_is_better=False)
-
-
-def _throughput_check(metric, reference, result, budget, level, seed) -> Check:
-    """Samples per second of each run's throughput windows, each window one block."""
-    rates = {side: np.array([m.calls_per_block * m.batch_size * 1e9 / w for w in m.windows], dtype=np.float64)
-             for side, m in (("reference", reference), ("candidate", result))}  # fmt: skip
-    common = dict(metric=metric, batch_size=result.batch_size, unit="samples/s", higher_is_better=True,
-                  n_reference=int(rates["reference"].size), n_candidate=int(rates["candidate"].size),
-                  blocks=min(rates["reference"].size, rates["candidate"].size), **budget_fields(budget))  # fmt: skip
-    try:
-        interval = unpaired_interval([r[None] for r in rates["reference"]], [r[None] for r in rates["candidate"]], None, level, seed)
-    except UnusableSamples as exc:
-        return undecided(common, budget, f"unusable samples: {exc}")
-    values = (float(rates["reference"].mean()), float(rates["candidate"].mean()))
-    return decided(common, budget, interval, values, higher_is_better=True)
-
-
-def unpaired_interval(reference_blocks, candidate_blocks, q: float | None, level: float, seed: int) -> RatioInterval:
-    """statistic(candidate) / statistic(reference) of two runs that were not paired: each
-    side's blocks bootstrapped on their own, se of log(ratio) = sqrt(se_ref² + se_cand²),
-    ``log(ratio) ± t(level, min(blocks) - 1) · se``."""
-    from scipy.stats import t as student_t
-
-    reference = quantile_interval(reference_blocks, q, 0.5, seed=seed)
-    candidate = quantile_interval(candidate_blocks, q, 0.5, seed=seed + 1)
-    estimate = candidate.estimate / reference.estimate
-    blocks = min(reference.blocks, candidate.blocks)
-    se_log = math.hypot(reference.se_log, candidate.se_log)
-    half = float(student_t.ppf(0.5 + level / 2.0, df=blocks - 1)) * se_log
-    return RatioInterval(estimate, estimate * math.exp(-half), estimate * math.exp(half), level, blocks, se_log)
+    return tuple(family.judge_against_baseline(metric, stored[result.batch_size], result, budget, level, seed)
+                 for family, metric, budget, result in places)  # fmt: skip
 
 
 def _other_rows(data: str, now: DataIdentity, stored: DataIdentity) -> str:

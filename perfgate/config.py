@@ -17,7 +17,7 @@ from perfgate.backends.base import BackendOptions, check_device
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
 from perfgate.errors import UsageError, option
 from perfgate.inputs import input_options
-from perfgate.metrics import Scope
+from perfgate.metrics import Scope, family_of
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.results import SIDES, LoadScenario, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
@@ -113,8 +113,8 @@ class CompareConfig:
         if self.size_column is not None:
             raise UsageError(f"{option('size_column', self.size_column)} lines both models' calls up on the same rows; {drift}")
         for budget in self.budgets:
-            if budget.metric.family == "outputs":
-                raise UsageError(f"budget {budget}: outputs are compared on the same rows; {drift}")
+            if family_of(budget.metric).needs_same_rows:
+                raise UsageError(f"budget {budget}: {budget.metric.family} are compared on the same rows; {drift}")
 
     def _check_rates_fit_the_time_budget(self) -> None:
         # each model serves at least one episode of MIN_EPISODE_REQUESTS arrivals; slower
@@ -148,7 +148,7 @@ class CompareConfig:
             return self.instances
         tight = any(
             budget.threshold is None and budget.absolute_bytes is None and budget.limit is not None
-            and budget.metric.family in ("latency", "load", "throughput")
+            and family_of(budget.metric).sensitive_to_instances
             and abs(budget.limit - 1.0) <= TIGHT_BUDGET_MARGIN + 1e-12
             for budget in self.budgets
         )  # fmt: skip
@@ -163,7 +163,7 @@ class CompareConfig:
         """Fresh worker starts per model: as given, or enough to decide a cold_start budget."""
         if self.cold_starts is not None:
             return self.cold_starts
-        return DEFAULT_COLD_STARTS if any(budget.metric.family == "cold_start" for budget in self.budgets) else 0
+        return DEFAULT_COLD_STARTS if any(family_of(budget.metric).needs_cold_starts for budget in self.budgets) else 0
 
     @property
     def scope(self) -> Scope:

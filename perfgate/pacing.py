@@ -25,7 +25,6 @@ from perfgate.metrics import family_of
 from perfgate.resolution import Words, flag_words
 from perfgate.runner import Pace
 
-PACED_FAMILIES = ("latency",)  # the families whose samples come one per call in the block pairs
 MARGIN = 1.25  # the pace is the warm-up's: leave room for slower rounds and the looks
 
 
@@ -61,9 +60,10 @@ def _shortfall(budget: Budget, pace: Pace, time_budget_s: float) -> tuple[int, i
     """(samples needed, samples the time budget gives, batch size, seconds that would do)
     for the batch size where the budget falls shortest, or None when it fits."""
     metric = budget.metric
-    if metric.family not in PACED_FAMILIES or not budget.gated:
+    family = family_of(metric)
+    if not family.one_sample_per_call or not budget.gated:
         return None
-    needed = family_of(metric).min_samples(metric)
+    needed = family.min_samples(metric)
     sizes = [metric.batch_size] if metric.batch_size in pace.calls_per_block else list(pace.calls_per_block)
     worst = None
     for batch_size in sizes:

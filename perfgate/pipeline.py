@@ -28,6 +28,7 @@ from perfgate.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.feed import feed, stages
 from perfgate.formatting import format_change, format_seconds
+from perfgate.metrics import family_of
 from perfgate.metrics.memory import with_instances
 from perfgate.noise import noise_levels
 from perfgate.outputs import compare_outputs
@@ -276,9 +277,9 @@ def _measure(
 def _wants_windows(config: CompareConfig) -> bool:
     """Throughput windows of their own only where they measure something the latency blocks
     do not: on a GPU, where synchronising after every call keeps the device from overlapping
-    calls, or where a throughput budget gates them. On a CPU a block's calls already run back
+    calls, or where a budget's family ``needs_windows`` (throughput). On a CPU a block's calls already run back
     to back, so its summed durations are a window's time (metrics/throughput.py)."""
-    return config.on_gpu or any(budget.metric.family == "throughput" for budget in config.budgets)
+    return config.on_gpu or any(family_of(budget.metric).needs_windows for budget in config.budgets)
 
 
 def _load_memory(info: ModelInfo) -> dict[str, Any]:

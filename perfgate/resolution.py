@@ -124,8 +124,10 @@ class Resolution:
 
 def resolution(check: Check, pairs: int | None = None) -> Resolution | None:
     """``check``'s resolution after ``pairs`` block pairs (default: those it has)."""
+    from perfgate.metrics import family_of  # the families' module imports this one
+
     se = check_se(check)
-    if se is None or check.metric.family == "outputs":
+    if se is None or not family_of(check).resolvable_by_noise:
         return None
     target = max(pairs or check.blocks, 1)
     projected = se * math.sqrt(check.blocks / target)

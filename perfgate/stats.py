@@ -191,6 +191,21 @@ def quantile_interval(
     return QuantileInterval(estimate=estimate, low=low, high=high, level=level, blocks=len(arrays), se_log=se_log)
 
 
+def unpaired_interval(reference_blocks, candidate_blocks, q: float | None, level: float, seed: int) -> RatioInterval:
+    """statistic(candidate) / statistic(reference) of two runs that were not paired: each
+    side's blocks bootstrapped on their own, se of log(ratio) = sqrt(se_ref² + se_cand²),
+    ``log(ratio) ± t(level, min(blocks) - 1) · se``."""
+    from scipy.stats import t as student_t
+
+    reference = quantile_interval(reference_blocks, q, 0.5, seed=seed)
+    candidate = quantile_interval(candidate_blocks, q, 0.5, seed=seed + 1)
+    estimate = candidate.estimate / reference.estimate
+    blocks = min(reference.blocks, candidate.blocks)
+    se_log = math.hypot(reference.se_log, candidate.se_log)
+    half = float(student_t.ppf(0.5 + level / 2.0, df=blocks - 1)) * se_log
+    return RatioInterval(estimate, estimate * math.exp(-half), estimate * math.exp(half), level, blocks, se_log)
+
+
 @dataclass(frozen=True)
 class SlopeComparison:
     """Least-squares cost slopes of latency against input size, and their ratio."""

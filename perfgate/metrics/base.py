@@ -11,7 +11,10 @@ own) is one module with one ``Family`` subclass that
   such a budget is a usage error decided in one place,
 * builds its checks from the observations (``slots``: one per metric and place, each
   with its budget or None and a ``judge`` that turns samples into a Check),
-* describes a check's place ("batch 32", "concurrency 4") and formats its values.
+* describes a check's place ("batch 32", "concurrency 4") and formats its values,
+* declares what it needs of a run (``needs_same_rows``, ``needs_cold_starts``,
+  ``needs_windows``, ...): the rest of perfgate reads these through ``family_of`` and never
+  tests a family's name.
 
 Families are registered by name in ``perfgate.metrics`` (``register_family``).
 """
@@ -129,6 +132,39 @@ class Family:
     order: ClassVar[int] = 100  # its place among the families in reports
     statistical: ClassVar[bool] = True  # decided on an interval (its gated checks share alpha)
 
+    # What the rest of perfgate asks of a family, so that it never tests a family's name:
+    needs_same_rows: ClassVar[bool] = False
+    """Its checks pair the two models' answers row by row, so both must read the same rows:
+    a budget on it with data drift (``--reference-data``/``--candidate-data``) is a usage error."""
+
+    sensitive_to_instances: ClassVar[bool] = False
+    """Its ratio moves between two worker processes of the same model (memory layout, CPU
+    placement) by about as much as a ratio budget within ``config.TIGHT_BUDGET_MARGIN`` of no
+    change, so such a budget runs each model in several worker instances by default."""
+
+    needs_cold_starts: ClassVar[bool] = False
+    """Its samples are fresh worker starts: a budget on it starts ``config.DEFAULT_COLD_STARTS``
+    fresh workers per model where ``--cold-starts`` does not say how many."""
+
+    needs_windows: ClassVar[bool] = False
+    """Its samples are throughput windows of their own (calls back to back, synchronised once):
+    a budget on it has them measured beside every block pair, where otherwise, on a CPU, each
+    latency block stands in for a window."""
+
+    one_sample_per_call: ClassVar[bool] = False
+    """Each call in the block pairs is one of its samples, so the warm-up's pace tells before
+    measuring whether the time budget gives it ``min_samples`` (``perfgate.pacing``)."""
+
+    resolvable_by_noise: ClassVar[bool] = True
+    """Its intervals narrow as block pairs add up, so the run's noise says what time budget or
+    budget would resolve an undecided check (``perfgate.resolution``); False for a value exact
+    on the rows compared, which more time does not change."""
+
+    judged_against_a_baseline: ClassVar[bool] = False
+    """A stored baseline (``perfgate run --save``) holds the samples it judges: its
+    ``baseline_slots`` and ``judge_against_baseline`` decide it against one. Any other
+    family's budget needs both models in the same run."""
+
     def parse(self, name: str) -> Metric | None:
         """The metric called ``name``, or None when the name is not this family's."""
         raise NotImplementedError
@@ -172,6 +208,19 @@ class Family:
     def test_samples(self, check: Check, observations: Observations) -> tuple[np.ndarray, np.ndarray] | None:
         """The two samples a Mann–Whitney test compares for this check, or None for no test."""
         return None
+
+    def baseline_slots(self, budgets: Mapping[str, Budget], batch_size: int) -> list[tuple[Metric, Budget | None]]:
+        """Where ``judged_against_a_baseline``: this family's checks at ``batch_size`` against a
+        stored baseline, each with its budget (None: for information); ``budgets`` by metric name."""
+        return []
+
+    def judge_against_baseline(
+        self, metric: Metric, stored: Any, measured: Any, budget: Budget | None, level: float, seed: int
+    ) -> Check:
+        """``metric`` of ``measured`` (the candidate's measurement now, ``perfgate.single``)
+        against ``stored`` (the baseline's at the same batch size, ``perfgate.baseline``): the
+        two runs were not paired, so on an unpaired interval (``stats.unpaired_interval``)."""
+        raise NotImplementedError
 
 
 # --- limits ----------------------------------------------------------------------------------

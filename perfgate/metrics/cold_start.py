@@ -21,6 +21,7 @@ class ColdStart(Family):
     name = "cold_start"
     forms = "cold_start"
     order = 5
+    needs_cold_starts = True
 
     def parse(self, name: str) -> Metric | None:
         return Metric(name, self.name) if name == "cold_start" else None

@@ -8,9 +8,14 @@ from typing import Mapping
 
 import numpy as np
 
-from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_batch, bind, quantile_check
+from perfgate.metrics.base import (
+    Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, quantile_check, undecided,
+)
 from perfgate.results import Check, Metric, Series
-from perfgate.stats import min_samples_for_quantile
+from perfgate.stats import UnusableSamples, min_samples_for_quantile, statistic, unpaired_interval
+
+# reported against a stored baseline beside the budgeted ones
+BASELINE_METRICS = ("latency.p50", "latency.p95", "latency.p99", "latency.mean")
 
 
 
@@ -28,6 +33,9 @@ class Latency(Family):
     name = "latency"
     forms = "latency.p50, latency.p95, latency.pNN, latency.mean"
     order = 0
+    sensitive_to_instances = True
+    one_sample_per_call = True
+    judged_against_a_baseline = True
 
     def parse(self, name: str) -> Metric | None:
         return parse_quantile_metric("latency", name)
@@ -51,6 +59,29 @@ class Latency(Family):
             if series.batch_size == check.batch_size:
                 return series.samples("reference"), series.samples("candidate")
         return None
+
+    def baseline_slots(self, budgets: Mapping[str, Budget], batch_size: int) -> list[tuple[Metric, Budget | None]]:
+        metrics = [budget.metric for budget in budgets.values() if budget.metric.family == self.name]
+        metrics += [self.parse(name) for name in BASELINE_METRICS if name not in budgets]
+        metrics.sort(key=lambda metric: 2.0 if metric.quantile is None else metric.quantile)
+        return [(metric, budgets.get(metric.name)) for metric in metrics]
+
+    def judge_against_baseline(self, metric, stored, measured, budget, level, seed) -> Check:
+        reference_blocks, candidate_blocks = stored.blocks, measured.blocks
+        reference, candidate = np.concatenate(reference_blocks), np.concatenate(candidate_blocks)
+        common = dict(metric=metric, batch_size=measured.batch_size, unit="ns", n_reference=int(reference.size),
+                      n_candidate=int(candidate.size), blocks=min(len(reference_blocks), len(candidate_blocks)),
+                      **budget_fields(budget))  # fmt: skip
+        needed = min_samples_for_quantile(metric.quantile)
+        if min(reference.size, candidate.size) < needed:
+            reason = f"insufficient samples: {min(reference.size, candidate.size)} per model, {metric.name} needs {needed}"
+            return undecided(common, budget, reason)
+        try:
+            interval = unpaired_interval(reference_blocks, candidate_blocks, metric.quantile, level, seed)
+        except UnusableSamples as exc:
+            return undecided(common, budget, f"unusable samples: {exc}")
+        values = (statistic(reference, metric.quantile), statistic(candidate, metric.quantile))
+        return decided(common, budget, interval, values, higher_is_better=False)
 
 
 def _check(series: Series, metric: Metric, *, budget, level, seed) -> Check:

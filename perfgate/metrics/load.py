@@ -19,6 +19,7 @@ class Load(Family):
     name = "load"
     forms = "load.pNN, load.mean"
     order = 2
+    sensitive_to_instances = True
 
     def parse(self, name: str) -> Metric | None:
         return parse_quantile_metric("load", name)

@@ -53,6 +53,8 @@ class Outputs(Family):
     forms = "outputs.max_abs_diff, outputs.mean_abs_diff, outputs.cosine, outputs.cosine_min, outputs.top1_agreement"
     order = 6
     statistical = False
+    needs_same_rows = True
+    resolvable_by_noise = False
 
     def parse(self, name: str) -> Metric | None:
         if name in VALUES:

@@ -3,7 +3,7 @@ back and synchronized once (LoadGen's Offline scenario), per batch size; higher 
 better. ``throughput`` budgets every batch size, ``throughput.batchN`` one.
 
 Windows of their own are measured only where they differ from the latency blocks (on a
-GPU, or for a throughput budget: see ``pipeline._wants_windows``). Elsewhere each latency
+GPU, or for a throughput budget, which ``needs_windows``: see ``pipeline._wants_windows``). Elsewhere each latency
 block is the window: its calls ran back to back on the same batches, and on a CPU the
 synchronisation after each call is a no-op, so the block's summed durations are the
 window's time (less the clock readings between calls, the same few ns for both models)."""
@@ -18,7 +18,7 @@ import numpy as np
 from perfgate.errors import option
 from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, undecided
 from perfgate.results import SIDES, Check, Metric, Series
-from perfgate.stats import RatioInterval, UnusableSamples, ratio_interval
+from perfgate.stats import RatioInterval, UnusableSamples, ratio_interval, unpaired_interval
 
 _NAME = re.compile(r"^throughput(?:\.batch(\d+))?$")
 
@@ -27,6 +27,9 @@ class Throughput(Family):
     name = "throughput"
     forms = "throughput, throughput.batchN"
     order = 1
+    sensitive_to_instances = True
+    needs_windows = True
+    judged_against_a_baseline = True
 
     def parse(self, name: str) -> Metric | None:
         match = _NAME.match(name)
@@ -53,6 +56,25 @@ class Throughput(Family):
 
     def where(self, check: Check) -> str:
         return str(check.metric)  # the batch size is in the metric's name
+
+    def baseline_slots(self, budgets: Mapping[str, Budget], batch_size: int) -> list[tuple[Metric, Budget | None]]:
+        metric = self.parse(f"throughput.batch{batch_size}")
+        return [(metric, budgets.get(metric.name) or budgets.get("throughput"))]
+
+    def judge_against_baseline(self, metric, stored, measured, budget, level, seed) -> Check:
+        """Samples per second of each run's throughput windows, each window one block."""
+        rates = {side: np.array([m.calls_per_block * m.batch_size * 1e9 / w for w in m.windows], dtype=np.float64)
+                 for side, m in (("reference", stored), ("candidate", measured))}  # fmt: skip
+        common = dict(metric=metric, batch_size=measured.batch_size, unit="samples/s", higher_is_better=True,
+                      n_reference=int(rates["reference"].size), n_candidate=int(rates["candidate"].size),
+                      blocks=min(rates["reference"].size, rates["candidate"].size), **budget_fields(budget))  # fmt: skip
+        try:
+            interval = unpaired_interval([r[None] for r in rates["reference"]], [r[None] for r in rates["candidate"]],
+                                         None, level, seed)  # fmt: skip
+        except UnusableSamples as exc:
+            return undecided(common, budget, f"unusable samples: {exc}")
+        values = (float(rates["reference"].mean()), float(rates["candidate"].mean()))
+        return decided(common, budget, interval, values, higher_is_better=True)
 
 
 def _check(series: Series, metric: Metric, *, budget, level, seed) -> Check:
