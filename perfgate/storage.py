@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from perfgate.backends.paths import is_native, shown
+from perfgate.backends.paths import is_native, shown, special_kind
 from perfgate.errors import DataError, UsageError, first_line
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -48,6 +48,9 @@ def _open_local(location: str):
     try:
         if where.is_dir():
             raise DataError(f"cannot read data {shown(location)}: it is a directory, not a Parquet file")
+        special = special_kind(location)
+        if special is not None:  # the user named something that is no file: reading it would wait forever
+            raise UsageError(f"cannot read data {shown(location)}: it is {special}, not a Parquet file")
         if not where.is_file():
             raise DataError(f"cannot read data {shown(location)}: no such file")
         if where.stat().st_size == 0:

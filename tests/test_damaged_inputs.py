@@ -186,3 +186,15 @@ def test_a_config_value_holding_a_nul_is_a_usage_error(tmp_path, line):
 
 def test_a_directory_given_as_a_report_to_read_is_one_line(tmp_path):
     assert_one_line_error(run_cli("report", str(tmp_path)), 3, "cannot read report")
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: os.mkfifo(p), "a named pipe (FIFO)"),
+    (lambda p: p.symlink_to("/dev/zero"), "a character device"),
+])  # fmt: skip
+def test_data_that_is_no_file_is_a_usage_error_before_anything_waits_on_it(tmp_path, make, words):
+    """A FIFO as --data once said "no such file" (exit 3): it exists, it is no Parquet file."""
+    data = tmp_path / "data.parquet"
+    make(data)
+    result = run_cli("compare", "-r", str(REFERENCE), "-c", str(REFERENCE), "-d", str(data), "--input", "features=f*", "-q", timeout=60)
+    assert_one_line_error(result, 2, f"it is {words}, not a Parquet file")

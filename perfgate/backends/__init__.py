@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfgate.backends.paths import shown
+from perfgate.backends.paths import shown, special_kind
 from perfgate.errors import BackendUnavailableError, ModelLoadError, UsageError
 
 
@@ -123,25 +123,15 @@ def backend_for_path(path: str) -> str:
     )
 
 
-_NOT_FILES = (
-    (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-)  # fmt: skip
-
-
 def refuse_what_is_no_file(path: str) -> None:
     """A UsageError where ``path`` names something other than a regular file or a directory
     (links followed): a framework opening a named pipe waits for a writer that never comes,
     reading a character device (/dev/zero) never ends, and neither is a model. Refused in
     the parent, before any worker starts. A path that does not exist is the backend's to
     judge (a torch factory, ``package.module:function``, is no path)."""
-    try:
-        mode = os.stat(path).st_mode
-    except (OSError, ValueError):
-        return
-    for kind, words in _NOT_FILES:
-        if kind(mode):
-            raise UsageError(f"{path!r} is {words}, not a model file or directory; name the model's file (or its SavedModel directory)")
+    words = special_kind(path)
+    if words is not None:
+        raise UsageError(f"{path!r} is {words}, not a model file or directory; name the model's file (or its SavedModel directory)")
 
 
 def resolve_backend_name(path: str, requested: str | None) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import stat
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,6 +45,23 @@ def printable(path: str | os.PathLike) -> str:
         else char if char.isprintable() else repr(char)[1:-1]
         for char in text
     )  # fmt: skip
+
+
+_NOT_FILES = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+)  # fmt: skip
+
+
+def special_kind(path: str) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a directory (links
+    followed): "a named pipe (FIFO)", "a character device", …; else None. Reading a FIFO
+    waits for a writer that never comes, and /dev/zero never ends: neither is a model or data."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((words for kind, words in _NOT_FILES if kind(mode)), None)
 
 
 def shown(path: str) -> str:
