@@ -198,3 +198,11 @@ def test_data_that_is_no_file_is_a_usage_error_before_anything_waits_on_it(tmp_p
     make(data)
     result = run_cli("compare", "-r", str(REFERENCE), "-c", str(REFERENCE), "-d", str(data), "--input", "features=f*", "-q", timeout=60)
     assert_one_line_error(result, 2, f"it is {words}, not a Parquet file")
+
+
+@pytest.mark.parametrize("verdict", ["pass", "fail", "inconclusive"])
+def test_a_verdict_that_carries_an_error_is_damaged(saved, tmp_path, verdict):
+    report = json.loads(json.dumps(saved))
+    report["verdict"] = verdict
+    report["error"] = {"type": "WorkerError", "message": "the worker died", "exit_code": 3}
+    assert_one_line_error(run_cli("report", write(tmp_path, "mixed.json", report)), 3, "yet it carries an error")

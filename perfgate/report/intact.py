@@ -34,6 +34,8 @@ def check_intact(report: Report) -> None:
                 raise DamagedReport(f"check {check.metric}: {name} is {getattr(check, name)!r}, not a whole number")
     if report.error is not None and not (isinstance(report.error.exit_code, int) and not isinstance(report.error.exit_code, bool)):
         raise DamagedReport(f"its error's exit_code is {report.error.exit_code!r}, not a whole number")
+    if report.error is not None and report.verdict is not Verdict.ERROR:  # which is true? neither can pass a gate
+        raise DamagedReport(f"its verdict is {report.verdict.value}, yet it carries an error ({report.error.type})")
     measured = report.verdict is not Verdict.ERROR and report.run is not None and not report.parts
     if measured and not report.series:
         raise DamagedReport("a measured comparison with no samples (its series are missing)")
