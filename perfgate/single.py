@@ -11,9 +11,10 @@ comparison's limits at the default call timeout.
 
 A callable (a ``predict()`` with its pre- and post-processing) runs in this process, on
 the same loop and timing loops: ``fn(row)`` once per call, the garbage collector paused,
-nothing inside the clock but the call. It shares the process with everything else, so it has no
-memory isolation (and no peak RSS), it holds the GIL against the process's other threads,
-and it finds whatever state earlier code left (imports, caches, warm pages).
+nothing inside the clock but the call. It shares the process with everything else, so it
+has no memory isolation (and no peak RSS), it holds the GIL against the process's other
+threads, nothing can stop it when it hangs, and it finds whatever state earlier code left
+(imports, caches, warm pages).
 """
 
 from __future__ import annotations
