@@ -29,7 +29,8 @@ at everything measured.
 No wait for a worker is open-ended: a model's first call, at each batch size, may take
 ``call_timeout_s``; the rest of the warm-up its maximum plus that; every later step 50
 times what the warm-up's typical call says it should take, plus the call timeout (see
-``call_limit``). The worker reads its RSS after each block (outside the clock), and the
+``perfgate.blocks.BlockRules``, whose blocks, limits and rounds ``perfgate.measure`` runs
+too). The worker reads its RSS after each block (outside the clock), and the
 last measurement carries those readings, for the leak warning.
 """
 
@@ -42,23 +43,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from perfgate.blocks import Blocks, BlockRules, WorkerTimer, until_stopped
 from perfgate.formatting import format_duration
 from perfgate.progress import Status, show_status
 from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSummary
 from perfgate.worker.process import Worker
-from perfgate.worker.protocol import (
-    DEFAULT_CALL_TIMEOUT_S,
-    SETUP_TIMEOUT_S,
-    BlockMemory,
-    LoadPlan,
-    RunBlock,
-    RunLoad,
-    RunWindow,
-    Timeout,
-    WarmUp,
-    WarmUpModel,
-    call_limit,
-)
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, LoadPlan, RunLoad, WarmUp
 
 MIN_EPISODE_REQUESTS = 20  # a load episode shorter than this says little about queueing
 
@@ -85,6 +75,13 @@ class MeasurementPlan:
     max_episode_requests: int = 5000
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     windows: bool = True  # throughput windows beside every block pair (the pipeline decides; see its _wants_windows)
+
+    @property
+    def rules(self) -> BlockRules:
+        return BlockRules(
+            self.target_block_s, self.max_calls_per_block, self.warmup_min_calls, self.warmup_min_s, self.warmup_max_s,
+            self.call_timeout_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -132,16 +129,16 @@ def measure(
     """
     say = progress or (lambda message: None)
     rng = np.random.default_rng(plan.seed)
+    rules = plan.rules
     builders = {}
     for batch_size in plan.batch_sizes:
         show_status(say, Status("warm-up", 0.0))
-        every = [_warm_up(workers, plan, batch_size, rng) for workers in instances]
+        every = [_warm_up(workers, rules, batch_size, rng) for workers in instances]
         warmups = every[0]
         slowest_ns = max(warmup.typical_ns for warmed in every for warmup in warmed.values())
-        calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(slowest_ns, 1.0)))))
-        builders[batch_size] = _SeriesBuilder(
-            batch_size, calls, batches[batch_size], warmups, slowest_ns, plan.call_timeout_s, windows=plan.windows
-        )
+        blocks = Blocks(rules, slowest_ns, batches[batch_size], windows=plan.windows)
+        calls = blocks.calls
+        builders[batch_size] = _SeriesBuilder(batch_size, blocks, warmups, slowest_ns)
         say(
             f"warm-up batch {batch_size}: reference {format_duration(warmups['reference'].typical_ns)}/call, "
             f"candidate {format_duration(warmups['candidate'].typical_ns)}/call; {calls} calls per block"
@@ -156,33 +153,37 @@ def measure(
         on_pace(_pace(builders, loads))
 
     next_look = plan.first_look_pairs
-    look = 0
-    pairs = 0
-    began = clock()
-    show_status(say, Status("measuring", 0.0, plan.time_budget_s))
-    while True:
+    looks: list[Measurement] = []
+
+    def one_round(pairs: int) -> None:
         instance = pairs % len(instances)
         for batch_size in rng.permutation(plan.batch_sizes):
             builders[int(batch_size)].run_pair(instances[instance], rng, instance)
         for load in loads:
             load.run_pair(instances[instance], rng)
-        pairs += 1
-        out_of_time = clock() - began >= plan.time_budget_s
-        if pairs >= next_look or out_of_time:
-            look += 1
-            measurement = Measurement(
+
+    def look(pairs: int, out_of_time: bool, elapsed: float) -> str | None:
+        nonlocal next_look
+        if pairs < next_look and not out_of_time:
+            return None
+        looks.append(
+            Measurement(
                 tuple(builder.freeze() for builder in builders.values()),
-                look,
-                clock() - began,
+                len(looks) + 1,
+                elapsed,
                 out_of_time,
                 tuple(load.freeze() for load in loads),
             )
-            if on_look(measurement):
-                return _with_block_memory(instances[0], measurement), "decided"
-            if out_of_time:
-                return _with_block_memory(instances[0], measurement), "time budget"
-            while next_look <= pairs:
-                next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
+        )
+        if on_look(looks[-1]):
+            return "decided"
+        while next_look <= pairs:
+            next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
+        return None
+
+    show_status(say, Status("measuring", 0.0, plan.time_budget_s))
+    stopped, _ = until_stopped(one_round, look, time_budget_s=plan.time_budget_s, clock=clock)
+    return _with_block_memory(instances[0], looks[-1]), stopped
 
 
 class _Orders:
@@ -199,21 +200,12 @@ class _Orders:
 
 
 class _SeriesBuilder:
-    def __init__(
-        self,
-        batch_size: int,
-        calls: int,
-        batches: int,
-        warmups: Mapping[str, WarmUp],
-        slowest_ns: float,
-        call_timeout_s: float,
-        *,
-        windows: bool = True,
-    ):
+    def __init__(self, batch_size: int, blocks: Blocks, warmups: Mapping[str, WarmUp], slowest_ns: float):
         self.batch_size = batch_size
-        self.measures_windows = windows
-        self.calls_per_block = calls
-        self.batches = batches
+        self.blocks = blocks
+        self.measures_windows = blocks.windows
+        self.calls_per_block = blocks.calls
+        self.batches = blocks.batches
         self.slowest_ns = slowest_ns
         self.warmups = {side: WarmUpSummary(w.calls, w.seconds, w.typical_ns, w.shapes) for side, w in warmups.items()}
         self.samples: dict[str, list[np.ndarray]] = {side: [] for side in SIDES}
@@ -222,23 +214,17 @@ class _SeriesBuilder:
         self.first: list[str] = []
         self.instances: list[int] = []
         self._orders = _Orders()
-        self._cursor = 0
-        self.timeout = Timeout((call_limit(call_timeout_s, calls * slowest_ns / 1e9),), by_call_timeout=True)
 
     def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator, instance: int = 0) -> None:
         order = self._orders.next(rng)
-        start = self._cursor
+        timed = self.blocks.run({side: WorkerTimer(workers[side], self.batch_size) for side in order}, order)
         for side in order:
-            durations = workers[side].call(RunBlock(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
-            self.samples[side].append(np.asarray(durations, dtype=np.int64))
-        if self.measures_windows:
-            for side in order:
-                window = workers[side].call(RunWindow(self.batch_size, start, self.calls_per_block), timeout=self.timeout)
-                self.windows[side].append(int(window))
-        self.starts.append(start)
+            self.samples[side].append(timed.durations[side])
+            if self.measures_windows:
+                self.windows[side].append(timed.windows[side])
+        self.starts.append(timed.start)
         self.first.append(order[0])
         self.instances.append(instance)
-        self._cursor = (start + self.calls_per_block) % self.batches
 
     def freeze(self) -> Series:
         return Series(
@@ -272,7 +258,7 @@ class _LoadBuilder:
         self.seeds: list[int] = []
         self._orders = _Orders()
         self.expected_s = self.requests * service_s + (self.requests / scenario.rate if scenario.kind == "open" else 0.0)
-        self.timeout = Timeout((call_limit(plan.call_timeout_s, self.expected_s),), by_call_timeout=True)
+        self.timeout = plan.rules.step_limit(self.expected_s)
 
     def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator) -> None:
         seed = self.seed * 1_000_003 + len(self.seeds)
@@ -318,16 +304,9 @@ def _pace(builders: Mapping[int, "_SeriesBuilder"], loads: Sequence["_LoadBuilde
     )
 
 
-def _warm_up(workers: Mapping[str, Worker], plan: MeasurementPlan, batch_size: int, rng: np.random.Generator) -> dict[str, WarmUp]:
+def _warm_up(workers: Mapping[str, Worker], rules: BlockRules, batch_size: int, rng: np.random.Generator) -> dict[str, WarmUp]:
     order: Sequence[str] = SIDES if rng.random() < 0.5 else SIDES[::-1]
-    # the first call, of unknown length, then the rest: it stops at warmup_max_s, once its last call returns
-    timeout = Timeout((plan.call_timeout_s, plan.warmup_max_s + plan.call_timeout_s), by_call_timeout=True)
-    return {
-        side: workers[side].call(
-            WarmUpModel(batch_size, plan.warmup_min_calls, plan.warmup_min_s, plan.warmup_max_s), timeout=timeout
-        )
-        for side in order
-    }
+    return {side: WorkerTimer(workers[side], batch_size).warm_up(rules) for side in order}
 
 
 def _with_block_memory(workers: Mapping[str, Worker], measurement: Measurement) -> Measurement:

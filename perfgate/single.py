@@ -2,16 +2,19 @@
 absolute terms ("p95 under 20 ms on this machine"; see ``perfgate.absolute``).
 
 A saved model runs in one worker process, as each model of a comparison does: load it,
-feed it the Parquet rows as batches, warm it up, then run blocks of calls, each followed
-by a throughput window over the same batches, until there are enough samples for the
-tail (p99 needs 459) and at least ``SinglePlan.min_blocks`` blocks, or until the time
-budget is spent; then read the worker's peak RSS.
+feed it the Parquet rows as batches, then measure it on the measuring loop of a
+comparison (``perfgate.blocks``), with one side: warm it up, then run blocks of calls,
+each followed by a throughput window over the same batches, until there are enough
+samples for the tail (p99 needs 459) and at least ``SinglePlan.min_blocks`` blocks, or
+until the time budget is spent; then read the worker's peak RSS. Its steps have a
+comparison's limits at the default call timeout.
 
 A callable (a ``predict()`` with its pre- and post-processing) runs in this process, on
-the same timing loops: ``fn(row)`` once per call, the garbage collector paused, nothing
-inside the clock but the call. It shares the process with everything else, so it has no
-memory isolation (and no peak RSS), it holds the GIL against the process's other threads,
-and it finds whatever state earlier code left (imports, caches, warm pages).
+the same loop and timing loops: ``fn(row)`` once per call, the garbage collector paused,
+nothing inside the clock but the call. It shares the process with everything else, so it
+has no memory isolation (and no peak RSS), it holds the GIL against the process's other
+threads, nothing can stop it when it hangs, and it finds whatever state earlier code left
+(imports, caches, warm pages).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from perfgate.absolute import Judgement, judge_limits, parse_absolute_budgets
 from perfgate.backends import require_framework, require_model, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
+from perfgate.blocks import Blocks, BlockRules, CallTimer, Timer, WorkerTimer, until_stopped
 from perfgate.dataset import ParquetDataset
 from perfgate.config import check_common_options, check_time_budget
 from perfgate.errors import UsageError, option
@@ -37,9 +41,7 @@ from perfgate.batches import build_batches
 from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
 from perfgate.results import BackendInfo, PreparedInput, Verdict, WarmUpSummary, concatenated
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
-from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, RunBlock
-from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, RunWindow, SetFeeds, Timeout, WarmUp, WarmUpModel, call_limit
-from perfgate.worker.timing import time_calls, time_window
+from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, SetFeeds
 
 Progress = Callable[[str], None]
 WorkerFactory = Callable[[str, str], Worker]
@@ -55,6 +57,12 @@ class SinglePlan:
     warmup_min_calls: int = 10
     warmup_min_s: float = 0.2
     warmup_max_s: float = 30.0
+
+    @property
+    def rules(self) -> BlockRules:
+        # a comparison's limits at the default call timeout, which measure() has no option for
+        return BlockRules(self.target_block_s, self.max_calls_per_block, self.warmup_min_calls, self.warmup_min_s,
+                          self.warmup_max_s, names_call_timeout=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -189,16 +197,6 @@ def measure(
     )  # fmt: skip
 
 
-class _Timer(Protocol):
-    batches: int
-
-    def warm_up(self, plan: SinglePlan) -> WarmUp: ...
-
-    def block(self, start: int, count: int) -> list[int]: ...
-
-    def window(self, start: int, count: int) -> int: ...
-
-
 def _measure_model(
     path: str, data: str, inputs: Mapping[str, str], batch_size: int, max_rows: int | None, backend: str | None,
     options: BackendOptions, seed: int, pad_value: float, plan: SinglePlan, settings: dict,
@@ -221,8 +219,7 @@ def _measure_model(
         table = dataset.read([column for binding in bindings for column in binding.columns], selection)
         prepared = build_batches(table, bindings, info.inputs, batch_size, pad_value=pad_value, model=path)
         worker.call(SetFeeds(batch_size, list(prepared.feeds)), timeout=SETUP_TIMEOUT_S)
-        timer = _WorkerTimer(worker, batch_size, len(prepared.feeds))
-        sampled = _sample(timer, plan, clock, say)
+        sampled = _sample(WorkerTimer(worker, batch_size), len(prepared.feeds), plan, clock, say)
         memory = {"load_rss": info.load_rss, "framework_rss": info.framework_rss,
                   **worker.call(ReadMemory(), timeout=SETUP_TIMEOUT_S)}  # fmt: skip
     return MeasureResult(
@@ -240,91 +237,35 @@ def _measure_callable(
     fed, source = _callable_rows(rows, columns, max_rows, seed)
     name = getattr(fn, "__qualname__", None) or repr(fn)
     say(f"timing {name}() in this process on {len(fed)} rows")
-    sampled = _sample(_CallTimer(fn, fed), plan, clock, say)
+    sampled = _sample(CallTimer(fn, fed), len(fed), plan, clock, say)
     return MeasureResult(
         target=name, kind="callable", batch_size=1, rows=len(fed), memory=None, total_seconds=clock() - began,
         data=source, **sampled, **_judging(settings),
     )  # fmt: skip
 
 
-def _sample(timer: _Timer, plan: SinglePlan, clock: Callable[[], float], say: Progress) -> dict[str, Any]:
+def _sample(timer: Timer, batches: int, plan: SinglePlan, clock: Callable[[], float], say: Progress) -> dict[str, Any]:
     """Blocks of calls, each followed by a throughput window over the same rows, until
     there are enough samples and blocks, or the time budget is spent."""
-    warm = timer.warm_up(plan)
-    calls = int(min(plan.max_calls_per_block, max(1, round(plan.target_block_s * 1e9 / max(warm.typical_ns, 1.0)))))
-    say(f"warm-up: {warm.calls} calls, {warm.typical_ns / 1e3:.3g} us/call; {calls} calls per block")
-    blocks: list[np.ndarray] = []
+    warm = timer.warm_up(plan.rules)
+    blocks = Blocks(plan.rules, warm.typical_ns, batches)
+    say(f"warm-up: {warm.calls} calls, {warm.typical_ns / 1e3:.3g} us/call; {blocks.calls} calls per block")
+    durations: list[np.ndarray] = []
     windows: list[int] = []
-    start, began = 0, clock()
-    while True:
-        blocks.append(np.asarray(timer.block(start, calls), dtype=np.int64))
-        windows.append(int(timer.window(start, calls)))
-        start = (start + calls) % timer.batches
-        if len(blocks) >= plan.min_blocks and len(blocks) * calls >= plan.min_samples:
-            stopped = "enough samples"
-            break
-        if clock() - began >= plan.time_budget_s:
-            stopped = "time budget"
-            break
+
+    def one_round(_: int) -> None:
+        timed = blocks.run({"model": timer}, ("model",))
+        durations.append(timed.durations["model"])
+        windows.append(timed.windows["model"])
+
+    def enough(rounds: int, out_of_time: bool, elapsed: float) -> str | None:
+        return "enough samples" if rounds >= plan.min_blocks and rounds * blocks.calls >= plan.min_samples else None
+
+    stopped, seconds = until_stopped(one_round, enough, time_budget_s=plan.time_budget_s, clock=clock)
     return dict(
-        calls_per_block=calls, blocks=tuple(blocks), windows=tuple(windows), stopped_because=stopped,
-        warmup=WarmUpSummary(warm.calls, warm.seconds, warm.typical_ns, warm.shapes), measure_seconds=clock() - began,
+        calls_per_block=blocks.calls, blocks=tuple(durations), windows=tuple(windows), stopped_because=stopped,
+        warmup=WarmUpSummary(warm.calls, warm.seconds, warm.typical_ns, warm.shapes), measure_seconds=seconds,
     )  # fmt: skip
-
-
-class _WorkerTimer:
-    """The timing loops of a model's worker process."""
-
-    def __init__(self, worker: Worker, batch_size: int, batches: int) -> None:
-        self.worker, self.batch_size, self.batches = worker, batch_size, batches
-        self.typical_s = 0.0  # one call, as the warm-up measures it
-
-    def warm_up(self, plan: SinglePlan) -> WarmUp:
-        # the hang rules of a comparison (perfgate.runner), with the default call timeout:
-        # the first call may take the call timeout, the rest of the warm-up its maximum plus that
-        call = WarmUpModel(self.batch_size, plan.warmup_min_calls, plan.warmup_min_s, plan.warmup_max_s)
-        warm = self.worker.call(call, timeout=Timeout((DEFAULT_CALL_TIMEOUT_S, plan.warmup_max_s + DEFAULT_CALL_TIMEOUT_S)))
-        self.typical_s = warm.typical_ns / 1e9
-        return warm
-
-    def block(self, start: int, count: int) -> list[int]:
-        return self.worker.call(RunBlock(self.batch_size, start, count), timeout=self._limit(count))
-
-    def window(self, start: int, count: int) -> int:
-        return self.worker.call(RunWindow(self.batch_size, start, count), timeout=self._limit(count))
-
-    def _limit(self, count: int) -> float:
-        """A step of ``count`` calls: 50 times what the warm-up says they take, plus the call timeout."""
-        return call_limit(DEFAULT_CALL_TIMEOUT_S, count * self.typical_s)
-
-
-class _CallTimer:
-    """The same timing loops, run on a callable in this process."""
-
-    def __init__(self, fn: Callable[[Any], Any], rows: Sequence[Any]) -> None:
-        self.fn, self.rows, self.batches = fn, rows, len(rows)
-
-    def warm_up(self, plan: SinglePlan) -> WarmUp:
-        durations: list[int] = []
-        began = time.perf_counter_ns()
-        while True:
-            durations.extend(self.block(len(durations) % self.batches, 1))
-            elapsed = (time.perf_counter_ns() - began) / 1e9
-            enough = len(durations) >= plan.warmup_min_calls and elapsed >= plan.warmup_min_s
-            if enough or elapsed >= plan.warmup_max_s:
-                break
-        typical = float(np.median(durations[len(durations) // 2 :]))
-        return WarmUp(len(durations), elapsed, typical, 1)
-
-    def block(self, start: int, count: int) -> list[int]:
-        return time_calls(self.fn, _nothing, self.rows, start, count, time.perf_counter_ns)
-
-    def window(self, start: int, count: int) -> int:
-        return time_window(self.fn, _nothing, self.rows, start, count, time.perf_counter_ns)
-
-
-def _nothing() -> None:
-    """A callable's work is done when it returns: nothing to synchronize."""
 
 
 def _callable_rows(rows: Any, columns: Sequence[str] | None, max_rows: int | None, seed: int) -> tuple[list[Any], str | None]:

@@ -227,3 +227,43 @@ def test_the_api_refuses_a_model_path_that_is_no_file_before_any_worker_starts(t
                                         candidate_backend="onnxruntime")  # fmt: skip
     with pytest.raises(UsageError, match=re.escape(f"{path!r} {words}")):
         run_comparison(config, worker_factory=no_worker)
+
+
+def test_compare_and_measure_size_and_bound_their_blocks_by_the_one_measuring_loop(feature_table_path, monkeypatch):
+    """With the measuring loop's rules changed, every block, window, load episode and warm-up
+    of a comparison and of measure() (a model in its worker, and a callable in this
+    process) follows the change: a second loop, with sizes and limits of its own, would not."""
+    from perfgate import blocks
+
+    monkeypatch.setattr(blocks, "call_limit", lambda call_timeout_s, expected_s=0.0: 1000.0 + call_timeout_s + expected_s)
+    monkeypatch.setattr(blocks.BlockRules, "calls_per_block", lambda self, typical_ns: 3)
+
+    compared: list = []
+    report = run(feature_table_path, limits=compared, call_timeout_s=7.0, concurrency=(2,))
+    assert {series.calls_per_block for series in report.series} == {3}
+    by_call: dict = {}
+    for _, name, timeout in compared:
+        by_call.setdefault(name, set()).add(timeout)
+    assert by_call["warm_up"] == {Timeout((1007.0, 1037.0), by_call_timeout=True)}
+    # 3 calls of 1 ms in a block: its expected 3 ms on top of the changed rule's 1007 s (no
+    # throughput windows here: a CPU without a throughput budget has none)
+    assert [(limit.seconds, limit.by_call_timeout) for limit in by_call["run_block"]] == [((pytest.approx(1007.003),), True)]
+    assert by_call["run_load"] and all(limit.seconds[0] > 1007.0 for limit in by_call["run_load"])
+
+    measured: list = []
+    clock = FakeClock()
+    make = in_process_factory(clock, {"model": constant(1 * MS)})
+    result = measure(
+        "model.fake", str(feature_table_path), inputs={"x": "f*"}, backend="fakes:FakeBackend", time_budget_s=1.0,
+        worker_factory=lambda role, log_dir: Recording(make(role, log_dir), measured), clock=clock.seconds,
+    )  # fmt: skip
+    assert result.calls_per_block == 3
+    by_call = {}
+    for _, name, timeout in measured:
+        by_call.setdefault(name, set()).add(timeout)
+    assert by_call["warm_up"] == {Timeout((1000.0 + DEFAULT_CALL_TIMEOUT_S, 1030.0 + DEFAULT_CALL_TIMEOUT_S))}
+    for step in ("run_block", "run_window"):
+        assert by_call[step] and all(limit == pytest.approx(1000.0 + DEFAULT_CALL_TIMEOUT_S + 0.003) for limit in by_call[step])
+
+    called = measure(lambda row: row, rows=[1, 2, 3, 4], time_budget_s=0.01)
+    assert called.calls_per_block == 3 and all(len(block) == 3 for block in called.blocks)
