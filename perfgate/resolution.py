@@ -33,35 +33,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
+from perfgate.detectable import POWER, _t, _z, detectable_log, detectable_ratio  # noqa: F401 (this module's vocabulary)
 from perfgate.results import Check, Verdict
-
-POWER = 0.80
-
-
-def _z(probability: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(probability))
-
-
-def _t(level: float, blocks: int) -> float:
-    from scipy.stats import t as student_t
-
-    return float(student_t.ppf(0.5 + level / 2.0, df=blocks - 1))
-
-
-def detectable_log(se_log: float, level: float, power: float = POWER) -> float:
-    """The smallest |log(ratio)| detected with ``power`` by an interval of ``level``."""
-    return (_z(0.5 + level / 2.0) + _z(power)) * se_log
-
-
-def detectable_ratio(se_log: float, level: float, *, higher_is_better: bool = False) -> float | None:
-    """The MDE as a ratio in the direction that would hurt: 1.042 (slower), or 0.96 for
-    a higher-is-better metric (less throughput); None where the standard error is unusable."""
-    if not (math.isfinite(se_log) and se_log >= 0 and 0 < level < 1):
-        return None
-    change = detectable_log(se_log, level)
-    return math.exp(-change if higher_is_better else change)
 
 
 def check_se(check: Check) -> float | None:
@@ -124,7 +97,7 @@ class Resolution:
 
 def resolution(check: Check, pairs: int | None = None) -> Resolution | None:
     """``check``'s resolution after ``pairs`` block pairs (default: those it has)."""
-    from perfgate.metrics import family_of  # the families' module imports this one
+    from perfgate.metrics import family_of
 
     se = check_se(check)
     if se is None or not family_of(check).resolvable_by_noise:

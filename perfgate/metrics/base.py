@@ -29,7 +29,7 @@ import numpy as np
 
 from perfgate.errors import BudgetError
 from perfgate.formatting import format_change, format_value
-from perfgate.resolution import detectable_ratio
+from perfgate.detectable import detectable_ratio
 from perfgate.results import Check, LoadSeries, Metric, OutputsCompared, Series, Verdict, concatenated
 from perfgate.stats import (
     RatioInterval, UnusableSamples, min_samples_for_quantile, ratio_interval, statistic, with_instance_variation,
