@@ -34,7 +34,7 @@ from perfgate.noise import noise_levels
 from perfgate.outputs import compare_outputs
 from perfgate.results import SIDES, ErrorInfo, ModelReport, Report, RunSummary, Verdict
 from perfgate.pacing import pace_budgets
-from perfgate.runner import Measurement, MeasurementPlan, Pace, measure
+from perfgate.runner import Measurement, MeasurementPlan, Pace, measure_interleaved
 from perfgate.progress import Status, deciding_check, show_status
 from perfgate.resolution import Words, explain_unresolved, flag_words, python_words
 from perfgate.sizes import analyze
@@ -270,7 +270,7 @@ def _measure(
         call_timeout_s=config.call_timeout_s,
         **{"windows": _wants_windows(config), **(plan_overrides or {})},
     )
-    measurement, stopped = measure(instances, plan, batches, on_look, clock=clock, progress=say, on_pace=on_pace)
+    measurement, stopped = measure_interleaved(instances, plan, batches, on_look, clock=clock, progress=say, on_pace=on_pace)
     return measurement, stopped, paced["budgets"], paced["notes"]
 
 

@@ -110,7 +110,7 @@ class Pace:
 Progress = Callable[[str], None]
 
 
-def measure(
+def measure_interleaved(
     instances: Sequence[Mapping[str, Worker]],
     plan: MeasurementPlan,
     batches: Mapping[int, int],

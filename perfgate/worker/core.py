@@ -32,7 +32,7 @@ from perfgate.memory import ProcMemory
 from perfgate.worker.protocol import (
     BlockMemory,
     Call,
-    ColdStart,
+    StartPhases,
     FirstInference,
     LoadEpisode,
     LoadModel,
@@ -219,7 +219,7 @@ class WorkerCore:
             **self.backend.peak_memory(),
         }
 
-    def cold_start(self, request: LoadRequest, feed: Mapping[str, np.ndarray]) -> ColdStart:
+    def cold_start(self, request: LoadRequest, feed: Mapping[str, np.ndarray]) -> StartPhases:
         """Load the model and run its first inference, in a fresh worker (phases by this clock)."""
         info = self.load(request)
         self.enter_phase(1)  # loaded: the first call
@@ -228,14 +228,14 @@ class WorkerCore:
         prepared_at = self._clock()
         self._timed(lambda: time_calls(self.backend.run, self.backend.synchronize, [prepared], 0, 1, self._clock))
         done = self._clock()
-        return ColdStart(info.setup_seconds, info.load_seconds, (prepared_at - began) / 1e9, (done - prepared_at) / 1e9)
+        return StartPhases(info.setup_seconds, info.load_seconds, (prepared_at - began) / 1e9, (done - prepared_at) / 1e9)
 
-    def own_cold_start(self, batch_size: int) -> ColdStart:
+    def own_cold_start(self, batch_size: int) -> StartPhases:
         """This worker's own start, phase by phase; its first call is made now if none was."""
         if self._first_call_s is None:
             backend, feeds = self.backend, self._feeds_for(batch_size)
             self._note_first_call(self._timed(lambda: time_calls(backend.run, backend.synchronize, feeds, 0, 1, self._clock))[0])
-        return ColdStart(self._setup_s, self._load_s, self._first_prepare_s or 0.0, self._first_call_s or 0.0)
+        return StartPhases(self._setup_s, self._load_s, self._first_prepare_s or 0.0, self._first_call_s or 0.0)
 
     def _note_first_call(self, duration_ns: float) -> None:
         if self._first_call_s is None:

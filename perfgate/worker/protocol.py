@@ -23,7 +23,7 @@ from perfgate.results import BackendInfo, LoadEpisode
 from perfgate.tensors import TensorSpec
 
 __all__ = [
-    "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "ColdStart", "WarmUp", "Call",
+    "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "StartPhases", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
     "FirstInference", "OwnColdStart", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit", "load_limit",
 ]  # fmt: skip
@@ -109,7 +109,7 @@ class LoadPlan:
 
 
 @dataclass(frozen=True)
-class ColdStart:
+class StartPhases:
     """Phases of one fresh worker's first inference, in seconds, by the worker's clock."""
 
     setup_seconds: float
@@ -222,7 +222,7 @@ class ReadMemory(Call):
 
 @dataclass(frozen=True)
 class FirstInference(Call):
-    """-> ColdStart: in a fresh worker, load the model and run its first inference."""
+    """-> StartPhases: in a fresh worker, load the model and run its first inference."""
 
     name: ClassVar[str] = "cold_start"
     phases: ClassVar[tuple[str, ...]] = ("a cold start's loading", "a cold start's first call")
@@ -232,7 +232,7 @@ class FirstInference(Call):
 
 @dataclass(frozen=True)
 class OwnColdStart(Call):
-    """-> ColdStart: the phases of this worker's own start, by its clock: its framework's
+    """-> StartPhases: the phases of this worker's own start, by its clock: its framework's
     setup and its model's load, the preparation of its first batch, and its first call on
     real inputs; where it has made no call yet, that first call is made now, on the first
     batch of ``batch_size``."""
