@@ -25,9 +25,11 @@ says ``--time-budget`` (``PerfgateError.in_words``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
-from typing import Callable
+import threading
+from typing import Any, Callable, Iterator
 
 EXIT_PASS = 0
 EXIT_REGRESSION = 1
@@ -114,6 +116,25 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
         self.message = f"interrupted by {self.signal_name} before a verdict; the workers were stopped"
         super().__init__(self.message)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # a user's Ctrl-C, a CI runner's cancel or timeout
+
+
+@contextlib.contextmanager
+def stop_signals_handled_by(handler: Callable[[int, object], None]) -> Iterator[dict[int, Any] | None]:
+    """SIGINT and SIGTERM go to ``handler`` while the block runs, and the handlers they had
+    come back after it; yields those handlers. Only the main thread may set handlers: in
+    another this does nothing and yields None."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield previous
+    finally:
+        for signum, earlier in previous.items():
+            signal.signal(signum, earlier)
 
 
 def first_line(exc: BaseException) -> str:

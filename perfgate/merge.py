@@ -17,6 +17,7 @@ from typing import Sequence
 
 from perfgate import __version__
 from perfgate.errors import EXIT_RUNTIME, DataError, UsageError
+from perfgate.report.files import same_file
 from perfgate.report.json import read_report
 from perfgate.results import ErrorInfo, Report, ReportPart, Verdict
 
@@ -32,7 +33,7 @@ def merge(paths: Sequence[str | os.PathLike]) -> Report:
     if not given:
         raise UsageError("merge needs at least one REPORT.json")
     for index, path in enumerate(given):
-        twin = next((other for other in given[:index] if _same_file(path, other)), None)
+        twin = next((other for other in given[:index] if same_file(path, other)), None)
         if twin is not None:
             said = f"report {path!r} is" if twin == path else f"reports {twin!r} and {path!r} are the same file,"
             raise UsageError(f"{said} given twice: each part of a merge is one CI job's report")
@@ -87,16 +88,6 @@ def _read_part(path: str) -> Report:
         error = ErrorInfo(type(exc).__name__, message, exc.exit_code)
         return Report(verdict=Verdict.ERROR, reason=message, reference=None, candidate=None, data=None, settings=None,
                       environment=None, run=None, error=error, perfgate_version=__version__, created=_now())  # fmt: skip
-
-
-def _same_file(first: str, second: str) -> bool:
-    """The same report, however it is spelt (./cpu.json, a symlink, a hard link)."""
-    if first == second:
-        return True
-    try:
-        return os.path.samefile(first, second)
-    except (OSError, ValueError):  # a missing part: the merge says so as an error part
-        return os.path.normpath(first) == os.path.normpath(second)
 
 
 def _now() -> str:

@@ -35,7 +35,7 @@ from perfgate.backends import require_framework, require_model, resolve_backend_
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.blocks import Blocks, BlockRules, CallTimer, Timer, WorkerTimer, until_stopped
 from perfgate.dataset import ParquetDataset
-from perfgate.config import check_common_options, check_time_budget
+from perfgate.config import check_common_options
 from perfgate.errors import UsageError, option
 from perfgate.batches import build_batches
 from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
@@ -174,7 +174,7 @@ def measure(
     ``seed``. ``worker_factory`` and ``clock`` exist for tests (fake backends, virtual time).
     """
     check_common_options(time_budget_s=time_budget_s, confidence=confidence, seed=seed)
-    plan = _plan(time_budget_s, confidence)
+    plan = SinglePlan(time_budget_s=float(time_budget_s))
     say = progress or (lambda message: None)
     settings = {"time_budget_s": float(time_budget_s), "confidence": confidence, "seed": seed, "max_rows": max_rows}
     if callable(target) and not isinstance(target, (str, os.PathLike)):
@@ -300,13 +300,6 @@ def _refuse_model_options(**given: Any) -> None:
                 f"{option(name)} applies to a saved model; a callable is called in this process with one row "
                 f"at a time from {option('rows')}"
             )
-
-
-def _plan(time_budget_s: Any, confidence: Any) -> SinglePlan:
-    check_time_budget(time_budget_s)
-    if not (_number(confidence) and 0.5 <= confidence < 1.0):
-        raise UsageError(f"{option('confidence')} must be at least 0.5 and below 1, got {confidence!r}")
-    return SinglePlan(time_budget_s=float(time_budget_s))
 
 
 def _judging(settings: Mapping[str, Any]) -> dict[str, Any]:

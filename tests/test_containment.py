@@ -65,6 +65,19 @@ def start(args: list[str]) -> tuple[subprocess.Popen, str]:
     return process, marker
 
 
+def stop_with(process: subprocess.Popen, signum: int) -> tuple[str, float]:
+    """Send ``signum`` and wait for the gate to end (killed if it outlives BOUND_S): its
+    stderr, and the seconds it took to end."""
+    began = time.monotonic()
+    try:
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return stderr, time.monotonic() - began
+
+
 def marked_processes(marker: str) -> list[int]:
     """Live processes (zombies aside: they have ended) whose environment carries ``marker``."""
     wanted = f"{MARK}={marker}".encode()
@@ -188,17 +201,11 @@ def test_a_hang_names_the_option_that_bounds_it(tmp_path):
 def test_a_signal_stops_the_workers_and_writes_an_error_report(tmp_path, signum, code):
     path = tmp_path / "interrupted.json"
     process, marker = start(command("fakes:TinyBackend", "--json", str(path), reference_backend="fakes:HangOnLoadBackend"))
-    try:
-        workers_of(marker, 2)
-        time.sleep(1.0)  # the reference's worker is inside its load by now
-        began = time.monotonic()
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=BOUND_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    workers_of(marker, 2)
+    time.sleep(1.0)  # the reference's worker is inside its load by now
+    stderr, seconds = stop_with(process, signum)
     assert process.returncode == code, stderr
-    assert time.monotonic() - began < 10.0
+    assert seconds < 10.0
     assert f"perfgate: error: interrupted by {signal.Signals(signum).name}" in stderr
     report = error_report(path)
     assert report["error"]["type"] == "Interrupted" and report["error"]["exit_code"] == code
@@ -261,13 +268,8 @@ def test_a_signal_while_an_interpreter_is_probed_stops_the_probe_and_its_childre
     path = tmp_path / "interrupted.json"
     python = never_answering_python(tmp_path)
     process, marker = start(command("fakes:TinyBackend", "--candidate-python", python, "--json", str(path)))
-    try:
-        probe = probe_of(process, marker)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=BOUND_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    probe = probe_of(process, marker)
+    stderr, _ = stop_with(process, signum)
     assert process.returncode == code, stderr
     lines = stderr.strip().splitlines()
     assert lines == [f"perfgate: error: interrupted by {signal.Signals(signum).name} before a verdict; the workers were stopped"]
@@ -355,14 +357,9 @@ def test_every_command_handles_a_signal_as_compare_does(tmp_path, signum, code, 
     interrupted run --save must never leave a baseline."""
     path = tmp_path / "out.json"
     process, marker = start(other_command(name, flag, str(path)))
-    try:
-        workers_of(marker, workers)
-        time.sleep(1.0)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=BOUND_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    workers_of(marker, workers)
+    time.sleep(1.0)
+    stderr, _ = stop_with(process, signum)
     assert process.returncode == code, stderr
     assert f"perfgate: error: interrupted by {signal.Signals(signum).name}" in stderr and "Traceback" not in stderr
     if name == "calibrate":

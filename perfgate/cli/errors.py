@@ -17,14 +17,13 @@ import functools
 import os
 import signal
 import sys
-import threading
 import traceback
 from typing import Any, Callable, Iterator
 
 import click
 
 from perfgate.cli.io import StdoutFailed
-from perfgate.errors import EXIT_RUNTIME, Interrupted, PerfgateError, Spelling, api_words
+from perfgate.errors import EXIT_RUNTIME, STOP_SIGNALS, Interrupted, PerfgateError, Spelling, api_words, stop_signals_handled_by
 from perfgate.report.text import printable
 
 ErrorHandler = Callable[[BaseException, str, int, dict[str, Any]], None]  # exc, message, exit code, the command's params
@@ -93,21 +92,14 @@ def signals_interrupt() -> Iterator[None]:
     """SIGINT and SIGTERM (a CI runner's cancel or timeout) raise Interrupted, so that the
     run unwinds: its workers are stopped, and the error report is written. A second signal
     while that happens (a moment) is ignored, so that it completes."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
 
     def interrupt(signum: int, frame: object) -> None:
-        for name in (signal.SIGINT, signal.SIGTERM):
+        for name in STOP_SIGNALS:
             signal.signal(name, signal.SIG_IGN)
         raise Interrupted(signum)
 
-    previous = {name: signal.signal(name, interrupt) for name in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_signals_handled_by(interrupt):
         yield
-    finally:
-        for name, handler in previous.items():
-            signal.signal(name, handler)
 
 
 class TolerantStream:

@@ -5,7 +5,6 @@ mistaken for the verdict's exit code."""
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from types import MappingProxyType
 from typing import Mapping
@@ -15,6 +14,7 @@ import click
 from perfgate.backends.paths import shown
 from perfgate.backends import model_file
 from perfgate.errors import EXIT_RUNTIME, PerfgateError, PerfgateRuntimeError, ReportPathError
+from perfgate.report.files import check_writable, is_special, same_file
 
 
 class StdoutFailed(Exception):
@@ -53,8 +53,6 @@ def refuse_overwriting_inputs(
     spellings; when two report flags name the same file; or when a report path cannot
     take a report at all (a directory, a folder that is a file, no write permission).
     Checked before measuring, so that no run is measured and then thrown away."""
-    from perfgate.report.files import check_writable
-
     chosen = {flag: path for flag, path in reports.items() if path is not None}
     if not chosen:
         return
@@ -73,7 +71,7 @@ def refuse_overwriting_inputs(
             if where:
                 raise ReportPathError(f"{flag} {shown(report_path)} {where} the {role} {shown(path)}: the report would replace it; write it elsewhere")
         for other_flag, other_path in seen.items():
-            if _overlap(report_path, other_path) == "is" and not _is_stream(report_path):
+            if _overlap(report_path, other_path) == "is" and not is_special(report_path):
                 raise ReportPathError(f"{flag} {shown(report_path)} is the file {other_flag} writes too: give each report its own path")
         seen[flag] = report_path
         why = check_writable(report_path)
@@ -105,7 +103,7 @@ def _overlap(report_path: str, input_path: str) -> str | None:
         report, real = os.path.realpath(report_path), os.path.realpath(input_path)
     except (OSError, ValueError):
         return None
-    if report == real or _same_file(report, real):
+    if report == real or same_file(report, real):
         return "is"
     try:
         if os.path.isdir(real) and os.path.commonpath([real, report]) == real:
@@ -113,18 +111,3 @@ def _overlap(report_path: str, input_path: str) -> str | None:
     except ValueError:  # one relative, one absolute: cannot happen after realpath, but never a crash
         return None
     return None
-
-
-def _is_stream(path: str) -> bool:
-    """/dev/null and /dev/stdout may take several reports; a regular file may not."""
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
-def _same_file(first: str, second: str) -> bool:
-    try:
-        return os.path.samefile(first, second)
-    except (OSError, ValueError):
-        return False

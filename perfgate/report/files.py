@@ -29,7 +29,7 @@ def write_atomically(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` at ``path``: a regular file is replaced in one rename (a symlink is
     followed, the file it points to is replaced, and an existing file keeps its
     permissions); a device or FIFO is written in place."""
-    if _is_special(path):
+    if is_special(path):
         with open(path, "w", encoding="utf-8") as file:
             file.write(text)
         return
@@ -53,7 +53,7 @@ def check_writable(path: str | os.PathLike) -> str | None:
     file, a folder that is not writable. Called before measuring, so that a run is never
     measured and then thrown away for want of a place to put its report."""
     try:
-        if _is_special(path):
+        if is_special(path):
             return None if os.access(path, os.W_OK) else "it is not writable"
         if os.path.isdir(path):
             return "it is a directory"
@@ -74,7 +74,16 @@ def check_writable(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _is_special(path: str | os.PathLike) -> bool:
+def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
+    """Whether two paths name one file, however they are spelt (``./a``, a symlink, a hard
+    link); paths that do not exist are compared as written, normalised."""
+    try:
+        return os.path.samefile(first, second)
+    except (OSError, ValueError):
+        return os.path.normpath(os.fsdecode(first)) == os.path.normpath(os.fsdecode(second))
+
+
+def is_special(path: str | os.PathLike) -> bool:
     """Whether ``path`` (followed through symlinks) exists and is not a regular file or a
     directory, or names one of the process's own streams (``/dev/stdout``, ``/dev/fd/1``,
     ``/proc/self/fd/1``): those are written in place even when the shell redirected them

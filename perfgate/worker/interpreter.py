@@ -30,7 +30,6 @@ import site
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -38,7 +37,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from perfgate.backends import BUILTIN_BACKENDS, require_framework
-from perfgate.errors import BackendUnavailableError, UsageError, option
+from perfgate.errors import BackendUnavailableError, UsageError, option, stop_signals_handled_by
 from perfgate.results import SIDES, ModelReport
 from perfgate.worker.core import die_with_parent, libc_prctl
 
@@ -260,17 +259,13 @@ def _signals_held() -> Iterator[None]:
     been: raised inside Popen after its fork (Interrupted, from the command line's handler),
     they would leave a probe running that nothing could stop, its pid never returned. Only
     the main thread runs Python's signal handlers, so only there is anything to hold."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     caught: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: caught.append(signum)) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[int, Any] | None = None
     try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if caught:
+        with stop_signals_handled_by(lambda signum, frame: caught.append(signum)) as previous:
+            yield
+    finally:  # the handlers are back: what was caught is handled as it would have been
+        if caught and previous is not None:
             handler = previous[caught[0]]
             if callable(handler):
                 handler(caught[0], None)
