@@ -35,6 +35,7 @@ from perfgate.errors import UsageError, option
 from perfgate.metrics import Budget, Scope, families, family_of
 from perfgate.results import Check, DataReport, ModelReport, Report, Settings, Verdict
 from perfgate.single import measure
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 from perfgate.stats import unpaired_interval  # noqa: F401  (importable from here, where it was defined first)
 
 WEAKER = (
@@ -48,13 +49,14 @@ Progress = Callable[[str], None]
 def measure_baseline(
     model: str, data: str, *, inputs: Sequence[str] = (), batch_sizes: Sequence[int] = (1,), rows: int | None = None,
     seed: int = 0, threads: int = 1, device: str = "cpu", backend: str | None = None, time_budget_s: float = 60.0,
-    confidence: float = 0.95, pad_value: float = 0.0, progress: Progress | None = None, **testing: Any,
+    confidence: float = 0.95, pad_value: float = 0.0, call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    progress: Progress | None = None, **testing: Any,
 ) -> Baseline:  # fmt: skip
     """Measure ``model`` at each batch size (``time_budget_s`` shared between them) and
     return the Baseline to store. ``testing``: ``worker_factory`` and ``clock`` (fake backends, virtual time)."""
     identity = data_identity(data, rows, seed)
     results = _measure_each(model, data, inputs, batch_sizes, rows, seed, threads, device, backend, time_budget_s,
-                            confidence, pad_value, progress, testing)  # fmt: skip
+                            confidence, pad_value, progress, dict(testing, call_timeout_s=call_timeout_s))  # fmt: skip
     settings = {"threads": threads, "device": device, "backend": backend, "inputs": list(inputs), "pad_value": pad_value,
                 "time_budget_s": float(time_budget_s), "confidence": confidence, "batch_sizes": list(batch_sizes)}  # fmt: skip
     return save_measurements(results, identity, capture(), settings)
@@ -65,7 +67,7 @@ def compare_with_baseline(
     batch_sizes: Sequence[int] = (1,), max_latency_increase: str | float | None = None, budgets: Sequence[str] = (),
     rows: int | None = None, seed: int = 0, threads: int = 1, device: str = "cpu", backend: str | None = None,
     time_budget_s: float = 60.0, confidence: float = 0.95, pad_value: float = 0.0, allow_env_mismatch: bool = False,
-    progress: Progress | None = None, **testing: Any,
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S, progress: Progress | None = None, **testing: Any,
 ) -> Report:  # fmt: skip
     """``candidate`` measured now on the baseline's rows (``data`` defaults to the file the
     baseline names), judged against the stored samples; see the module's doc."""
@@ -82,7 +84,7 @@ def compare_with_baseline(
         raise UsageError(_other_rows(data, identity, baseline.data))
     environment = capture()
     results = _measure_each(candidate, data, inputs, batch_sizes, rows, seed, threads, device, backend, time_budget_s,
-                            confidence, pad_value, progress, testing)  # fmt: skip
+                            confidence, pad_value, progress, dict(testing, call_timeout_s=call_timeout_s))  # fmt: skip
     backend_info = results[0].backend
     environment = replace(environment, frameworks={backend_info.framework: backend_info.framework_version})
     differ = differences(baseline.fingerprint, fingerprint(environment, backend_info))

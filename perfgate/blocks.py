@@ -35,10 +35,7 @@ class BlockRules:
     warmup_min_calls: int
     warmup_min_s: float
     warmup_max_s: float
-    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
-    # the limits follow from --call-timeout, which a hang's error then names; measure() has
-    # no such option, so its errors do not point at one
-    names_call_timeout: bool = True
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # every limit follows from it; a hang's error names it
 
     def calls_per_block(self, typical_ns: float) -> int:
         """About ``target_block_s`` of calls that take ``typical_ns`` each."""
@@ -54,9 +51,7 @@ class BlockRules:
         return self._limit((call_limit(self.call_timeout_s, expected_s),))
 
     def _limit(self, seconds: tuple[float, ...]) -> Limit:
-        if self.names_call_timeout:
-            return Timeout(seconds, by_call_timeout=True)
-        return seconds[0] if len(seconds) == 1 else Timeout(seconds)
+        return Timeout(seconds, by_call_timeout=True)
 
 
 class Timer(Protocol):

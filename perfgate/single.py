@@ -7,7 +7,7 @@ comparison (``perfgate.blocks``), with one side: warm it up, then run blocks of 
 each followed by a throughput window over the same batches, until there are enough
 samples for the tail (p99 needs 459) and at least ``SinglePlan.min_blocks`` blocks, or
 until the time budget is spent; then read the worker's peak RSS. Its steps have a
-comparison's limits at the default call timeout.
+comparison's limits, from the same ``call_timeout_s`` (``--call-timeout``).
 
 A callable (a ``predict()`` with its pre- and post-processing) runs in this process, on
 the same loop and timing loops: ``fn(row)`` once per call, the garbage collector paused,
@@ -41,7 +41,7 @@ from perfgate.batches import build_batches
 from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
 from perfgate.results import BackendInfo, PreparedInput, Verdict, WarmUpSummary, concatenated
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
-from perfgate.worker.protocol import LOAD_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, SetFeeds
+from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, SetFeeds, Timeout, load_limit
 
 Progress = Callable[[str], None]
 WorkerFactory = Callable[[str, str], Worker]
@@ -57,12 +57,13 @@ class SinglePlan:
     warmup_min_calls: int = 10
     warmup_min_s: float = 0.2
     warmup_max_s: float = 30.0
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
 
     @property
     def rules(self) -> BlockRules:
-        # a comparison's limits at the default call timeout, which measure() has no option for
+        # a comparison's limits, from the same call timeout
         return BlockRules(self.target_block_s, self.max_calls_per_block, self.warmup_min_calls, self.warmup_min_s,
-                          self.warmup_max_s, names_call_timeout=False)  # fmt: skip
+                          self.warmup_max_s, self.call_timeout_s)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,7 @@ def measure(
     confidence: float = 0.95,
     seed: int = 0,
     pad_value: float = 0.0,
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     progress: Progress | None = None,
     worker_factory: WorkerFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -171,12 +173,15 @@ def measure(
     A callable is called as ``fn(row)``: with each row of a Parquet file as a dict of
     column values (``rows="eval.parquet"``, ``columns=["f*"]`` to choose columns), or with
     each item of a sequence (``rows=[...]``). ``max_rows`` draws that many rows with
-    ``seed``. ``worker_factory`` and ``clock`` exist for tests (fake backends, virtual time).
+    ``seed``. A call longer than ``call_timeout_s`` (a later one, 50× its expected time
+    plus that) is taken to hang, and loading may take 10× it, as in a comparison.
+    ``worker_factory`` and ``clock`` exist for tests (fake backends, virtual time).
     """
-    check_common_options(time_budget_s=time_budget_s, confidence=confidence, seed=seed)
-    plan = SinglePlan(time_budget_s=float(time_budget_s))
+    check_common_options(time_budget_s=time_budget_s, confidence=confidence, seed=seed, call_timeout_s=call_timeout_s)
+    plan = SinglePlan(time_budget_s=float(time_budget_s), call_timeout_s=float(call_timeout_s))
     say = progress or (lambda message: None)
-    settings = {"time_budget_s": float(time_budget_s), "confidence": confidence, "seed": seed, "max_rows": max_rows}
+    settings = {"time_budget_s": float(time_budget_s), "confidence": confidence, "seed": seed, "max_rows": max_rows,
+                "call_timeout_s": float(call_timeout_s)}  # fmt: skip
     if callable(target) and not isinstance(target, (str, os.PathLike)):
         _refuse_model_options(data=data, inputs=inputs, backend=backend, device=device, threads=threads, batch_size=batch_size)
         return _measure_callable(target, rows, columns, max_rows, seed, plan, settings, clock, say)
@@ -214,7 +219,7 @@ def _measure_model(
         cleanup.callback(worker.close)
         worker.start(options.threads, worker_cpus(options.threads))
         say(f"loading {path} ({name} on {options.device}, {options.threads} thread(s))")
-        info = worker.call(LoadModel(LoadRequest(name, path, options, tuple(sys.path))), timeout=LOAD_TIMEOUT_S)
+        info = worker.call(LoadModel(LoadRequest(name, path, options, tuple(sys.path))), timeout=Timeout((load_limit(plan.call_timeout_s),), by_call_timeout=True))
         bindings = bind_inputs({"model": info.inputs}, dataset.schema, inputs, {}, labels={"model": path})["model"]
         table = dataset.read([column for binding in bindings for column in binding.columns], selection)
         prepared = build_batches(table, bindings, info.inputs, batch_size, pad_value=pad_value, model=path)

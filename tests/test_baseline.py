@@ -181,6 +181,10 @@ def test_run_save_then_compare_baseline_end_to_end(tmp_path):
 
     mixed = run_cli(*compare, "--reference", str(FIXTURES / "mlp_reference.onnx"))
     assert mixed.returncode == 2 and "--reference cannot be used with --baseline" in mixed.stderr
+    # the call timeout bounds the candidate's measuring against a baseline as in a same-run comparison
+    bounded = run_cli(*compare, "--allow-env-mismatch", "--call-timeout", "1e-9")
+    assert bounded.returncode == 2 and "--call-timeout must be at least 0.001 s" in bounded.stderr, bounded.stderr
+    assert run_cli(*compare, "--allow-env-mismatch", "--call-timeout", "30").returncode == 1
 
 
 def test_compare_needs_a_reference_or_a_baseline():

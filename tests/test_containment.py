@@ -350,6 +350,43 @@ def other_command(name: str, *extra: str) -> list[str]:
             "--rows", "64", "--time-budget", "5", "--backend", "fakes:HangOnLoadBackend", *extra]  # fmt: skip
 
 
+@pytest.mark.parametrize("name", ["run", "calibrate"])
+def test_every_measuring_command_bounds_loading_by_its_call_timeout(name):
+    """run and calibrate had no --call-timeout: a model that hung while loading held them for
+    the fixed 600 s limit. 1 s of call timeout: 10 s to start and load."""
+    result, seconds, marker = run_to_end(other_command(name, "--call-timeout", "1"))
+    line = one_error_line(result)
+    assert result.returncode == 3, result.stderr
+    assert "gave no answer within 10 s during loading" in line, line
+    assert line.endswith("(if it is only slow, raise --call-timeout)"), line
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
+
+
+def test_run_bounds_a_hanging_call_by_its_call_timeout(tmp_path):
+    path = tmp_path / "base.json"
+    args = [sys.executable, "-m", "perfgate", "run", "-q", "-m", "model.bin", "-d", DATA, "--input", "features=f*", "--rows", "64",
+            "--time-budget", "5", "--backend", "fakes:HangingBackend", "--call-timeout", "1.5", "--save", str(path)]  # fmt: skip
+    result, seconds, marker = run_to_end(args)
+    line = one_error_line(result)
+    assert result.returncode == 3, result.stderr
+    assert line.endswith("it hangs, so its worker was stopped (if it is only slow, raise --call-timeout)"), line
+    assert not path.exists()
+    assert seconds < BOUND_S
+    assert_nothing_left(marker)
+
+
+@pytest.mark.parametrize("name", ["run", "calibrate"])
+@pytest.mark.parametrize("bad, says", [("0", "must be a positive number of seconds"), ("1e-9", "must be at least 0.001 s"),
+                                       ("nan", "must be a positive number of seconds")])
+def test_every_measuring_command_refuses_a_call_timeout_as_compare_does(name, bad, says):
+    result, _, marker = run_to_end([*other_command(name), "--call-timeout", bad])
+    line = one_error_line(result)
+    assert result.returncode == 2, result.stderr
+    assert f"--call-timeout {says}" in line, line
+    assert_nothing_left(marker)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 @pytest.mark.parametrize("name, flag, workers", [("calibrate", "--json", 2), ("run", "--save", 1)])
 def test_every_command_handles_a_signal_as_compare_does(tmp_path, signum, code, name, flag, workers):

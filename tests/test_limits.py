@@ -130,23 +130,40 @@ def test_the_api_refuses_a_call_timeout_too_small_in_its_own_words(feature_table
             run_it(bad)
 
 
-def test_measure_holds_its_worker_to_the_hang_rules_of_a_comparison(feature_table_path):
+def _measured_limits(feature_table_path, **options):
     limits: list = []
     clock = FakeClock()
     make = in_process_factory(clock, {"model": constant(1 * MS)})
     measure(
         "model.fake", str(feature_table_path), inputs={"x": "f*"}, backend="fakes:FakeBackend", time_budget_s=1.0,
-        worker_factory=lambda role, log_dir: Recording(make(role, log_dir), limits), clock=clock.seconds,
+        worker_factory=lambda role, log_dir: Recording(make(role, log_dir), limits), clock=clock.seconds, **options,
     )  # fmt: skip
     by_call = {}
     for _, name, timeout in limits:
         by_call.setdefault(name, set()).add(timeout)
+    return by_call
+
+
+@pytest.mark.parametrize("call_timeout_s", [None, 5.0, 0.25])
+def test_measure_holds_its_worker_to_the_hang_rules_of_a_comparison(feature_table_path, call_timeout_s):
+    given = DEFAULT_CALL_TIMEOUT_S if call_timeout_s is None else call_timeout_s
+    by_call = _measured_limits(feature_table_path, **({} if call_timeout_s is None else {"call_timeout_s": call_timeout_s}))
     # the first call of unknown length gets the call timeout (it had 150 s), the warm-up its 30 s more
-    assert by_call["warm_up"] == {Timeout((DEFAULT_CALL_TIMEOUT_S, 30.0 + DEFAULT_CALL_TIMEOUT_S))}
+    assert by_call["warm_up"] == {Timeout((given, 30.0 + given), by_call_timeout=True)}
     # a block of 10 calls of 1 ms: 50x its 10 ms plus the call timeout, as call_limit says
     for step in ("run_block", "run_window"):
-        assert by_call[step] and all(limit == pytest.approx(call_limit(DEFAULT_CALL_TIMEOUT_S, 10 * 1e-3)) for limit in by_call[step])
-    assert by_call["load"] == {LOAD_TIMEOUT_S}
+        assert by_call[step] and all(limit.seconds == pytest.approx((call_limit(given, 10 * 1e-3),)) and limit.by_call_timeout
+                                     for limit in by_call[step])  # fmt: skip
+    assert by_call["load"] == {Timeout((load_limit(given),), by_call_timeout=True)}
+    if call_timeout_s is None:
+        assert load_limit(given) == LOAD_TIMEOUT_S
+
+
+@pytest.mark.parametrize("bad, says", [(1e-9, "must be at least 0.001 s"), (0, "must be a positive number"),
+                                       (float("nan"), "must be a positive number"), (-1, "must be a positive number")])
+def test_measure_refuses_a_call_timeout_as_compare_does(feature_table_path, bad, says):
+    with pytest.raises(UsageError, match=f"call_timeout_s {says}"):
+        measure("model.fake", str(feature_table_path), inputs={"x": "f*"}, backend="fakes:FakeBackend", call_timeout_s=bad)
 
 
 # --- a model whose memory grows ---------------------------------------------------------------
@@ -255,15 +272,16 @@ def test_compare_and_measure_size_and_bound_their_blocks_by_the_one_measuring_lo
     make = in_process_factory(clock, {"model": constant(1 * MS)})
     result = measure(
         "model.fake", str(feature_table_path), inputs={"x": "f*"}, backend="fakes:FakeBackend", time_budget_s=1.0,
-        worker_factory=lambda role, log_dir: Recording(make(role, log_dir), measured), clock=clock.seconds,
+        call_timeout_s=7.0, worker_factory=lambda role, log_dir: Recording(make(role, log_dir), measured), clock=clock.seconds,
     )  # fmt: skip
     assert result.calls_per_block == 3
     by_call = {}
     for _, name, timeout in measured:
         by_call.setdefault(name, set()).add(timeout)
-    assert by_call["warm_up"] == {Timeout((1000.0 + DEFAULT_CALL_TIMEOUT_S, 1030.0 + DEFAULT_CALL_TIMEOUT_S))}
+    # measure() takes the call timeout too, so its limits are a comparison's, named alike
+    assert by_call["warm_up"] == {Timeout((1007.0, 1037.0), by_call_timeout=True)}
     for step in ("run_block", "run_window"):
-        assert by_call[step] and all(limit == pytest.approx(1000.0 + DEFAULT_CALL_TIMEOUT_S + 0.003) for limit in by_call[step])
+        assert by_call[step] and all(limit.seconds == (pytest.approx(1007.003),) and limit.by_call_timeout for limit in by_call[step])
 
     called = measure(lambda row: row, rows=[1, 2, 3, 4], time_budget_s=0.01)
     assert called.calls_per_block == 3 and all(len(block) == 3 for block in called.blocks)

@@ -46,7 +46,7 @@ def _run(**params: Any) -> int:
     progress = None if params["quiet"] else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
     measured = {option.name: params[option.name] for option in options_for("run")
                 if not option.face and option.name not in ("model", "data", "save_path")}  # fmt: skip
-    check_common_options(**{name: measured[name] for name in ("time_budget_s", "seed", "threads", "rows", "pad_value")})
+    check_common_options(**{name: measured[name] for name in ("time_budget_s", "seed", "threads", "rows", "pad_value", "call_timeout_s")})
     refuse_overwriting_inputs({"--save": save_path}, {"model": (model, backend)}, {"data": data})
     stored = measure_baseline(model, data, progress=progress, **measured)
     if save_path is not None:

@@ -110,7 +110,7 @@ OPTIONS: tuple[Option, ...] = (
            "(left empty, the config file's value, else 60).",
            variants={"run": {"help": "Longest time to measure, shared between the batch sizes."},
                      "calibrate": {"help": "How long to measure: the time budget compare would have."}}),
-    Option("call_timeout_s", ("--call-timeout",), type=float, default=60.0, show_default=True, metavar="SECONDS",
+    Option("call_timeout_s", ("--call-timeout",), commands=MEASURING, baseline="call_timeout_s", type=float, default=60.0, show_default=True, metavar="SECONDS",
            help="A model whose first call takes longer, or any later step 50x its expected time plus this, is taken to hang; "
            "starting and loading may take 10x this. At least 0.001.",
            key="call-timeout", kind="number", key_help="Seconds after which a model's first call is taken to hang.",
