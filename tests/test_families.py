@@ -227,11 +227,20 @@ def _names_compared_with_a_family(path):
     def is_family(node):
         return (isinstance(node, ast.Attribute) and node.attr == "family") or (isinstance(node, ast.Name) and node.id == "family")
 
+    names = {family.name for family in perfgate.metrics.families()}
+
+    def names_a_family(text):
+        return any(text == name or text.startswith(name + ".") for name in names)
+
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
             if any(map(is_family, operands)) and any(strings(o) for o in operands if not is_family(o)):
+                found.append(f"{path.name}:{node.lineno}")
+        # a metric's name cut by its prefix: check.metric.startswith("cold_start")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "startswith":
+            if any(names_a_family(text) for argument in node.args for text in strings(argument)):
                 found.append(f"{path.name}:{node.lineno}")
     return found
 
@@ -250,10 +259,13 @@ def test_the_name_test_finds_each_way_of_writing_one(tmp_path):
         'if metric.family in ("latency", "load"): pass',
         'PACED = ("latency",)\nif metric.family not in PACED: pass',
         'if family == "throughput": pass',
+        'if check.metric.startswith("cold_start"): pass',
+        'if str(check.metric).startswith(("latency.", "load.")): pass',
     ]
     for index, source in enumerate(written):
         path = tmp_path / f"m{index}.py"
         path.write_text(source + "\n")
         assert _names_compared_with_a_family(path), source
-    (tmp_path / "fine.py").write_text('if family_of(metric).needs_same_rows and check.metric == "latency.p95": pass\n')
+    (tmp_path / "fine.py").write_text('if family_of(metric).needs_same_rows and check.metric == "latency.p95": pass\n'
+                                      'if flag.startswith("--") or unit.startswith("ns/"): pass\n')
     assert _names_compared_with_a_family(tmp_path / "fine.py") == []

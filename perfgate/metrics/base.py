@@ -160,6 +160,11 @@ class Family:
     budget would resolve an undecided check (``perfgate.resolution``); False for a value exact
     on the rows compared, which more time does not change."""
 
+    tracked_as: ClassVar[str | None] = None
+    """What its checks' values are called where values are tracked over time (a Bencher
+    measure), where the unit does not say it: a cold start is in ns as a latency is, but
+    tracking the two as one measure would mix seconds of start-up with microseconds of calls."""
+
     judged_against_a_baseline: ClassVar[bool] = False
     """A stored baseline (``perfgate run --save``) holds the samples it judges: its
     ``baseline_slots`` and ``judge_against_baseline`` decide it against one. Any other

@@ -19,6 +19,7 @@ from perfgate.stats import UnusableSamples, ratio_interval
 
 class ColdStart(Family):
     name = "cold_start"
+    tracked_as = "cold-start"
     forms = "cold_start"
     order = 5
     needs_cold_starts = True

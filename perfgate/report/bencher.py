@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 
+from perfgate.metrics import family_of
 from perfgate.report.summary import measured, safe, where
 from perfgate.results import Check, Report
 
@@ -34,8 +35,8 @@ def render_bencher(report: Report) -> str:
 
 
 def _measure(check: Check) -> str:
-    if check.metric.startswith("cold_start"):
-        return "cold-start"
+    if family_of(check).tracked_as:
+        return family_of(check).tracked_as
     if check.unit in _MEASURES:
         return _MEASURES[check.unit]
     if check.unit.startswith("ns/"):
