@@ -44,6 +44,9 @@ def test_an_a_a_pair_runs_on_files_with_names_that_are_not_text(tmp_path, locale
     assert written["verdict"] in ("pass", "inconclusive")  # an A/A pair, on whatever noise the machine has
     assert written["compared"]["data"]["path"].endswith(f"/{SHOWN[name]}.parquet")
     assert written["compared"]["candidate"]["path"].endswith(f"/mod{SHOWN[name]}.onnx")
+    # the terminal report and the progress lines name the file as the JSON report does
+    assert f"{SHOWN[name]}.parquet (" in result.stdout, result.stdout
+    assert "\\udc" not in result.stdout + result.stderr
 
 
 def test_a_model_inside_a_folder_whose_name_is_not_text_runs(tmp_path):

@@ -4,6 +4,7 @@ CompareConfig refuses before anything loads; on fake backends in virtual time.""
 
 import json
 import math
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -88,6 +89,29 @@ def test_names_from_the_user_cannot_break_lines_or_steer_the_terminal(tmp_path):
     assert "rows\\r\\n\\u202e.parquet" in text
     assert "f\\n\\x1b]0;pwned\\x07\\x1b[2J0" in text
     assert len(text.splitlines()) == len(render_text(replace(report, warnings=("w",))).splitlines())
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "junit"])
+def test_a_file_name_that_is_not_text_shows_its_bytes_in_every_format(tmp_path, fmt):
+    """A Latin-1 data file name (bytes Python holds as lone surrogates, PEP 383): the text
+    report once showed it as ``donn\\udce9es``, Markdown as a replacement character; every
+    format writes the byte as the JSON report does, ``\\xe9``."""
+    import html
+
+    from perfgate.report import render
+
+    report = fake_run(_table(tmp_path, b"donn\xe9es.parquet"))
+    shown = html.unescape(render(report, fmt))  # as a reader sees Markdown, HTML and XML
+    assert "donn\\xe9es.parquet" in shown, shown[:2000]
+    assert "\udce9" not in shown and "\\udce9" not in shown and "\ufffd" not in shown
+
+
+def _table(folder, name: bytes):
+    path = os.path.join(os.fsencode(folder), name)
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as file:
+        pq.write_table(pa.table({f"f{i}": rng.standard_normal(50) for i in range(4)}), file)
+    return os.fsdecode(path)
 
 
 def test_printable_leaves_ordinary_text_alone():

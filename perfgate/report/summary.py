@@ -163,11 +163,16 @@ def verdict_word(verdict: Verdict) -> str:
 def safe(text: object) -> str:
     """``text`` with control and format characters (newlines, bidirectional overrides,
     zero-width marks) replaced by U+FFFD, so that a name cannot break a line, a table row
-    or an XML document, nor show other text than it holds."""
+    or an XML document, nor show other text than it holds; a file name's undecodable byte
+    (a lone surrogate, PEP 383) is written ``\\xNN``, as the JSON report and messages do."""
+    text = str(text)
+    if any("\udc80" <= char <= "\udcff" for char in text):
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")  # UTF-8 bytes are text again
     return "".join(
-        "\N{REPLACEMENT CHARACTER}" if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
+        f"\\x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff"
+        else "\N{REPLACEMENT CHARACTER}" if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
         else char
-        for char in str(text)
+        for char in text
     )  # fmt: skip
 
 

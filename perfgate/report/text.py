@@ -3,10 +3,10 @@ time and memory go (memory, cold start, stages, load, latency against input size
 
 from __future__ import annotations
 
-import unicodedata
 
 import numpy as np
 
+from perfgate.backends.paths import printable
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate, format_seconds
 from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
@@ -41,22 +41,6 @@ def render_text(report: Report) -> str:
 
 def printable_lines(text: str) -> str:
     return "\n".join(printable(line) for line in text.split("\n"))
-
-
-def printable(text: str) -> str:
-    """``text`` with the characters that would move the cursor, start a line, or steer a
-    terminal (escape sequences, bidi overrides) written as escapes: ``\\n``, ``\\x1b``, ``\\u202e``."""
-    if text.isprintable():
-        return text
-    return "".join(_escaped(char) if unicodedata.category(char) in _UNPRINTABLE else char for char in text)
-
-
-_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
-
-
-def _escaped(char: str) -> str:
-    escaped = repr(char)[1:-1]
-    return escaped if escaped != char else f"\\u{ord(char):04x}"
 
 
 def _header(report: Report) -> list[str]:
