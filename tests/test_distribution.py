@@ -125,8 +125,11 @@ def test_the_sdist_holds_the_package_the_license_and_the_build_configuration(dis
     top = f"perfgate-{VERSION}/"
     with tarfile.open(sdist) as archive:
         names = {name.removeprefix(top) for name in archive.getnames()}
-    assert {"LICENSE", "README.md", "pyproject.toml", "PKG-INFO"} <= names
+    assert {"LICENSE", "README.md", "pyproject.toml", "PKG-INFO", "CHANGELOG.md", "ARCHITECTURE.md", "action.yml"} <= names
     assert package_files() <= names
+    # the documentation the README links to, so that a package built from the sdist can ship it
+    docs = {path.relative_to(ROOT).as_posix() for path in (ROOT / "docs").rglob("*") if path.is_file()}
+    assert docs and docs <= names, sorted(docs - names)
 
 
 @pytest.mark.slow
