@@ -3,7 +3,8 @@ reference and the candidate alike), the rows that feed them (``DataSpec``), how 
 measured (``MeasuringSpec``) and how the measurements are judged (``JudgingSpec``).
 
 ``perfgate.config.CompareConfig`` holds one of each (two ``ModelSpec``) and checks them
-together, in the order its errors have always come in; these records only hold values.
+together, in the order its errors have always come in; these records check nothing
+themselves.
 The modules below the pipeline take the part they read, never the whole config.
 """
 
