@@ -87,7 +87,7 @@ def run_calibration(
     for check in report.checks:
         if check.verdict is Verdict.INFO or not family_of(check).statistical:
             continue
-        found = resolution(check, pairs_in_budget(check.blocks, measured, config.time_budget_s))
+        found = resolution(check, pairs_in_budget(check.blocks, measured, config.measuring.time_budget_s))
         if found is None:
             continue
         checks.append(
@@ -98,7 +98,10 @@ def run_calibration(
                 coin_flip=found.coin_flip,
             )
         )  # fmt: skip
-    return Calibration(config.reference, config.data, float(config.time_budget_s), measured, config.confidence, tuple(checks), report)
+    return Calibration(
+        config.reference.path, config.data.file, float(config.measuring.time_budget_s), measured, config.judging.confidence,
+        tuple(checks), report,
+    )  # fmt: skip
 
 
 def undecidable(report: Report) -> list[str]:

@@ -1,5 +1,10 @@
 """CompareConfig: everything a comparison needs, validated, in the Python API's words.
 
+It is made of parts (``perfgate.specs``): the two models, each a ``ModelSpec``, the data,
+the measuring and the judging; the pipeline and the modules below it take the part they
+read. ``from_options`` takes the options as every face writes them (``reference_backend=``,
+``candidate_python=``...), one keyword per option of perfgate/options/table.py.
+
 Errors name options by their keyword here (``time_budget_s``, ``include_transfers``)
 through ``perfgate.errors.option``; the command line shows the same errors with its own
 flag names. Budgets that nothing in the comparison would measure are refused by their
@@ -13,118 +18,107 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from perfgate.backends.base import BackendOptions, check_device
+from perfgate.backends.base import check_device
 from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
 from perfgate.errors import UsageError, option
 from perfgate.inputs import input_options
 from perfgate.metrics import Scope, family_of
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
-from perfgate.results import SIDES, LoadScenario, Settings
+from perfgate.results import Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
+from perfgate.specs import DataSpec, JudgingSpec, MeasuringSpec, ModelSpec
 from perfgate.worker.interpreter import locate
-from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_FACTOR, MIN_CALL_TIMEOUT_S
+from perfgate.worker.protocol import LOAD_FACTOR, MIN_CALL_TIMEOUT_S
 
 DEFAULT_COLD_STARTS = 3  # fresh starts per model where a cold_start budget asks and --cold-starts is not given
-DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
 # A budget this close to "no change" (a ratio limit within 10 % of 1) is as fine as the
 # differences between two processes of the same model (memory layout, CPU placement), so
 # by default each model then runs in this many worker instances.
 TIGHT_BUDGET_MARGIN = 0.10
 TIGHT_BUDGET_INSTANCES = 2
 
+# from_options' keywords that are a part's field as they are (the others it parses first)
+_PLAIN_KEYWORDS = {
+    "data": ("rows", "seed", "pad_value", "allow_nonfinite", "output_rows"),
+    "measuring": ("time_budget_s", "threads", "device", "include_transfers", "signature", "cold_starts", "call_timeout_s", "instances"),
+    "judging": ("confidence",),
+}
+
 
 @dataclass(frozen=True)
 class CompareConfig:
     """Everything a comparison needs, validated. Build it with ``from_options``."""
 
-    reference: str
-    candidate: str
-    data: str | None  # the rows for both models, unless a side has its own (data drift)
-    inputs: Mapping[str, str] = field(default_factory=dict)
-    reference_inputs: Mapping[str, str] = field(default_factory=dict)  # this model's only: --reference-input
-    candidate_inputs: Mapping[str, str] = field(default_factory=dict)
-    batch_sizes: tuple[int, ...] = (1,)
-    budgets: tuple[Budget, ...] = field(default_factory=build_budgets)
-    time_budget_s: float = 60.0
-    seed: int = 0
-    threads: int = 1
-    rows: int | None = None
-    pad_value: float = 0.0
-    confidence: float = 0.95
-    reference_backend: str | None = None
-    candidate_backend: str | None = None
-    device: str = "cpu"
-    include_transfers: bool = False
-    signature: str | None = None
-    cold_starts: int | None = None  # fresh starts beyond each measuring worker's own; None: as the budgets need
-    concurrency: tuple[int, ...] = ()
-    rates: tuple[float, ...] = ()
-    size_column: str | None = None
-    memory_floor: float = DEFAULT_MEMORY_FLOOR  # bytes
-    allow_nonfinite: bool = False  # feed NaN and infinite values instead of refusing them
-    output_rows: int = DEFAULT_OUTPUT_ROWS
-    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # a model call running longer is taken to hang
-    instances: int | None = None  # worker processes per model; None: 2 for a tight budget, else 1
-    reference_python: str | None = None  # another environment's interpreter runs this side's worker
-    candidate_python: str | None = None
-    reference_data: str | None = None  # this side's own rows instead of data's: data drift
-    candidate_data: str | None = None
+    reference: ModelSpec
+    candidate: ModelSpec
+    data: DataSpec
+    measuring: MeasuringSpec = field(default_factory=MeasuringSpec)
+    judging: JudgingSpec = field(default_factory=JudgingSpec)
 
     def __post_init__(self) -> None:
-        check_device(self.device)
-        for side in ("reference", "candidate"):
-            if getattr(self, f"{side}_python") is not None:
-                locate(getattr(self, f"{side}_python"), f"{side}_python")
-        if self.include_transfers and not self.on_gpu:
+        data, measuring = self.data, self.measuring
+        check_device(measuring.device)
+        for model in self.models:
+            if model.python is not None:
+                locate(model.python, model.option("python"))
+        if measuring.include_transfers and not measuring.on_gpu:
             raise UsageError(f"{option('include_transfers')} times host<->device copies, so it needs {option('device', 'cuda')}")
-        if not self.batch_sizes or any(not _whole(b) or b < 1 for b in self.batch_sizes):
-            raise UsageError(f"{option('batch_sizes')} must be whole numbers of at least 1, got {list(self.batch_sizes)}")
-        if len(set(self.batch_sizes)) != len(self.batch_sizes):
-            raise UsageError(f"a batch size is given twice: {list(self.batch_sizes)}")
+        if not measuring.batch_sizes or any(not _whole(b) or b < 1 for b in measuring.batch_sizes):
+            raise UsageError(f"{option('batch_sizes')} must be whole numbers of at least 1, got {list(measuring.batch_sizes)}")
+        if len(set(measuring.batch_sizes)) != len(measuring.batch_sizes):
+            raise UsageError(f"a batch size is given twice: {list(measuring.batch_sizes)}")
         check_common_options(
-            time_budget_s=self.time_budget_s, seed=self.seed, call_timeout_s=self.call_timeout_s, threads=self.threads,
-            rows=self.rows, confidence=self.confidence,
+            time_budget_s=measuring.time_budget_s, seed=data.seed, call_timeout_s=measuring.call_timeout_s,
+            threads=measuring.threads, rows=data.rows, confidence=self.judging.confidence,
         )  # fmt: skip
-        if self.cold_starts is not None and (not _whole(self.cold_starts) or self.cold_starts < 0):
-            raise UsageError(f"{option('cold_starts')} must be 0 or more, got {self.cold_starts!r}")
-        if any(not _whole(n) or n < 1 for n in self.concurrency):
-            raise UsageError(f"{option('concurrency')} must be at least 1, got {list(self.concurrency)}")
-        if any(not (_number(r) and r > 0) for r in self.rates):
-            raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(self.rates)}")
-        check_common_options(pad_value=self.pad_value, allow_nonfinite=self.allow_nonfinite)
+        if measuring.cold_starts is not None and (not _whole(measuring.cold_starts) or measuring.cold_starts < 0):
+            raise UsageError(f"{option('cold_starts')} must be 0 or more, got {measuring.cold_starts!r}")
+        if any(not _whole(n) or n < 1 for n in measuring.concurrency):
+            raise UsageError(f"{option('concurrency')} must be at least 1, got {list(measuring.concurrency)}")
+        if any(not (_number(r) and r > 0) for r in measuring.rates):
+            raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(measuring.rates)}")
+        check_common_options(pad_value=data.pad_value, allow_nonfinite=data.allow_nonfinite)
         self._check_rates_fit_the_time_budget()
-        if self.instances is not None and (not _whole(self.instances) or not 1 <= self.instances <= 8):
-            raise UsageError(f"{option('instances')} must be a whole number from 1 to 8, got {self.instances!r}")
-        if not _whole(self.output_rows) or self.output_rows < 0:
-            raise UsageError(f"{option('output_rows')} must be 0 or more, got {self.output_rows!r}")
-        if not self.budgets:
+        if measuring.instances is not None and (not _whole(measuring.instances) or not 1 <= measuring.instances <= 8):
+            raise UsageError(f"{option('instances')} must be a whole number from 1 to 8, got {measuring.instances!r}")
+        if not _whole(data.output_rows) or data.output_rows < 0:
+            raise UsageError(f"{option('output_rows')} must be 0 or more, got {data.output_rows!r}")
+        if not self.judging.budgets:
             raise UsageError("at least one budget is needed")
         self._check_data_sources()
-        check_measured(self.budgets, self.scope)
+        check_measured(self.judging.budgets, self.scope)
+
+    @property
+    def models(self) -> tuple[ModelSpec, ModelSpec]:
+        """The reference and the candidate, in that order (results.SIDES')."""
+        return self.reference, self.candidate
 
     def _check_data_sources(self) -> None:
         """Usage errors for data options that cannot go together (CompareConfig calls this)."""
-        for side in SIDES:
-            if not self.data_for(side):
-                raise UsageError(f"no data for the {side} model: pass {option('data', 'PARQUET')} or {option(f'{side}_data', 'PARQUET')}")
+        for model in self.models:
+            if not self.data.file_for(model):
+                raise UsageError(
+                    f"no data for the {model.role} model: pass {option('data', 'PARQUET')} or {option(model.option('data'), 'PARQUET')}"
+                )
         if not self.data_drift:
             return
         drift = f"with {option('reference_data')} and {option('candidate_data')} the models read different files"
-        if self.size_column is not None:
-            raise UsageError(f"{option('size_column', self.size_column)} lines both models' calls up on the same rows; {drift}")
-        for budget in self.budgets:
+        if self.data.size_column is not None:
+            raise UsageError(f"{option('size_column', self.data.size_column)} lines both models' calls up on the same rows; {drift}")
+        for budget in self.judging.budgets:
             if family_of(budget.metric).needs_same_rows:
                 raise UsageError(f"budget {budget}: {budget.metric.family} are compared on the same rows; {drift}")
 
     def _check_rates_fit_the_time_budget(self) -> None:
         # each model serves at least one episode of MIN_EPISODE_REQUESTS arrivals; slower
         # than that, the run would overshoot its time budget (or wait for days) before deciding
-        lowest = 2 * MIN_EPISODE_REQUESTS / self.time_budget_s
-        for rate in self.rates:
+        time_budget_s = self.measuring.time_budget_s
+        lowest = 2 * MIN_EPISODE_REQUESTS / time_budget_s
+        for rate in self.measuring.rates:
             if rate < lowest:
                 episode_s = MIN_EPISODE_REQUESTS / rate
                 raise UsageError(
-                    f"{option('rates', f'{rate:g}')} is too slow for {option('time_budget_s', f'{self.time_budget_s:g}')}: "
+                    f"{option('rates', f'{rate:g}')} is too slow for {option('time_budget_s', f'{time_budget_s:g}')}: "
                     f"a load episode of {MIN_EPISODE_REQUESTS} requests per model takes {episode_s:.3g} s at that rate; "
                     f"use a rate of at least {lowest:.3g} requests per second, or a longer time budget"
                 )
@@ -132,10 +126,11 @@ class CompareConfig:
     def warnings(self) -> tuple[str, ...]:
         """What these settings do to the measurement on this machine: not errors, but worth
         saying before the run and in its report."""
+        threads = self.measuring.threads
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if self.threads > usable:
+        if threads > usable:
             return (
-                f"{self.threads} threads per model, but this process may use only {usable} CPU(s): the threads "
+                f"{threads} threads per model, but this process may use only {usable} CPU(s): the threads "
                 f"take turns on the cores, so the timings include that contention (use at most {usable})",
             )
         return ()
@@ -144,48 +139,39 @@ class CompareConfig:
     def worker_instances(self) -> int:
         """Worker processes per model: as asked, else 2 where a gated ratio budget is within
         TIGHT_BUDGET_MARGIN of no change, else 1."""
-        if self.instances is not None:
-            return self.instances
+        if self.measuring.instances is not None:
+            return self.measuring.instances
         tight = any(
             budget.threshold is None and budget.absolute_bytes is None and budget.limit is not None
             and family_of(budget.metric).sensitive_to_instances
             and abs(budget.limit - 1.0) <= TIGHT_BUDGET_MARGIN + 1e-12
-            for budget in self.budgets
+            for budget in self.judging.budgets
         )  # fmt: skip
         return TIGHT_BUDGET_INSTANCES if tight else 1
 
     @property
-    def on_gpu(self) -> bool:
-        return self.backend_options().on_gpu
-
-    @property
     def fresh_cold_starts(self) -> int:
         """Fresh worker starts per model: as given, or enough to decide a cold_start budget."""
-        if self.cold_starts is not None:
-            return self.cold_starts
-        return DEFAULT_COLD_STARTS if any(family_of(budget.metric).needs_cold_starts for budget in self.budgets) else 0
+        if self.measuring.cold_starts is not None:
+            return self.measuring.cold_starts
+        return DEFAULT_COLD_STARTS if any(family_of(budget.metric).needs_cold_starts for budget in self.judging.budgets) else 0
+
+    @property
+    def compares_outputs(self) -> bool:
+        """Both models' answers are compared: rows are asked for, and both read the same ones."""
+        return self.data.output_rows > 0 and not self.data_drift
 
     @property
     def scope(self) -> Scope:
-        outputs = self.output_rows > 0 and not self.data_drift
         # cold start samples per model: the measuring worker's own start and the fresh ones
         samples = 1 + self.fresh_cold_starts
-        return Scope(self.batch_sizes, bool(self.loads), self.size_column, samples, self.on_gpu, outputs)
-
-    def data_for(self, side: str) -> str:
-        """The Parquet file (a path or a URI) whose rows feed ``side``'s model."""
-        return getattr(self, f"{side}_data") or self.data
+        measuring = self.measuring
+        return Scope(measuring.batch_sizes, bool(measuring.loads), self.data.size_column, samples, measuring.on_gpu, self.compares_outputs)
 
     @property
     def data_drift(self) -> bool:
         """Each model reads its own file: the comparison is of the data, not of the models."""
-        return self.data_for("reference") != self.data_for("candidate")
-
-    @property
-    def loads(self) -> tuple[LoadScenario, ...]:
-        return tuple(LoadScenario("closed", clients=n) for n in self.concurrency) + tuple(
-            LoadScenario("open", rate=float(r)) for r in self.rates
-        )
+        return self.data.file_for(self.reference) != self.data.file_for(self.candidate)
 
     @classmethod
     def from_options(
@@ -197,6 +183,12 @@ class CompareConfig:
         inputs: Mapping[str, str] | Iterable[str] = (),
         reference_inputs: Mapping[str, str] | Iterable[str] = (),
         candidate_inputs: Mapping[str, str] | Iterable[str] = (),
+        reference_backend: str | None = None,
+        candidate_backend: str | None = None,
+        reference_python: str | None = None,
+        candidate_python: str | None = None,
+        reference_data: str | None = None,
+        candidate_data: str | None = None,
         batch_sizes: Iterable[int] = (1,),
         max_latency_increase: str | float | None = None,
         budgets: Iterable[str | Budget] = (),
@@ -207,53 +199,53 @@ class CompareConfig:
         **options: Any,
     ) -> "CompareConfig":
         """Parse the options as a user writes them (``'features=f*'``, ``'latency.p95:+10%'``,
-        ``memory_floor='8MiB'``); the other options are CompareConfig's fields."""
-        unknown = set(options) - set(cls.__dataclass_fields__)
+        ``memory_floor='8MiB'``); the other options are the parts' fields of the same name
+        (``seed``, ``time_budget_s``, ``confidence``...)."""
+        plain = {name: part for part, names in _PLAIN_KEYWORDS.items() for name in names}
+        unknown = set(options) - set(plain)
         if unknown:
             raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        given = {part: {name: value for name, value in options.items() if plain[name] == part} for part in _PLAIN_KEYWORDS}
         concurrency, rates = tuple(concurrency), tuple(rates)
         floor = DEFAULT_MEMORY_FLOOR if memory_floor is None else parse_memory_size(memory_floor, option_name="memory_floor")
+        shared_inputs = input_options(inputs, "inputs")
+        models = (
+            ModelSpec("reference", str(reference), reference_backend, reference_python, reference_data,
+                      input_options(reference_inputs, "reference_inputs")),
+            ModelSpec("candidate", str(candidate), candidate_backend, candidate_python, candidate_data,
+                      input_options(candidate_inputs, "candidate_inputs")),
+        )  # fmt: skip
+        judged = build_budgets(max_latency_increase, budgets, load=bool(concurrency or rates), sizes=size_column is not None)
         return cls(
-            reference=str(reference),
-            candidate=str(candidate),
-            data=None if data is None else str(data),
-            inputs=input_options(inputs, "inputs"),
-            reference_inputs=input_options(reference_inputs, "reference_inputs"),
-            candidate_inputs=input_options(candidate_inputs, "candidate_inputs"),
-            batch_sizes=tuple(batch_sizes),
-            budgets=build_budgets(max_latency_increase, budgets, load=bool(concurrency or rates), sizes=size_column is not None),
-            concurrency=concurrency,
-            rates=rates,
-            size_column=size_column,
-            memory_floor=floor,
-            **options,
+            *models,
+            data=DataSpec(None if data is None else str(data), shared_inputs, size_column=size_column, **given["data"]),
+            measuring=MeasuringSpec(tuple(batch_sizes), concurrency=concurrency, rates=rates, **given["measuring"]),
+            judging=JudgingSpec(judged, memory_floor=floor, **given["judging"]),
         )
 
-    def backend_options(self) -> BackendOptions:
-        return BackendOptions(self.device, self.threads, self.include_transfers, self.signature)
-
     def settings(self) -> Settings:
+        data, measuring = self.data, self.measuring
         return Settings(
-            batch_sizes=self.batch_sizes,
-            budgets=tuple(str(budget) for budget in self.budgets),
-            time_budget_s=float(self.time_budget_s),
-            confidence=self.confidence,
-            seed=self.seed,
-            threads=self.threads,
-            rows=self.rows,
-            pad_value=self.pad_value,
-            inputs=dict(self.inputs),
-            device=self.device,
-            include_transfers=self.include_transfers,
-            signature=self.signature,
+            batch_sizes=measuring.batch_sizes,
+            budgets=tuple(str(budget) for budget in self.judging.budgets),
+            time_budget_s=float(measuring.time_budget_s),
+            confidence=self.judging.confidence,
+            seed=data.seed,
+            threads=measuring.threads,
+            rows=data.rows,
+            pad_value=data.pad_value,
+            inputs=dict(data.inputs),
+            device=measuring.device,
+            include_transfers=measuring.include_transfers,
+            signature=measuring.signature,
             cold_starts=self.fresh_cold_starts,
-            loads=tuple(scenario.label for scenario in self.loads),
-            size_column=self.size_column,
-            memory_floor=self.memory_floor,
-            output_rows=0 if self.data_drift else self.output_rows,
+            loads=tuple(scenario.label for scenario in measuring.loads),
+            size_column=data.size_column,
+            memory_floor=self.judging.memory_floor,
+            output_rows=0 if self.data_drift else data.output_rows,
             instances=self.worker_instances,
-            reference_data=self.data_for("reference") if self.data_drift else None,
-            candidate_data=self.data_for("candidate") if self.data_drift else None,
+            reference_data=data.file_for(self.reference) if self.data_drift else None,
+            candidate_data=data.file_for(self.candidate) if self.data_drift else None,
         )
 
 

@@ -12,7 +12,7 @@ batches, is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import pyarrow as pa
 
@@ -20,10 +20,8 @@ from perfgate.dataset import ParquetDataset, RowSelection
 from perfgate.errors import ColumnMappingError
 from perfgate.inputs import ANY_INPUT, InputBinding, bind_inputs, shown
 from perfgate.results import SIDES, DataReport
+from perfgate.specs import DataSpec, ModelSpec
 from perfgate.tensors import TensorSpec
-
-if TYPE_CHECKING:
-    from perfgate.config import CompareConfig
 
 @dataclass(frozen=True)
 class Sides:
@@ -66,48 +64,50 @@ class Sides:
         return tables if self.drift else {side: tables["reference"] for side in SIDES}
 
 
-def open_sides(config: "CompareConfig") -> Sides:
-    """Open each side's file (once where they share it) and choose its rows."""
-    if not config.data_drift:
-        dataset = ParquetDataset(config.data_for("reference"))
-        selection = dataset.select_rows(config.rows, config.seed)
+def open_sides(data: DataSpec, models: Sequence[ModelSpec]) -> Sides:
+    """Open each model's file (once where they share it) and choose its rows."""
+    files = {model.role: data.file_for(model) for model in models}
+    if files["reference"] == files["candidate"]:  # one file for both: no data drift
+        dataset = ParquetDataset(files["reference"])
+        selection = dataset.select_rows(data.rows, data.seed)
         warnings = []
-        if config.rows is not None and config.rows > dataset.num_rows:
-            warnings.append(f"--rows {config.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
+        if data.rows is not None and data.rows > dataset.num_rows:
+            warnings.append(f"--rows {data.rows} is more than the {dataset.num_rows} rows in the data; all rows are used")
         return Sides({side: dataset for side in SIDES}, {side: selection for side in SIDES}, False, tuple(warnings))
-    datasets = {side: ParquetDataset(config.data_for(side)) for side in SIDES}
+    datasets = {side: ParquetDataset(files[side]) for side in SIDES}
     counts = {side: datasets[side].num_rows for side in SIDES}
     fewest = min(counts.values())
-    wanted = fewest if config.rows is None else min(config.rows, fewest)
+    wanted = fewest if data.rows is None else min(data.rows, fewest)
     warnings = []
-    if wanted < (config.rows or max(counts.values())):
+    if wanted < (data.rows or max(counts.values())):
         smaller = min(SIDES, key=counts.get)
-        asked = f"--rows {config.rows} is more than" if config.rows is not None else "each model gets as many rows as"
+        asked = f"--rows {data.rows} is more than" if data.rows is not None else "each model gets as many rows as"
         warnings.append(f"{asked} the {fewest} rows in the {smaller}'s data; {wanted} rows of each file are used")
-    selections = {side: datasets[side].select_rows(wanted, config.seed) for side in SIDES}
+    selections = {side: datasets[side].select_rows(wanted, data.seed) for side in SIDES}
     return Sides(datasets, selections, True, tuple(warnings))
 
 
 def bind_sides(
     sides: Sides,
     models: Mapping[str, Sequence[TensorSpec]],
-    config: "CompareConfig",
+    inputs: Mapping[str, str],
+    per_side: Mapping[str, Mapping[str, str]],
     labels: Mapping[str, str],
     set_aside: Sequence[str],
 ) -> dict[str, tuple[InputBinding, ...]]:
-    """The columns for each model's inputs (``perfgate.inputs``), against each side's own
-    schema with data drift; files of one schema are bound together, as one file is."""
-    per_side = {"reference": config.reference_inputs, "candidate": config.candidate_inputs}
+    """The columns for each model's inputs (``perfgate.inputs``): ``inputs`` for any model,
+    ``per_side`` each model's own (``--reference-input``); against each side's own schema
+    with data drift; files of one schema are bound together, as one file is."""
     schemas = {side: sides.datasets[side].schema for side in SIDES}
     if not sides.drift or schemas["reference"].equals(schemas["candidate"]):
-        return bind_inputs(models, schemas["reference"], config.inputs, per_side, labels=labels, set_aside=set_aside)
+        return bind_inputs(models, schemas["reference"], inputs, per_side, labels=labels, set_aside=set_aside)
     bound = {}
     for side in SIDES:
         other = next(name for name in SIDES if name != side)
         ours, theirs = {spec.name for spec in models[side]}, {spec.name for spec in models[other]}
         # --input NAME for the other model's input only is that model's business; one that
         # names neither model's input is left in, for bind_inputs to refuse
-        shared = {name: cols for name, cols in config.inputs.items() if name == ANY_INPUT or name in ours or name not in theirs}
+        shared = {name: cols for name, cols in inputs.items() if name == ANY_INPUT or name in ours or name not in theirs}
         try:
             bound.update(
                 bind_inputs({side: models[side]}, schemas[side], shared, {side: per_side[side]}, labels=labels, set_aside=set_aside)

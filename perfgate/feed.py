@@ -10,11 +10,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from perfgate.config import CompareConfig
 from perfgate.batches import build_batches
 from perfgate.data_sources import Sides, bind_sides
 from perfgate.results import SIDES, PreparedInput, Series, Stages
 from perfgate.sizes import size_lookup
+from perfgate.specs import DataSpec, ModelSpec
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import SETUP_TIMEOUT_S, ModelInfo, SetFeeds
 
@@ -35,18 +35,23 @@ def feed(
     workers: Mapping[str, Worker],
     infos: Mapping[str, ModelInfo],
     sides: Sides,
-    config: CompareConfig,
+    data: DataSpec,
+    models: Sequence[ModelSpec],
+    batch_sizes: tuple[int, ...],
     paths: Mapping[str, str],
     clock: Callable[[], float],
     *,
     more_instances: Sequence[Mapping[str, Worker]] = (),
 ) -> Fed:
-    """Map columns to each model's inputs, read the rows once (once per file with data
-    drift), send each worker its batches (the same batches to every instance of a model:
-    ``workers`` and ``more_instances``)."""
+    """Map columns to each model's inputs (``data.inputs`` and each of ``models``' own),
+    read the rows once (once per file with data drift), send each worker its batches of
+    each of ``batch_sizes`` (the same batches to every instance of a model: ``workers``
+    and ``more_instances``)."""
     labels = {side: sides.label(side, paths[side]) for side in SIDES}
-    size_column = [config.size_column] if config.size_column else []
-    bindings = bind_sides(sides, {side: infos[side].inputs for side in SIDES}, config, labels, set_aside=size_column)
+    size_column = [data.size_column] if data.size_column else []
+    own_inputs = {model.role: model.inputs for model in models}
+    tensors = {side: infos[side].inputs for side in SIDES}
+    bindings = bind_sides(sides, tensors, data.inputs, own_inputs, labels, set_aside=size_column)
     began = clock()
     tables = sides.read({side: [name for binding in bindings[side] for name in binding.columns] for side in SIDES}, size_column)
     read_seconds = clock() - began
@@ -56,11 +61,11 @@ def feed(
     backend_seconds: dict[tuple[str, int], float] = {}
     first_feeds: dict[str, dict] = {}
     warnings = list(sides.warnings)
-    for batch_size in config.batch_sizes:
+    for batch_size in batch_sizes:
         for position, side in enumerate(SIDES):
             build = functools.partial(
-                build_batches, tables[side], bindings[side], infos[side].inputs, batch_size, pad_value=config.pad_value,
-                model=labels[side], allow_nonfinite=config.allow_nonfinite, file_rows=sides.selections[side].indices,
+                build_batches, tables[side], bindings[side], infos[side].inputs, batch_size, pad_value=data.pad_value,
+                model=labels[side], allow_nonfinite=data.allow_nonfinite, file_rows=sides.selections[side].indices,
             )  # fmt: skip
             if position == 0:
                 # Untimed: the first build of a batch size pays for fresh memory pages, which the
@@ -79,7 +84,7 @@ def feed(
         batches[batch_size] = len(prepared.feeds)
         if prepared.dropped_rows:
             warnings.append(f"batch {batch_size}: the last {prepared.dropped_rows} rows do not fill a batch and are not used")
-    sizes = size_lookup(tables["reference"], config.size_column, config.batch_sizes)  # no size column with data drift
+    sizes = size_lookup(tables["reference"], data.size_column, batch_sizes)  # no size column with data drift
     return Fed(inputs, batches, tuple(warnings), first_feeds, read_seconds, tensor_seconds, backend_seconds, sizes)
 
 

@@ -20,11 +20,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from perfgate.config import CompareConfig
 from perfgate.dataset import RowSelection
 from perfgate.errors import PerfgateRuntimeError, UsageError, option
 from perfgate.metrics.outputs import non_finite_reason
 from perfgate.results import SIDES, OutputDifference, OutputsCompared
+from perfgate.specs import DataSpec, MeasuringSpec
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import RunOutputs, Timeout
 
@@ -41,20 +41,22 @@ SKIP = option("output_rows", 0)
 def compare_outputs(
     workers: Mapping[str, Worker],
     batches: Mapping[int, int],
-    config: CompareConfig,
+    data: DataSpec,
+    measuring: MeasuringSpec,
     selection: RowSelection,
     paths: Mapping[str, str],
     say: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic,
 ) -> OutputsCompared | None:
-    """Both models' outputs on up to ``config.output_rows`` rows of the first batch size
+    """Both models' outputs on up to ``data.output_rows`` rows of the first batch size
     (fewer where that would take over OUTPUTS_SECONDS, never under MIN_OUTPUT_BATCHES
-    batches), compared; None when ``output_rows`` is 0, or with data drift (different rows,
-    different answers)."""
-    if not config.output_rows or config.data_drift:
+    batches), compared; None when ``output_rows`` is 0. Both models must have read the
+    same rows: with data drift the caller compares none (different rows, different answers;
+    ``CompareConfig.compares_outputs``)."""
+    if not data.output_rows:
         return None
-    batch_size, total = config.batch_sizes[0], batches[config.batch_sizes[0]]
-    chosen = sample_batches(total, math.ceil(config.output_rows / batch_size), config.seed)
+    batch_size, total = measuring.batch_sizes[0], batches[measuring.batch_sizes[0]]
+    chosen = sample_batches(total, math.ceil(data.output_rows / batch_size), data.seed)
     rows = tuple(_file_row(selection, index * batch_size + offset) for index in chosen for offset in range(batch_size))
     say(f"comparing outputs on {len(rows)} rows (batch size {batch_size})")
     comparison = _Comparison(paths, batch_size)
@@ -68,25 +70,25 @@ def compare_outputs(
             break
         group = tuple(chosen[done : done + per_call])
         # the models' first calls: nothing is known of their speed yet, so --call-timeout bounds each
-        timeout = Timeout((config.call_timeout_s * len(group),), by_call_timeout=True)
+        timeout = Timeout((measuring.call_timeout_s * len(group),), by_call_timeout=True)
         called = clock()
         answers = {side: workers[side].call(RunOutputs(batch_size, group), timeout=timeout) for side in SIDES}
         per_batch_s = (clock() - called) / len(group)
         for offset, pair in enumerate(zip(answers["reference"], answers["candidate"])):
             first_row = (done + offset) * batch_size
             if not comparison.add(*pair, rows[first_row : first_row + batch_size]):
-                return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, (), comparison.note(), config.allow_nonfinite)
+                return OutputsCompared(batch_size, tuple(chosen), rows, data.seed, total, (), comparison.note(), data.allow_nonfinite)
         done += len(group)
         # a call's batches fit in the pipe, and in a quarter of the time allowed
         per_call = min(_batches_per_call(answers), max(1, int(OUTPUTS_SECONDS / 4 / max(per_batch_s, 1e-9))))
     compared = tuple(difference.result() for difference in comparison.differences.values())
     for difference in compared:
-        if difference.non_finite["reference"] and not config.allow_nonfinite:
+        if difference.non_finite["reference"] and not data.allow_nonfinite:
             raise PerfgateRuntimeError(
                 f"{non_finite_reason('reference', difference, paths['reference'])}: a broken reference leaves nothing "
                 f"to judge the candidate against (NaN in the input rows? skip comparing outputs with {SKIP})"
             )
-    return OutputsCompared(batch_size, tuple(chosen), rows, config.seed, total, compared, comparison.note(), config.allow_nonfinite)
+    return OutputsCompared(batch_size, tuple(chosen), rows, data.seed, total, compared, comparison.note(), data.allow_nonfinite)
 
 
 def _batches_per_call(answers: Mapping[str, list[dict[str, np.ndarray]]]) -> int:

@@ -13,7 +13,7 @@ import contextlib
 import datetime
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from perfgate import __version__
@@ -38,8 +38,9 @@ from perfgate.runner import Measurement, MeasurementPlan, Pace, measure_interlea
 from perfgate.progress import Status, deciding_check, show_status
 from perfgate.resolution import Words, explain_unresolved, flag_words, python_words
 from perfgate.sizes import analyze
+from perfgate.specs import ModelSpec
 from perfgate.worker.interpreter import (
-    check_interpreters, environment_warnings, framework_versions, python_of, report_pythons, worker_sys_path,
+    Interpreter, check_interpreters, environment_warnings, framework_versions, python_of, report_pythons, worker_sys_path,
 )  # fmt: skip
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
 from perfgate.worker.protocol import SETUP_TIMEOUT_S, LoadModel, LoadRequest, ModelInfo, ReadMemory, Timeout, load_limit
@@ -77,53 +78,52 @@ def run_comparison(
     say = progress or (lambda message: None)
     started = clock()
     environment = capture()
-    sides = open_sides(config)
-    requested = {"reference": config.reference_backend, "candidate": config.candidate_backend}
-    for side in SIDES:
-        require_model(getattr(config, side), requested[side], side)
-    paths = {side: model_file(getattr(config, side), requested[side]) for side in SIDES}
-    backends = {side: resolve_backend_name(paths[side], requested[side]) for side in SIDES}
-    # before any process starts: each side's framework, in the interpreter that will run it
-    interpreters = check_interpreters({side: getattr(config, f"{side}_python") for side in SIDES}, backends)
+    data, measuring, judging = config.data, config.measuring, config.judging
+    sides = open_sides(data, config.models)
+    models = _resolve(config.models)
+    paths = {model.role: model.file for model in models}
+    interpreters = {model.role: model.interpreter for model in models}
     factory = worker_factory or (lambda role, log_dir: SubprocessWorker(role, log_dir, python_of(role, interpreters)))
-    cpus = worker_cpus(config.threads)
+    cpus = worker_cpus(measuring.threads)
 
     with tempfile.TemporaryDirectory(prefix="perfgate-") as log_dir, contextlib.ExitStack() as cleanup:
         instances: list[dict[str, Worker]] = []
         started_at: dict[str, float] = {}
         starting = clock()
         for index in range(config.worker_instances):
-            instances.append({side: factory(_role(side, index), log_dir) for side in SIDES})
+            instances.append({model.role: factory(_role(model.role, index), log_dir) for model in models})
             for side, worker in instances[-1].items():
                 cleanup.callback(worker.close)
                 if index == 0:
                     started_at[side] = clock()
-                worker.start(config.threads)  # unpinned until loaded: all import and load on every core
+                worker.start(measuring.threads)  # unpinned until loaded: all import and load on every core
         workers = instances[0]
         show_status(progress, Status("loading", clock() - started))
-        each = f"{config.threads} thread(s) each" + (f", {len(instances)} processes each" if len(instances) > 1 else "")
-        say(f"loading models ({backends['reference']} / {backends['candidate']} on {config.device}, {each})")
+        each = f"{measuring.threads} thread(s) each" + (f", {len(instances)} processes each" if len(instances) > 1 else "")
+        say(f"loading models ({' / '.join(model.backend for model in models)} on {measuring.device}, {each})")
         requests = {
-            side: LoadRequest(backends[side], paths[side], config.backend_options(), worker_sys_path(interpreters[side]), cpus)
-            for side in SIDES
+            model.role: LoadRequest(model.backend, model.file, measuring.backend_options(), worker_sys_path(model.interpreter), cpus)
+            for model in models
         }
-        infos, loaded_s, more_infos = _load(instances, requests, clock, started_at, config.call_timeout_s)
+        infos, loaded_s, more_infos = _load(instances, requests, clock, started_at, measuring.call_timeout_s)
         started_s = clock() - starting
-        fed = feed(workers, infos, sides, config, paths, clock, more_instances=instances[1:])
+        fed = feed(workers, infos, sides, data, config.models, measuring.batch_sizes, paths, clock, more_instances=instances[1:])
         # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
         show_status(progress, Status("outputs", clock() - started))
-        outputs = compare_outputs(workers, fed.batches, config, sides.selections["reference"], paths, say, clock)
+        outputs = None
+        if config.compares_outputs:
+            outputs = compare_outputs(workers, fed.batches, data, measuring, sides.selections["reference"], paths, say, clock)
         show_status(progress, Status("cold starts", clock() - started))
         cold_starts = run_cold_starts(
-            config.fresh_cold_starts, factory, log_dir, requests, fed.first_feeds, config.threads, cpus, clock, say,
-            call_timeout_s=config.call_timeout_s,
+            config.fresh_cold_starts, factory, log_dir, requests, fed.first_feeds, measuring.threads, cpus, clock, say,
+            call_timeout_s=measuring.call_timeout_s,
             started_s=started_s,
-            own=own_cold_starts(workers, config.batch_sizes[0], loaded_s, call_timeout_s=config.call_timeout_s),
+            own=own_cold_starts(workers, measuring.batch_sizes[0], loaded_s, call_timeout_s=measuring.call_timeout_s),
         )  # fmt: skip
-        say(f"{sides.describe()}; measuring for up to {config.time_budget_s:g} s")
+        say(f"{sides.describe()}; measuring for up to {measuring.time_budget_s:g} s")
         observed = Observations(
             series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
-            sizes=fed.sizes, size_column=config.size_column, memory_floor=config.memory_floor, outputs=outputs,
+            sizes=fed.sizes, size_column=data.size_column, memory_floor=judging.memory_floor, outputs=outputs,
         )  # fmt: skip
         measurement, stopped, budgets, pacing_notes = _measure(
             instances, fed.batches, config, observed, clock, say, plan_overrides, calibrating, words
@@ -139,45 +139,73 @@ def run_comparison(
 
     observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory)
     evaluation = with_mann_whitney(
-        evaluate(observed, budgets, alpha=1.0 - config.confidence, look=measurement.look, seed=config.seed),
-        observed, 1.0 - config.confidence,
+        evaluate(observed, budgets, alpha=1.0 - judging.confidence, look=measurement.look, seed=data.seed),
+        observed, 1.0 - judging.confidence,
     )  # fmt: skip
-    checks = explain_unresolved(evaluation.checks, measurement.measure_seconds, config.time_budget_s, words)
+    checks = explain_unresolved(evaluation.checks, measurement.measure_seconds, measuring.time_budget_s, words)
     verdict, reason = overall(checks)
     if verdict is Verdict.INCONCLUSIVE:
-        reason += f"; after {measurement.measure_seconds:.1f} s of measuring ({words('time_budget_s', f'{config.time_budget_s:g}')})"
-    models = {
-        side: ModelReport(
-            paths[side], infos[side].backend, fed.inputs[side], infos[side].load_seconds, infos[side].cpus,
-            memory[side], infos[side].setup_seconds, report_pythons(interpreters)[side],
-        )  # fmt: skip
-        for side in SIDES
-    }
+        reason += f"; after {measurement.measure_seconds:.1f} s of measuring ({words('time_budget_s', f'{measuring.time_budget_s:g}')})"
+    pythons = report_pythons(interpreters)
+    reported = {}
+    for model in models:
+        info, side = infos[model.role], model.role
+        reported[side] = ModelReport(
+            model.file, info.backend, fed.inputs[side], info.load_seconds, info.cpus, memory[side], info.setup_seconds, pythons[side]
+        )
     return Report(
         verdict=verdict,
         reason=reason,
-        reference=models["reference"],
-        candidate=models["candidate"],
-        data=sides.report(config.seed),
+        reference=reported["reference"],
+        candidate=reported["candidate"],
+        data=sides.report(data.seed),
         settings=replace(config.settings(), budgets=tuple(str(budget) for budget in budgets if budget.gated)),
-        environment=replace(environment, frameworks=framework_versions(models)),
+        environment=replace(environment, frameworks=framework_versions(reported)),
         run=RunSummary(measurement.look, measurement.measure_seconds, clock() - started, stopped),
         checks=checks,
         series=measurement.series,
         loads=measurement.loads,
         cold_starts=cold_starts,
         stages=stages(fed, measurement.series, sides.selections["reference"].count),
-        sizes=tuple(analyze(s, fed.sizes[s.batch_size], config.size_column) for s in measurement.series if s.batch_size in fed.sizes),
+        sizes=tuple(analyze(s, fed.sizes[s.batch_size], data.size_column) for s in measurement.series if s.batch_size in fed.sizes),
         outputs=outputs,
         warnings=config.warnings()
         + pacing_notes
         + fed.warnings
-        + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, config.memory_floor)
-        + environment_warnings(models),
+        + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, judging.memory_floor)
+        + environment_warnings(reported),
         noise=noise_levels(measurement.series),
         perfgate_version=__version__,
         created=_now(),
     )
+
+
+@dataclass(frozen=True)
+class _Model:
+    """One side of the comparison, resolved once before any worker starts."""
+
+    spec: ModelSpec
+    file: str  # the model file its path names (a folder's one model file)
+    backend: str  # the backend's registered name, as asked or picked from the file
+    interpreter: Interpreter  # the Python that runs its workers
+
+    @property
+    def role(self) -> str:
+        return self.spec.role
+
+
+def _resolve(specs: Sequence[ModelSpec]) -> tuple[_Model, ...]:
+    """Each model's file, backend and interpreter; each step for both models before the
+    next, so that of two faults the same one is said first whichever side has it."""
+    for spec in specs:
+        require_model(spec.path, spec.backend, spec.role)
+    files = [model_file(spec.path, spec.backend) for spec in specs]
+    backends = [resolve_backend_name(file, spec.backend) for spec, file in zip(specs, files)]
+    # before any process starts: each side's framework, in the interpreter that will run it
+    interpreters = check_interpreters(
+        {spec.role: spec.python for spec in specs}, {spec.role: backend for spec, backend in zip(specs, backends)}
+    )
+    return tuple(_Model(spec, file, backend, interpreters[spec.role]) for spec, file, backend in zip(specs, files, backends))
 
 
 def _role(side: str, instance: int) -> str:
@@ -244,30 +272,31 @@ def _measure(
     in 2, after 7-8 s of 60, its estimate already past the budget). It measures on; a
     failure the rest of the time budget can still decide, it decides, and otherwise the
     check ends inconclusive, saying what would resolve it (perfgate.resolution)."""
-    paced: dict[str, tuple] = {"budgets": config.budgets, "notes": ()}
+    measuring, judging, seed = config.measuring, config.judging, config.data.seed
+    paced: dict[str, tuple] = {"budgets": judging.budgets, "notes": ()}
 
     def on_pace(pace: Pace) -> None:
-        paced["budgets"], paced["notes"] = pace_budgets(config.budgets, pace, float(config.time_budget_s), words)
+        paced["budgets"], paced["notes"] = pace_budgets(judging.budgets, pace, float(measuring.time_budget_s), words)
         for note in paced["notes"]:
             say(note)
 
     def on_look(measurement: Measurement) -> bool:
         looked = replace(observed, series=measurement.series, loads=measurement.loads)
         evaluation = evaluate(
-            looked, paced["budgets"], alpha=1.0 - config.confidence, look=measurement.look, seed=config.seed,
+            looked, paced["budgets"], alpha=1.0 - judging.confidence, look=measurement.look, seed=seed,
             gated_only=True,
         )  # fmt: skip
         say(_look_line(measurement, evaluation))
         deciding = deciding_check(evaluation.checks, where)
-        show_status(say, Status("measuring", measurement.measure_seconds, config.time_budget_s, deciding))
+        show_status(say, Status("measuring", measurement.measure_seconds, measuring.time_budget_s, deciding))
         return evaluation.decided and not calibrating
 
     plan = MeasurementPlan(
-        batch_sizes=config.batch_sizes,
-        time_budget_s=float(config.time_budget_s),
-        seed=config.seed,
-        loads=config.loads,
-        call_timeout_s=config.call_timeout_s,
+        batch_sizes=measuring.batch_sizes,
+        time_budget_s=float(measuring.time_budget_s),
+        seed=seed,
+        loads=measuring.loads,
+        call_timeout_s=measuring.call_timeout_s,
         **{"windows": _wants_windows(config), **(plan_overrides or {})},
     )
     measurement, stopped = measure_interleaved(instances, plan, batches, on_look, clock=clock, progress=say, on_pace=on_pace)
@@ -279,7 +308,7 @@ def _wants_windows(config: CompareConfig) -> bool:
     do not: on a GPU, where synchronising after every call keeps the device from overlapping
     calls, or where a budget's family ``needs_windows`` (throughput). On a CPU a block's calls already run back
     to back, so its summed durations are a window's time (metrics/throughput.py)."""
-    return config.on_gpu or any(family_of(budget.metric).needs_windows for budget in config.budgets)
+    return config.measuring.on_gpu or any(family_of(budget.metric).needs_windows for budget in config.judging.budgets)
 
 
 def _load_memory(info: ModelInfo) -> dict[str, Any]:

@@ -164,7 +164,7 @@ def test_the_api_takes_per_side_inputs_as_options_or_mappings(tmp_path):
     config = CompareConfig.from_options(
         "r.onnx", "c.onnx", "d.parquet", reference_inputs=["input_layer=image"], candidate_inputs={"keras_tensor": "image"}
     )
-    assert config.reference_inputs == {"input_layer": "image"} and config.candidate_inputs == {"keras_tensor": "image"}
+    assert config.reference.inputs == {"input_layer": "image"} and config.candidate.inputs == {"keras_tensor": "image"}
     with pytest.raises(UsageError, match="expected NAME=COLS or COLS"):
         CompareConfig.from_options("r.onnx", "c.onnx", "d.parquet", candidate_inputs=["x="])
 

@@ -88,12 +88,12 @@ def test_two_comparisons_over_the_defaults(tmp_path):
     assert [c.name for c in config.comparisons] == ["ranker", "encoder"]
     ranker, encoder = (config.build(c) for c in config.comparisons)
     base = str(tmp_path)
-    assert (ranker.reference, ranker.data) == (f"{base}/main/ranker.onnx", f"{base}/eval.parquet")
-    assert ranker.time_budget_s == 30 and encoder.time_budget_s == 90
-    assert encoder.inputs == {"ids": "token_*"}
-    budgets = {str(b) for b in ranker.budgets}
+    assert (ranker.reference.path, ranker.data.file) == (f"{base}/main/ranker.onnx", f"{base}/eval.parquet")
+    assert ranker.measuring.time_budget_s == 30 and encoder.measuring.time_budget_s == 90
+    assert encoder.data.inputs == {"ids": "token_*"}
+    budgets = {str(b) for b in ranker.judging.budgets}
     assert {"latency.p99:+10%", "throughput:-10%"} <= budgets and "latency.p99:+25%" not in budgets
-    assert "latency.p99:+25%" in {str(b) for b in encoder.budgets}
+    assert "latency.p99:+25%" in {str(b) for b in encoder.judging.budgets}
     with pytest.raises(FrozenInstanceError):
         config.comparisons[0].name = "other"
     with pytest.raises(TypeError):
@@ -103,7 +103,7 @@ def test_two_comparisons_over_the_defaults(tmp_path):
 def test_overrides_replace_the_file_and_are_named_as_flags_when_refused(tmp_path):
     config = load(str(write(tmp_path, TWO)), required=True)
     encoder = config.comparisons[1]
-    assert config.build(encoder, {"time_budget_s": 5.0}).time_budget_s == 5.0
+    assert config.build(encoder, {"time_budget_s": 5.0}).measuring.time_budget_s == 5.0
     flags = lambda name, value: "--" + name.replace("_s", "").replace("_", "-")  # noqa: E731
     with pytest.raises(UsageError, match=r"\[comparisons.encoder\]: --time-budget must be a positive number"):
         config.build(encoder, {"time_budget_s": -1.0}, flags)

@@ -94,7 +94,7 @@ def test_the_call_timeout_must_be_a_positive_number_of_seconds(feature_table_pat
         with pytest.raises(UsageError) as raised:
             CompareConfig.from_options("r.onnx", "c.onnx", str(feature_table_path), call_timeout_s=bad)
         assert "--call-timeout must be a positive number of seconds" in raised.value.in_words(cli_flag)
-    assert CompareConfig("r.onnx", "c.onnx", "d.parquet").call_timeout_s == DEFAULT_CALL_TIMEOUT_S
+    assert CompareConfig.from_options("r.onnx", "c.onnx", "d.parquet").measuring.call_timeout_s == DEFAULT_CALL_TIMEOUT_S
     from perfgate.cli import compare
 
     (flag,) = [param for param in compare.params if param.name == "call_timeout_s"]
@@ -111,8 +111,8 @@ def test_a_call_timeout_too_small_to_measure_anything_is_a_usage_error(feature_t
 
 def test_the_smallest_call_timeout_is_accepted_and_bounds_loading_by_ten_of_it(feature_table_path):
     config = CompareConfig.from_options("r.onnx", "c.onnx", str(feature_table_path), call_timeout_s=MIN_CALL_TIMEOUT_S)
-    assert config.call_timeout_s == 0.001
-    assert load_limit(config.call_timeout_s) == pytest.approx(0.01)
+    assert config.measuring.call_timeout_s == 0.001
+    assert load_limit(config.measuring.call_timeout_s) == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("entry", ["compare", "calibrate"])

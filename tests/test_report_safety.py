@@ -165,7 +165,7 @@ def test_a_savedmodel_stays_a_directory_and_can_sit_inside_one(tmp_path):
 def test_seed_and_rate_are_checked_in_the_config(options, message):
     with pytest.raises(UsageError, match=message):
         CompareConfig.from_options("a.onnx", "b.onnx", "d.parquet", **options)
-    assert CompareConfig.from_options("a.onnx", "b.onnx", "d.parquet", rates=(1.0,), time_budget_s=40.0).rates == (1.0,)
+    assert CompareConfig.from_options("a.onnx", "b.onnx", "d.parquet", rates=(1.0,), time_budget_s=40.0).measuring.rates == (1.0,)
 
 
 def test_more_threads_than_usable_cpus_is_a_warning_in_the_report(feature_table_path):

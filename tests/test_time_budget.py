@@ -32,7 +32,7 @@ OUT_OF_RANGE = [
 @pytest.mark.parametrize("value, fragment", OUT_OF_RANGE, ids=lambda v: str(v)[:12])
 def test_every_api_takes_a_finite_time_budget_of_at_most_a_week(value, fragment):
     with pytest.raises(UsageError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
-        CompareConfig(MODEL, MODEL, DATA, time_budget_s=value)
+        CompareConfig.from_options(MODEL, MODEL, DATA, time_budget_s=value)
     with pytest.raises(UsageError, match="time_budget_s " + fragment.replace("(", r"\(").replace(")", r"\)")):
         measure(MODEL, DATA, inputs=["features=f*"], time_budget_s=value)
     with pytest.raises(UsageError, match="time_budget_s"):
@@ -40,7 +40,7 @@ def test_every_api_takes_a_finite_time_budget_of_at_most_a_week(value, fragment)
 
 
 def test_a_week_is_a_time_budget():
-    assert CompareConfig(MODEL, MODEL, DATA, time_budget_s=WEEK).time_budget_s == WEEK
+    assert CompareConfig.from_options(MODEL, MODEL, DATA, time_budget_s=WEEK).measuring.time_budget_s == WEEK
 
 
 @pytest.mark.parametrize("face", sorted(FACES))

@@ -4,7 +4,7 @@ does lives in the modules it hands them to (pipeline, cli/config, baseline_compa
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import click
 from click.core import ParameterSource
@@ -17,6 +17,9 @@ from perfgate.errors import Interrupted, PerfgateError, UsageError, option
 from perfgate.options import options_for, report_paths
 from perfgate.report import render
 from perfgate.report.text import printable
+
+if TYPE_CHECKING:
+    from perfgate.config import CompareConfig
 
 
 def _compare(**params: Any) -> int:
@@ -45,8 +48,8 @@ def _compare(**params: Any) -> int:
     turns = list(planning.turns(runs, paths))
     try:
         for turn in turns:  # every report path of every comparison, before the first one measures
-            files = {**_data_files(vars(turn.config)), **config_files(params["config_path"])}
-            refuse_overwriting_inputs(turn.paths, _models(vars(turn.config)), files)
+            models, data_files = _inputs_of(turn.config)
+            refuse_overwriting_inputs(turn.paths, models, {**data_files, **config_files(params["config_path"])})
     except UsageError as exc:
         return fail(exc, None, {}, fmt, debug)
     for note in notes:
@@ -86,6 +89,12 @@ def _models(options: Mapping[str, Any]) -> dict[str, tuple[str | None, str | Non
 def _data_files(options: Mapping[str, Any]) -> dict[str, str | None]:
     """A comparison's data files by role, as the guard against overwriting inputs names them."""
     return {"data": options.get("data"), "reference data": options.get("reference_data"), "candidate data": options.get("candidate_data")}
+
+
+def _inputs_of(config: "CompareConfig") -> tuple[dict[str, tuple[str | None, str | None]], dict[str, str | None]]:
+    """A built comparison's models and data files, as ``_models`` and ``_data_files`` name them."""
+    models = {model.role: (model.path, model.backend) for model in config.models}
+    return models, {"data": config.data.file, **{f"{model.role} data": model.data for model in config.models}}
 
 
 def _compare_to_baseline(params: dict[str, Any], given: set[str]) -> int:
