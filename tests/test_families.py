@@ -13,7 +13,7 @@ import perfgate
 from fakes import FakeClock, in_process_factory
 from perfgate.baseline_compare import _budgets as _baseline_budgets
 from perfgate.budgets import build_budgets, parse_budget
-from perfgate.config import DEFAULT_COLD_STARTS, CompareConfig
+from perfgate.config import DEFAULT_COLD_STARTS, TIGHT_BUDGET_INSTANCES, CompareConfig
 from perfgate.errors import BudgetError, UsageError
 from perfgate.metrics import Budget, Family, Observations, Scope, Slot, parse_metric, register_family, unregister_family
 from perfgate.metrics.base import at_batch, bind, budget_fields, decided, undecided
@@ -150,8 +150,8 @@ def test_a_family_that_needs_nothing_special_takes_data_drift_and_the_defaults(t
 
 
 @pytest.mark.parametrize("toy_needing", [{"sensitive_to_instances": True}], indirect=True)
-def test_a_tight_budget_on_a_family_sensitive_to_instances_runs_two_per_model(toy_needing):
-    assert _config(["fastest_call:+5%"]).worker_instances == 2
+def test_a_tight_budget_on_a_family_sensitive_to_instances_runs_several_per_model(toy_needing):
+    assert _config(["fastest_call:+5%"]).worker_instances == TIGHT_BUDGET_INSTANCES == 4
     assert _config(["fastest_call:+50%"]).worker_instances == 1
 
 

@@ -345,7 +345,7 @@ def quantile_check(
     try:
         interval = ratio_interval(reference_blocks, candidate_blocks, q, level, seed=seed)
         if instances:
-            interval = with_instance_variation(interval, reference_blocks, candidate_blocks, instances, q, seed=seed)
+            interval = with_instance_variation(interval, reference_blocks, candidate_blocks, instances, q)
     except UnusableSamples as exc:
         return undecided(common, budget, f"unusable samples: {exc}")
     values = (statistic(reference, q), statistic(candidate, q))
