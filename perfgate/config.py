@@ -24,6 +24,7 @@ from perfgate.errors import UsageError, option
 from perfgate.inputs import input_options
 from perfgate.metrics import Scope, family_of
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
+from perfgate.resolution import MAX_INSTANCES
 from perfgate.results import Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
 from perfgate.specs import DataSpec, JudgingSpec, MeasuringSpec, ModelSpec
@@ -82,8 +83,8 @@ class CompareConfig:
             raise UsageError(f"{option('rates')} must be a positive number of requests per second, got {list(measuring.rates)}")
         check_common_options(pad_value=data.pad_value, allow_nonfinite=data.allow_nonfinite)
         self._check_rates_fit_the_time_budget()
-        if measuring.instances is not None and (not _whole(measuring.instances) or not 1 <= measuring.instances <= 8):
-            raise UsageError(f"{option('instances')} must be a whole number from 1 to 8, got {measuring.instances!r}")
+        if measuring.instances is not None and (not _whole(measuring.instances) or not 1 <= measuring.instances <= MAX_INSTANCES):
+            raise UsageError(f"{option('instances')} must be a whole number from 1 to {MAX_INSTANCES}, got {measuring.instances!r}")
         if not _whole(data.output_rows) or data.output_rows < 0:
             raise UsageError(f"{option('output_rows')} must be 0 or more, got {data.output_rows!r}")
         if not self.judging.budgets:

@@ -142,7 +142,8 @@ def run_comparison(
         evaluate(observed, budgets, alpha=1.0 - judging.confidence, look=measurement.look, seed=data.seed),
         observed, 1.0 - judging.confidence,
     )  # fmt: skip
-    checks = explain_unresolved(evaluation.checks, measurement.measure_seconds, measuring.time_budget_s, words)
+    checks = explain_unresolved(evaluation.checks, measurement.measure_seconds, measuring.time_budget_s, words,
+                                instances=config.worker_instances)
     verdict, reason = overall(checks)
     if verdict is Verdict.INCONCLUSIVE:
         reason += f"; after {measurement.measure_seconds:.1f} s of measuring ({words('time_budget_s', f'{measuring.time_budget_s:g}')})"

@@ -73,7 +73,7 @@ def judge_again(
     observed = observations_of(report)
     alpha = 1.0 - settings.confidence
     evaluation = with_mann_whitney(evaluate(observed, chosen, alpha=alpha, look=run.looks, seed=settings.seed), observed, alpha)
-    checks = explain_unresolved(evaluation.checks, run.measure_seconds, settings.time_budget_s, words)
+    checks = explain_unresolved(evaluation.checks, run.measure_seconds, settings.time_budget_s, words, instances=settings.instances)
     verdict, reason = overall(checks)
     if verdict is Verdict.INCONCLUSIVE:
         reason += f"; after {run.measure_seconds:.1f} s of measuring ({words('time_budget_s', f'{settings.time_budget_s:g}')})"

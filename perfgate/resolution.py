@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 from perfgate.detectable import POWER, _t, _z, detectable_log, detectable_ratio  # noqa: F401 (this module's vocabulary)
+from perfgate.metrics import family_of
 from perfgate.results import Check, Verdict
 
 
@@ -97,7 +98,6 @@ class Resolution:
 
 def resolution(check: Check, pairs: int | None = None) -> Resolution | None:
     """``check``'s resolution after ``pairs`` block pairs (default: those it has)."""
-    from perfgate.metrics import family_of
 
     se = check_se(check)
     if se is None or not family_of(check).resolvable_by_noise:
@@ -157,19 +157,36 @@ def unresolved(check: Check, measure_seconds: float, time_budget_s: float) -> Re
 
 
 def explain_unresolved(
-    checks: Iterable[Check], measure_seconds: float, time_budget_s: float, words: Words = flag_words
+    checks: Iterable[Check], measure_seconds: float, time_budget_s: float, words: Words = flag_words, *, instances: int = 1
 ) -> tuple[Check, ...]:
     """``checks`` with each unresolved one's reason saying the change this run can detect
     and what would resolve it, in ``words`` (flag_words, python_words). A budget below the
     noise is the machine's doing, not a mistake in what was written: the run measured on to
-    its time budget, and such a check is inconclusive, its samples kept, never a usage error."""
+    its time budget, and such a check is inconclusive, its samples kept, never a usage error.
+    With several worker processes per model (``instances``), the reason also says that the
+    processes' own differences are in the interval, which more time does not shrink."""
     explained = []
     for check in checks:
         found = unresolved(check, measure_seconds, time_budget_s)
         if found is not None:
-            check = replace(check, reason=f"{check.reason}; {resolve_hint(found, time_budget_s, words)}")
+            hint = resolve_hint(found, time_budget_s, words)
+            if instances > 1 and family_of(check).sensitive_to_instances:
+                hint += processes_hint(instances, words)
+            check = replace(check, reason=f"{check.reason}; {hint}")
         explained.append(check)
     return tuple(explained)
+
+
+MAX_INSTANCES = 8  # --instances' upper bound (perfgate.config)
+
+
+def processes_hint(instances: int, words: Words = flag_words) -> str:
+    """Why time alone may not resolve a check whose interval holds the processes' differences
+    (``perfgate.stats.with_instance_variation``: that part shrinks with more processes, as
+    1/sqrt(K) with Student's t on K - 1 degrees of freedom, not with more block pairs)."""
+    more = f": {words('instances', str(MAX_INSTANCES))} narrows that part" if instances < MAX_INSTANCES else ""
+    return (f"; the interval also holds how much the {instances} worker processes per model differ from each other "
+            f"(about 2 % each on a busy 2-vCPU runner), which more time does not shrink{more}")
 
 
 def resolve_hint(found: Resolution, time_budget_s: float, words: Words = flag_words) -> str:

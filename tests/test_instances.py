@@ -151,6 +151,11 @@ def test_a_slow_process_of_the_same_model_fails_a_tight_budget_with_one_instance
     assert two.verdict is Verdict.INCONCLUSIVE and two.run.stopped_because == "time budget"
     assert p50.verdict is Verdict.INCONCLUSIVE and p50.ci[0] < 1.0 < p50.ci[1]
     assert "--budget latency.p50:+" in p50.reason and "would resolve it" in p50.reason
+    # more time alone would not: the processes' differences are in the interval, and it says so
+    assert p50.reason.endswith("the interval also holds how much the 2 worker processes per model differ from each other "
+                               "(about 2 % each on a busy 2-vCPU runner), which more time does not shrink: --instances 8 "
+                               "narrows that part"), p50.reason
+    assert "--instances" not in next(check for check in one.checks if check.metric == "latency.p50").reason
 
 
 @pytest.mark.parametrize("slower", [(1.022, 1.033), (1.03, 1.025), (0.97, 0.975)])

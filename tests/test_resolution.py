@@ -92,7 +92,7 @@ def bursty(median_ns, burst_s, sigma_burst, sigma=0.05):
 def hint_keywords(reason):
     """The keywords a Python reason suggests ("time_budget_s=283 or budgets=[...] would
     resolve it"), run as a call's arguments: they must be Python as written."""
-    suggested = reason.rsplit(": ", 1)[1].split(" would resolve it")[0]
+    suggested = reason.split(" would resolve it")[0].rsplit(": ", 1)[1]
     first, second = suggested.split(" or ")
     call = ast.parse(f"f({first}, {second})", mode="eval").body
     return {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
@@ -179,6 +179,8 @@ def test_every_ratio_family_says_what_would_resolve_it_in_its_direction(feature_
     assert wider.startswith(f"{metric}:{sign}")
     limit = parse_budget(wider).limit  # a budget that parses, and one the detectable change is within
     assert (limit <= check.detectable) if check.higher_is_better else (limit >= check.detectable)
+    # a tight budget ran 4 processes per model: their differences, in the interval, need more of them, not time
+    assert check.reason.endswith("which more time does not shrink: instances=8 narrows that part"), check.reason
 
 
 def test_every_statistical_check_reports_its_detectable_change_and_old_reports_still_read(feature_table_path):
