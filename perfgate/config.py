@@ -19,7 +19,8 @@ from perfgate.errors import UsageError, option
 from perfgate.inputs import input_options
 from perfgate.metrics import Scope, family_of
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
-from perfgate.results import SIDES, LoadScenario, Settings
+from perfgate.measurements import LoadScenario
+from perfgate.results import SIDES, Settings
 from perfgate.runner import MIN_EPISODE_REQUESTS
 from perfgate.worker.interpreter import locate
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_FACTOR, MIN_CALL_TIMEOUT_S

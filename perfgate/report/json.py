@@ -32,35 +32,37 @@ from perfgate.errors import BudgetError, DataError
 from perfgate.metrics import parse_metric
 from perfgate.report.files import write_atomically
 from perfgate.report.intact import DamagedReport, check_intact, other_file, why
+from perfgate.measurements import (
+    ColdStartRecord,
+    LoadEpisode,
+    LoadScenario,
+    LoadSeries,
+    Noise,
+    OutputDifference,
+    OutputsCompared,
+    Series,
+    SizeAnalysis,
+    SizeBucket,
+    Stages,
+    WarmUpSummary,
+    concatenated,
+)
 from perfgate.results import (
     READABLE_SCHEMA_VERSIONS,
     SIDES,
     BackendInfo,
     Check,
-    ColdStartRecord,
     DataReport,
     Environment,
     ErrorInfo,
-    LoadEpisode,
-    LoadScenario,
-    LoadSeries,
     Metric,
     ModelReport,
-    Noise,
-    OutputDifference,
-    OutputsCompared,
     PreparedInput,
     Report,
     ReportPart,
     RunSummary,
-    Series,
     Settings,
-    SizeAnalysis,
-    SizeBucket,
-    Stages,
     Verdict,
-    WarmUpSummary,
-    concatenated,
 )
 
 
