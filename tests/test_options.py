@@ -1,5 +1,6 @@
 """The options table is the one declaration of every option: the command line, the config
-file and its schema, the action's inputs and the flags in messages all come from it."""
+file and its schema, the action's inputs (written into action.yml), the pytest plugin's
+options and the flags in messages all come from it, and the report's settings hold it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from perfgate.errors import UsageError, option
 from perfgate.integrations.github_action import Inputs
 from perfgate.integrations.pytest_plugin import pytest_addoption
 from perfgate.options import COMMANDS, OPTIONS, Option, config_keys, options_for, register, registered, spell_for
-from perfgate.options.action import action_inputs
+from perfgate.options.__main__ import main as options_main
+from perfgate.options.action import COMMAND, action_inputs, with_table_inputs
 from perfgate.options.schema import _KIND_SCHEMAS, config_schema, schema_text
 from perfgate.results import Settings
 
@@ -95,6 +97,10 @@ def test_a_toy_option_declared_once_reaches_the_help_the_schema_the_action_and_t
                                                        "help": "A toy option that only this test declares."}  # fmt: skip
         assert plugin.ini["perfgate_toy_knob"] == ("string", "3", "A toy option that only this test declares.")
         assert options_missing_from_settings() == {"toy_knob"}  # a report would not say it: the test below fails
+        action = yaml.safe_load(with_table_inputs((ROOT / "action.yml").read_text()))
+        assert action["inputs"]["toy-knob"] == {"description": "The toy option, as an input.", "required": False, "default": ""}
+        gate = next(step for step in action["runs"]["steps"] if step.get("id") == "gate")
+        assert gate["env"]["INPUT_TOY_KNOB"] == "${{ inputs.toy-knob }}" and "merge" in action["inputs"]
     assert "toy-knob" not in config_schema()["$defs"]["options"]["properties"] and "toy-knob" not in action_inputs()
     assert "--perfgate-toy-knob" not in plugin_options().flags and not options_missing_from_settings()
     assert "--toy-knob" not in CliRunner().invoke(make_cli(), ["compare", "--help"]).output
@@ -130,12 +136,31 @@ def test_the_shipped_config_schema_is_the_one_the_table_gives():
 
 
 def test_the_action_s_compare_inputs_are_the_table_s_and_reach_the_gate_step():
-    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    text = (ROOT / "action.yml").read_text()
+    action = yaml.safe_load(text)
     generated = action_inputs()
-    assert {name: action["inputs"][name] for name in generated} == generated
+    assert {name: action["inputs"][name] for name in generated} == generated, f"run: {COMMAND}"
     gate = next(step for step in action["runs"]["steps"] if step.get("id") == "gate")
     for name in generated:
-        assert gate["env"][f"INPUT_{name.upper().replace('-', '_')}"] == f"${{{{ inputs.{name} }}}}"
+        assert gate["env"][f"INPUT_{name.upper().replace('-', '_')}"] == f"${{{{ inputs.{name} }}}}", f"run: {COMMAND}"
+    assert text == with_table_inputs(text), f"action.yml differs from the options table: run {COMMAND}"
+
+
+def test_the_action_command_rewrites_a_stale_action_yml_s_table_inputs_and_leaves_the_rest(tmp_path, capsys):
+    shipped = (ROOT / "action.yml").read_text()
+    stale = tmp_path / "action.yml"
+    stale.write_text(shipped.replace("        INPUT_DEVICE: ${{ inputs.device }}\n", "")
+                     .replace("cpu, cuda or cuda:N, for both models", "cpu or cuda"))  # fmt: skip
+    assert options_main(["--action", str(stale), "--check"]) == 1
+    assert f"differs from the options table: run python -m perfgate.options --action {stale}" in capsys.readouterr().out
+    assert options_main(["--action", str(stale)]) == 0 and stale.read_text() == shipped
+    assert options_main(["--action", str(stale), "--check"]) == 0
+    unmarked = tmp_path / "unmarked.yml"
+    unmarked.write_text(shipped.replace("  # (the options table's end)\n", ""))
+    with pytest.raises(SystemExit) as exited:
+        options_main(["--action", str(unmarked)])
+    assert exited.value.code == 2 and "needs the line" in capsys.readouterr().err
+    assert unmarked.read_text() == shipped.replace("  # (the options table's end)\n", "")
 
 
 def test_every_option_is_well_formed():
