@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from perfgate.options import all_options
 from perfgate.options.model import Option
@@ -83,8 +83,12 @@ def with_table_inputs(text: str) -> str:
 def _input_lines(indent: str) -> list[str]:
     lines = []
     for name, entry in action_inputs().items():
-        lines += [f"{indent}{name}:", f"{indent}  description: {_scalar(entry['description'])}",
-                  f"{indent}  required: {'true' if entry['required'] else 'false'}", f"{indent}  default: {json.dumps(entry['default'])}"]  # fmt: skip
+        lines += [
+            f"{indent}{name}:",
+            f"{indent}  description: {_scalar(entry['description'])}",
+            f"{indent}  required: {'true' if entry['required'] else 'false'}",
+            f"{indent}  default: {json.dumps(entry['default'])}",
+        ]
     return lines
 
 
@@ -96,7 +100,7 @@ def _variable(name: str) -> str:
     return f"INPUT_{name.upper().replace('-', '_')}"
 
 
-def _between(text: str, begin: str, lines_at: Any) -> str:
+def _between(text: str, begin: str, lines_at: Callable[[str], list[str]]) -> str:
     lines = text.split("\n")
     starts = [i for i, line in enumerate(lines) if line.strip() == begin]
     if len(starts) != 1:

@@ -29,7 +29,7 @@ from perfgate.report.intact import DamagedReport, check_intact, other_file, why
 from perfgate.report.json_dicts import from_dict, to_dict
 from perfgate.results import Report
 
-# the report's JSON form, both directions: from_dict and to_dict are the dicts', read here too
+# the JSON form's public names, both directions: to_dict and from_dict too (json_dicts'), which dumps and loads build on
 __all__ = ["dumps", "from_dict", "loads", "read_report", "to_dict", "write_report"]
 
 
