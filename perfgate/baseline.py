@@ -114,7 +114,7 @@ def differences(baseline: Mapping[str, str], now: Mapping[str, str]) -> list[str
 
 def write_baseline(baseline: Baseline, path: str | os.PathLike) -> None:
     from perfgate.report.files import write_atomically
-    from perfgate.report.json import _plain  # a model written as a report writes it
+    from perfgate.report.json_dicts import _plain  # a model written as a report writes it
 
     data = {
         "kind": KIND,
@@ -158,7 +158,7 @@ def read_baseline(path: str | os.PathLike) -> Baseline:
 
 
 def _baseline_from(data: Mapping[str, Any], path: str) -> Baseline:
-    from perfgate.report.json import _build, _model_from  # read as a report reads them
+    from perfgate.report.json_dicts import _build, _model_from  # read as a report reads them
 
     measured = tuple(
         Measured(int(item["batch_size"]), int(item["calls_per_block"]),

@@ -21,7 +21,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from perfgate.results import SIDES, ColdStartRecord
+from perfgate.measurements import ColdStartRecord
+from perfgate.results import SIDES
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import FirstInference, LoadRequest, OwnColdStart, Timeout, call_limit, load_limit
 

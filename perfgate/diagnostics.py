@@ -11,7 +11,8 @@ import numpy as np
 from perfgate.formatting import format_bytes
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.metrics.memory import PEAK_INCLUDES_LOADING, peak_includes_loading
-from perfgate.results import SIDES, LoadSeries, Series
+from perfgate.measurements import LoadSeries, Series
+from perfgate.results import SIDES
 from perfgate.stats import drift_between_blocks
 
 NOISY_DRIFT = 0.10

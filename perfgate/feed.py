@@ -12,7 +12,8 @@ import numpy as np
 
 from perfgate.batches import build_batches
 from perfgate.data_sources import Sides, bind_sides
-from perfgate.results import SIDES, PreparedInput, Series, Stages
+from perfgate.measurements import Series, Stages
+from perfgate.results import SIDES, PreparedInput
 from perfgate.sizes import size_lookup
 from perfgate.specs import DataSpec, ModelSpec
 from perfgate.worker.process import Worker

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from perfgate.results import SIDES, Noise, Series
+from perfgate.measurements import Noise, Series
+from perfgate.results import SIDES
 from perfgate.stats import drift_between_blocks
 
 

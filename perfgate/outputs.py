@@ -23,7 +23,8 @@ import numpy as np
 from perfgate.dataset import RowSelection
 from perfgate.errors import PerfgateRuntimeError, UsageError, option
 from perfgate.metrics.outputs import non_finite_reason
-from perfgate.results import SIDES, OutputDifference, OutputsCompared
+from perfgate.measurements import OutputDifference, OutputsCompared
+from perfgate.results import SIDES
 from perfgate.specs import DataSpec, MeasuringSpec
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import RunOutputs, Timeout

@@ -46,7 +46,8 @@ import numpy as np
 from perfgate.blocks import Blocks, BlockRules, WorkerTimer, until_stopped
 from perfgate.formatting import format_duration
 from perfgate.progress import Status, show_status
-from perfgate.results import SIDES, LoadScenario, LoadSeries, Series, WarmUpSummary
+from perfgate.measurements import LoadScenario, LoadSeries, Series, WarmUpSummary
+from perfgate.results import SIDES
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, LoadPlan, RunLoad, WarmUp
 

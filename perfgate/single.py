@@ -39,7 +39,8 @@ from perfgate.config import check_common_options
 from perfgate.errors import UsageError, option
 from perfgate.batches import build_batches
 from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
-from perfgate.results import BackendInfo, PreparedInput, Verdict, WarmUpSummary, concatenated
+from perfgate.measurements import WarmUpSummary, concatenated
+from perfgate.results import BackendInfo, PreparedInput, Verdict
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, LoadModel, LoadRequest, ReadMemory, SetFeeds, Timeout, load_limit
 

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from perfgate.errors import ColumnMappingError
-from perfgate.results import SIDES, Series, SizeAnalysis, SizeBucket
+from perfgate.measurements import Series, SizeAnalysis, SizeBucket
+from perfgate.results import SIDES
 from perfgate.stats import fit_lines, regression_sums
 
 BUCKETS = 5

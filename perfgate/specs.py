@@ -16,7 +16,7 @@ from typing import Mapping
 from perfgate.backends.base import BackendOptions
 from perfgate.budgets import Budget, build_budgets
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
-from perfgate.results import LoadScenario
+from perfgate.measurements import LoadScenario
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers

@@ -6,7 +6,8 @@ import pytest
 
 from perfgate.budgets import build_budgets, parse_budget
 from perfgate.checks import Observations, check_level, evaluate, min_samples, overall
-from perfgate.results import Check, LoadScenario, LoadSeries, Series, Verdict
+from perfgate.measurements import LoadScenario, LoadSeries, Series
+from perfgate.results import Check, Verdict
 from perfgate.worker import LoadEpisode
 
 MiB = 2**20

@@ -23,7 +23,8 @@ from perfgate.rejudge import judge_again
 from perfgate.report.json import dumps, loads
 from perfgate.report.text import render_text
 from perfgate.resolution import resolution
-from perfgate.results import Check, Metric, Series, Verdict
+from perfgate.measurements import Series
+from perfgate.results import Check, Metric, Verdict
 from perfgate.runner import Pace
 from perfgate.stats import UnusableSamples, ratio_interval
 

@@ -15,7 +15,8 @@ from perfgate.backends.base import BackendOptions
 from perfgate.budgets import parse_budget
 from perfgate.checks import Observations, evaluate
 from perfgate.metrics.memory import with_instances
-from perfgate.results import Series, Verdict
+from perfgate.measurements import Series
+from perfgate.results import Verdict
 from perfgate.worker import LoadRequest, WorkerCore
 
 MiB = 2**20

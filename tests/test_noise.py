@@ -11,7 +11,7 @@ from perfgate.report.html import render_html
 from perfgate.report.json import dumps, loads
 from perfgate.report.markdown import render_markdown
 from perfgate.report.text import render_text
-from perfgate.results import Series
+from perfgate.measurements import Series
 from report_samples import passed_run
 
 

@@ -63,16 +63,10 @@ _STATE = pytest.StashKey[_State]()
 _SESSION_PLUGIN = "perfgate-session"
 _FIXTURE = pytest.StashKey[Perfgate]()
 
-# (name, flag, ini type, default, help); each flag --perfgate-NAME has the ini key perfgate_NAME
-_OPTIONS = (
-    ("time_budget", "--perfgate-time-budget", "string", "10",
-     "seconds of measuring per measure or compare call, at most (default 10)"),
-    ("device", "--perfgate-device", "string", "cpu", "cpu, cuda or cuda:N (default cpu)"),
-    ("threads", "--perfgate-threads", "string", "1", "threads per model (default 1)"),
-    ("json", "--perfgate-json", "string", "", "write every measurement of the session to this JSON file"),
-    ("config", "--perfgate-config", "string", "",
-     "config file for perfgate.compare_configured (default: perfgate.toml, else pyproject.toml's [tool.perfgate], in the rootdir)"),
-    ("strict", "--perfgate-strict", "bool", False, "fail a test whose budget is inconclusive (default: pass with a warning)"),
+# The plugin's own options, after the options table's (perfgate/options/plugin.py: time
+# budget, device, threads, json, config, strict). (name, flag, ini type, default, help); each
+# flag --perfgate-NAME has the ini key perfgate_NAME.
+_OWN_OPTIONS = (
     ("skip", "--perfgate-skip", "bool", False, "skip the tests that use perfgate, for fast local runs"),
     ("only", "--perfgate-only", "bool", False, "run only the tests that use perfgate"),
     ("xdist", "--perfgate-xdist", "string", "skip",
@@ -81,9 +75,15 @@ _OPTIONS = (
 )  # fmt: skip
 
 
+def plugin_options() -> tuple[tuple[str, str, str, Any, str], ...]:
+    from perfgate.options.plugin import table_options
+
+    return (*table_options(), *_OWN_OPTIONS)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("perfgate", "perfgate: performance budgets for ML models")
-    for name, flag, ini_type, default, text in _OPTIONS:
+    for name, flag, ini_type, default, text in plugin_options():
         if ini_type == "bool":
             group.addoption(flag, dest=f"perfgate_{name}", action="store_true", default=None, help=text)
         else:

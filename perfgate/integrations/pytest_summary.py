@@ -64,7 +64,7 @@ def full_record(test: str, entry: Any) -> dict[str, Any]:
     record = {"test": test, "kind": entry.kind, "measured": entry.label, "verdict": entry.verdict,
               "asserted": entry.asserted, "note": entry.note}  # fmt: skip
     if entry.kind == "compare":
-        from perfgate.report.json import to_dict
+        from perfgate.report.json_dicts import to_dict
 
         record["report"] = to_dict(entry.value)
     else:

@@ -30,7 +30,8 @@ import numpy as np
 from perfgate.errors import BudgetError
 from perfgate.formatting import format_change, format_value
 from perfgate.detectable import detectable_ratio
-from perfgate.results import Check, LoadSeries, Metric, OutputsCompared, Series, Verdict, concatenated
+from perfgate.measurements import LoadSeries, OutputsCompared, Series, concatenated
+from perfgate.results import Check, Metric, Verdict
 from perfgate.stats import (
     RatioInterval, UnusableSamples, min_samples_for_quantile, ratio_interval, statistic, with_instance_variation,
 )

@@ -11,7 +11,8 @@ import numpy as np
 from perfgate.metrics.base import (
     Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, quantile_check, undecided,
 )
-from perfgate.results import Check, Metric, Series
+from perfgate.measurements import Series
+from perfgate.results import Check, Metric
 from perfgate.stats import UnusableSamples, min_samples_for_quantile, statistic, unpaired_interval
 
 # reported against a stored baseline beside the budgeted ones

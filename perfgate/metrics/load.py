@@ -11,7 +11,8 @@ import numpy as np
 from perfgate.errors import option
 from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_load, bind, quantile_check
 from perfgate.metrics.latency import parse_quantile_metric
-from perfgate.results import Check, LoadSeries, Metric, concatenated
+from perfgate.measurements import LoadSeries, concatenated
+from perfgate.results import Check, Metric
 from perfgate.stats import min_samples_for_quantile
 
 

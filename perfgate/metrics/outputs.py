@@ -22,7 +22,8 @@ from typing import Mapping
 
 from perfgate.errors import BudgetError, option
 from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, bind, budget_fields, undecided
-from perfgate.results import Check, Metric, OutputDifference, Verdict
+from perfgate.measurements import OutputDifference
+from perfgate.results import Check, Metric, Verdict
 
 # metric -> (the OutputDifference field, higher is better, the range its threshold may take)
 VALUES = {

@@ -10,7 +10,8 @@ import numpy as np
 
 from perfgate.errors import option
 from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, undecided
-from perfgate.results import Check, Metric, Series
+from perfgate.measurements import Series
+from perfgate.results import Check, Metric
 from perfgate.sizes import sized_blocks
 from perfgate.stats import UnusableSamples, slope_interval
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from perfgate.errors import option
 from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, undecided
-from perfgate.results import SIDES, Check, Metric, Series
+from perfgate.measurements import Series
+from perfgate.results import SIDES, Check, Metric
 from perfgate.stats import RatioInterval, UnusableSamples, ratio_interval, unpaired_interval
 
 _NAME = re.compile(r"^throughput(?:\.batch(\d+))?$")

@@ -1,12 +1,19 @@
 """The GitHub Action's inputs that are compare's options: their action.yml entries, their
-values from the step's ``INPUT_*`` variables, and the flags they become. A test keeps
-action.yml's entries equal to ``action_inputs()``; the action's own inputs (merge, the
-token, where it runs) are integrations/github_action.py's."""
+values from the step's ``INPUT_*`` variables, and the flags they become. The action's own
+inputs (merge, the token, where it runs) are integrations/github_action.py's.
+
+``python -m perfgate.options --action action.yml`` writes the table's inputs into
+action.yml (``with_table_inputs``), between the marker comments below: under ``inputs:``
+and in the gate step's ``env:``. The rest of the file (its description, the action's own
+inputs, the steps) is written by hand and left as it is; a test fails while the file
+differs from what the table gives.
+"""
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from perfgate.options import all_options
 from perfgate.options.model import Option
@@ -57,3 +64,61 @@ def action_args(values: Mapping[str, Any]) -> list[str]:
         elif value:
             args += [option.flag, value]
     return args
+
+
+COMMAND = "python -m perfgate.options --action action.yml"
+INPUTS_BEGIN = f"# compare's options, from perfgate/options/table.py ({COMMAND} writes them)"
+ENV_BEGIN = f"# their values, from the same table ({COMMAND} writes them)"
+END = "# (the options table's end)"
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"}
+
+
+def with_table_inputs(text: str) -> str:
+    """action.yml's ``text`` with the table's inputs and their gate-step variables written
+    between the markers, everything else as it was."""
+    text = _between(text, INPUTS_BEGIN, _input_lines)
+    return _between(text, ENV_BEGIN, _env_lines)
+
+
+def _input_lines(indent: str) -> list[str]:
+    lines = []
+    for name, entry in action_inputs().items():
+        lines += [
+            f"{indent}{name}:",
+            f"{indent}  description: {_scalar(entry['description'])}",
+            f"{indent}  required: {'true' if entry['required'] else 'false'}",
+            f"{indent}  default: {json.dumps(entry['default'])}",
+        ]
+    return lines
+
+
+def _env_lines(indent: str) -> list[str]:
+    return [f"{indent}{_variable(name)}: ${{{{ inputs.{name} }}}}" for name in action_inputs()]
+
+
+def _variable(name: str) -> str:
+    return f"INPUT_{name.upper().replace('-', '_')}"
+
+
+def _between(text: str, begin: str, lines_at: Callable[[str], list[str]]) -> str:
+    lines = text.split("\n")
+    starts = [i for i, line in enumerate(lines) if line.strip() == begin]
+    if len(starts) != 1:
+        raise ValueError(f"action.yml needs the line {begin!r} once (found {len(starts)})")
+    start = starts[0]
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() == END), None)
+    if end is None:
+        raise ValueError(f"action.yml needs the line {END!r} after {begin!r}")
+    indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+    return "\n".join([*lines[: start + 1], *lines_at(indent), *lines[end:]])
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML scalar on one line: plain where YAML reads it back as the same
+    string, else double-quoted (a JSON string is one)."""
+    plain = (
+        text[:1].isalpha() and text == text.strip() and text.lower() not in _YAML_WORDS
+        and not any(part in text for part in (": ", " #", "\n", "\t"))
+        and not text.endswith(":")
+    )  # fmt: skip
+    return text if plain else json.dumps(text, ensure_ascii=False)

@@ -2,7 +2,8 @@
 
 An ``Option`` is declared once (perfgate/options/table.py) and read by every face: the
 command line builds its click options from it, the config file its keys and their JSON
-Schema, the GitHub Action its inputs, and the error messages their flag spellings. This
+Schema, the GitHub Action its inputs, the pytest plugin its options and ini keys, and the
+error messages their flag spellings. This
 module imports nothing of perfgate's, so that any module may read the table.
 """
 
@@ -47,6 +48,11 @@ class Option:
     action_input: str | None = None
     action_split: str = "value"  # "value", "words" (spaces, commas, lines) or "lines"
     action_help: str | None = None
+    # the pytest plugin: its option's name (--perfgate-NAME, ini key perfgate_NAME), help, and
+    # default as an ini file's text (None: the option's own default)
+    pytest_option: str | None = None
+    pytest_help: str | None = None
+    pytest_default: Any = None
     # compare --baseline: compare_with_baseline's keyword for it (None: a same-run option)
     baseline: str | None = None
     face: bool = False  # where reports go and how the run speaks: any comparison takes it

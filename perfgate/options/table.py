@@ -2,9 +2,10 @@
 
 The order is the order of each command's --help. An option with a ``key`` is also a
 config-file key (and compare's, read by ``CompareConfig.from_options``); one with an
-``action_input`` is also an input of the GitHub Action. Values are checked where the
-API checks them (``config.check_common_options``, ``CompareConfig``), whichever face
-they came through, so that every face says the same about them.
+``action_input`` is also an input of the GitHub Action, and one with a ``pytest_option``
+an option (and ini key) of the pytest plugin. Values are checked where the API checks
+them (``config.check_common_options``, ``CompareConfig``), whichever face they came
+through, so that every face says the same about them.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("config_path", ("--config",), metavar="PATH",
            help="Config file (default: perfgate.toml here, else pyproject.toml's [tool.perfgate]); flags override it.",
            action_input="config", action_help="The config file, relative to working-directory; empty finds perfgate.toml, else "
-           "pyproject.toml's [tool.perfgate], there. Its comparisons run when reference, candidate and data are not all given."),
+           "pyproject.toml's [tool.perfgate], there. Its comparisons run when reference, candidate and data are not all given.",
+           pytest_option="config", pytest_help="config file for perfgate.compare_configured (default: perfgate.toml, else "
+           "pyproject.toml's [tool.perfgate], in the rootdir)"),
     Option("only", ("--only",), multiple=True, metavar="NAME", help="Run only this comparison of the config file; repeatable.",
            action_input="only", action_split="words", action_help="Run only these comparisons of the config file, names separated "
            "by spaces, commas or lines (empty runs them all)."),
@@ -108,6 +111,9 @@ OPTIONS: tuple[Option, ...] = (
            key_schema={"exclusiveMinimum": 0},
            action_input="time-budget", action_help="Longest time to measure, in seconds, before an undecided check is inconclusive "
            "(left empty, the config file's value, else 60).",
+           # a test's measurement, not a gate's: 10 s keeps a suite of them short
+           pytest_option="time_budget", pytest_help="seconds of measuring per measure or compare call, at most (default 10)",
+           pytest_default="10",
            variants={"run": {"help": "Longest time to measure, shared between the batch sizes."},
                      "calibrate": {"help": "How long to measure: the time budget compare would have."}}),
     Option("call_timeout_s", ("--call-timeout",), commands=MEASURING, baseline="call_timeout_s", type=float, default=60.0, show_default=True, metavar="SECONDS",
@@ -120,6 +126,7 @@ OPTIONS: tuple[Option, ...] = (
            variants={"run": {"help": "Seed for row sampling."}}),
     Option("threads", ("--threads",), commands=MEASURING, type=int, minimum=1, default=1, show_default=True, baseline="threads",
            help="Intra-op threads, equal for both models.", key="threads", kind="int", key_schema={"minimum": 1},
+           pytest_option="threads", pytest_help="threads per model (default 1)",
            variants={"run calibrate": {"help": "Intra-op threads."}}),
     Option("rows", ("--rows",), commands=MEASURING, type=int, minimum=1, baseline="rows",
            help="Use N rows drawn at random (with --seed) instead of all.", key="rows", kind="int",
@@ -137,6 +144,7 @@ OPTIONS: tuple[Option, ...] = (
            help="cpu, cuda or cuda:N, for both models; never falls back to the CPU.",
            key="device", kind="string", key_help="cpu, cuda or cuda:N, for both models.", key_schema={"pattern": "^(cpu|cuda(:[0-9]+)?)$"},
            action_input="device", action_help="cpu, cuda or cuda:N, for both models (left empty, the config file's value, else cpu).",
+           pytest_option="device", pytest_help="cpu, cuda or cuda:N (default cpu)",
            variants={"run calibrate": {"help": "cpu, cuda or cuda:N."}}),
     Option("include_transfers", ("--include-transfers",), is_flag=True,
            help="On a GPU, time the host-to-device input copies and device-to-host output copies too.",
@@ -187,7 +195,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("output", ("--output", "-o"), commands=MERGE, metavar="PATH", report="json", face=True,
            help="Write the merged report as JSON here."),
     Option("json_path", ("--json",), commands=COMPARE | CALIBRATE, metavar="PATH", report="json", face=True,
-           help="Also write the full report as JSON here.", variants={"calibrate": {"help": "Also write the calibration as JSON here."}}),
+           help="Also write the full report as JSON here.", variants={"calibrate": {"help": "Also write the calibration as JSON here."}},
+           pytest_option="json", pytest_help="write every measurement of the session to this JSON file"),
     Option("fmt", ("--format",), commands=COMPARE | CALIBRATE | REPORT | MERGE, choices=_report_formats, default="text",
            show_default=True, face=True, help="Report format on stdout.",
            variants={"calibrate": {"choices": ("text", "json"), "help": "Output format on stdout."}, "report": {"help": None}}),
@@ -206,6 +215,7 @@ OPTIONS: tuple[Option, ...] = (
            help="Exit 4 instead of 0 when the result is inconclusive.",
            action_input="fail-on-inconclusive", action_help="Fail the step (exit 4) when the result is inconclusive, instead of "
            "passing with a warning.",
+           pytest_option="strict", pytest_help="fail a test whose budget is inconclusive (default: pass with a warning)",
            variants={"report": {"help": "Exit 4 instead of 0 when the verdict is inconclusive."},
                      "merge": {"help": "Exit 4 instead of 0 when the merged verdict is inconclusive."}}),
     Option("quiet", ("--quiet", "-q"), commands=MEASURING, is_flag=True, face=True, help="No progress lines on stderr."),

@@ -1,6 +1,7 @@
 """Renderers: one module per output format, each a function of a Report.
 
-    json.py              the on-disk form (and reading it back)
+    json.py              the on-disk form (and reading it back, checked intact)
+    json_dicts.py        the report as plain JSON values and back (to_dict, from_dict)
     text.py              the terminal report
     markdown.py          a job summary or a pull-request comment
     junit.py             JUnit XML: one test case per gated check

@@ -13,7 +13,8 @@ import numpy as np
 from perfgate.formatting import format_duration, format_rate
 from perfgate.report.summary import cold_start_samples
 from perfgate.report.svg import Axis, Line, bar_chart, line_chart, stacked_bars
-from perfgate.results import SIDES, Report, concatenated
+from perfgate.measurements import concatenated
+from perfgate.results import SIDES, Report
 
 CSS = {"reference": "ref", "candidate": "cand"}
 CDF_POINTS = 160

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Sequence
 
-from perfgate.report.json import summarize
+from perfgate.report.json_dicts import summarize
 
 
 def measurement_to_dict(result: Any) -> dict[str, Any]:

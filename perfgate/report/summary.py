@@ -13,7 +13,8 @@ import unicodedata
 
 from perfgate.formatting import format_bytes, format_change
 from perfgate.metrics import family_of
-from perfgate.results import Check, DataReport, ModelReport, Noise, Report, Verdict
+from perfgate.measurements import Noise
+from perfgate.results import Check, DataReport, ModelReport, Report, Verdict
 
 SYMBOLS = {
     Verdict.PASS: "✅",

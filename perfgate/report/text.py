@@ -12,7 +12,8 @@ from perfgate.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
 from perfgate.report import parts
 from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, detectable, needs_note, noise_text, note, python_label
-from perfgate.results import SIDES, Check, ModelReport, Report, Verdict, concatenated
+from perfgate.measurements import concatenated
+from perfgate.results import SIDES, Check, ModelReport, Report, Verdict
 
 _HEADERS = ("metric", "at", "reference", "candidate", "change", "CI", "budget", "detectable", "verdict", "MWU p")
 

@@ -1,8 +1,9 @@
 """What the parent and a worker process say to each other: one message type per call,
 and the answers.
 
-This module sits just above ``perfgate.results`` and imports nothing else of perfgate's
-that could import it back, so results, the runner and the core can all use its types.
+This module sits just above ``perfgate.results`` and ``perfgate.measurements`` and imports
+nothing else of perfgate's that could import it back, so results, the runner and the core
+can all use its types.
 Each call is a frozen dataclass; ``name`` is how errors name it ("the worker died during
 'run_block'"), and ``phases`` how a hang names where it stopped. The worker answers
 ("ok", value) or ("error", class name, message, traceback); a call of several phases
@@ -19,7 +20,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from perfgate.backends.base import BackendOptions
-from perfgate.results import BackendInfo, LoadEpisode
+from perfgate.measurements import LoadEpisode
+from perfgate.results import BackendInfo
 from perfgate.tensors import TensorSpec
 
 __all__ = [
