@@ -45,7 +45,7 @@ from simulated_machine import (  # noqa: E402
     ACTION_BENCHMARK_CALLS, BUDGET, BURST_PERIOD_S, BURST_SLOWDOWN, JITTER_SIGMA, OUTLIER_FACTOR, OUTLIER_RATE, REGIMES,
     ROOT, WORKER_START_S, Outcome, Trial, run_trial, spend_alpha_over_k_squared, write_features,
 )  # fmt: skip
-from perfgate.runner import MeasurementPlan  # noqa: E402 (after simulated_machine, which puts this repository first on sys.path)
+from perfgate.engine.runner import MeasurementPlan  # noqa: E402 (after simulated_machine, which puts this repository first on sys.path)
 
 RATIOS = (1.00, 1.05, 1.10, 1.20, 1.25, 1.50, 2.00)
 RULES = (("perfgate", "perfgate"), ("pytest-benchmark mean:15%", "pytest_benchmark"),

@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from perfgate.backends.base import BackendOptions  # noqa: E402
-from perfgate.batches import build_batches  # noqa: E402
+from perfgate.data.batches import build_batches  # noqa: E402
 from perfgate.config import CompareConfig  # noqa: E402
-from perfgate.dataset import ParquetDataset  # noqa: E402
-from perfgate.environment import capture  # noqa: E402
-from perfgate.inputs import bind_inputs  # noqa: E402
-from perfgate.pipeline import run_comparison  # noqa: E402
+from perfgate.data.dataset import ParquetDataset  # noqa: E402
+from perfgate.engine.environment import capture  # noqa: E402
+from perfgate.data.inputs import bind_inputs  # noqa: E402
+from perfgate.engine.pipeline import run_comparison  # noqa: E402
 from perfgate.worker import LoadModel, LoadRequest, RunBlock, SetFeeds, SubprocessWorker, WarmUpModel, worker_cpus  # noqa: E402
 
 FIXTURES = ROOT / "fixtures"

@@ -19,7 +19,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from memory_models import EXTRA_BYTES  # noqa: E402
 from perfgate.config import CompareConfig  # noqa: E402
-from perfgate.pipeline import run_comparison  # noqa: E402
+from perfgate.engine.pipeline import run_comparison  # noqa: E402
 
 MiB = 2**20
 

@@ -33,7 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fakes import FakeClock, in_process_factory  # noqa: E402
 from perfgate.config import CompareConfig  # noqa: E402
-from perfgate.pipeline import run_comparison  # noqa: E402
+from perfgate.engine.pipeline import run_comparison  # noqa: E402
 
 REGIMES = ("quiet", "bursty", "outliers")
 JITTER_SIGMA = 0.10
@@ -119,7 +119,7 @@ def spend_alpha_over_k_squared() -> None:
     place of alpha / 2^k), in this process only."""
     import math
 
-    from perfgate import checks
+    from perfgate.judge import checks
 
     checks.check_level = lambda alpha, look, count: 1.0 - alpha * 6.0 / (math.pi**2 * look**2) / max(1, count)
 

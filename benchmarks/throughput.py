@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from perfgate.config import CompareConfig  # noqa: E402
-from perfgate.pipeline import run_comparison  # noqa: E402
+from perfgate.engine.pipeline import run_comparison  # noqa: E402
 from perfgate.formatting import format_change, format_rate  # noqa: E402
 
 FIXTURES = ROOT / "fixtures"

@@ -8,7 +8,7 @@ read. ``from_options`` takes the options as every face writes them (``reference_
 Errors name options by their keyword here (``time_budget_s``, ``include_transfers``)
 through ``perfgate.errors.option``; the command line shows the same errors with its own
 flag names. Budgets that nothing in the comparison would measure are refused by their
-family (see ``perfgate.budgets.check_measured``).
+family (see ``perfgate.judge.budgets.check_measured``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from perfgate.backends.base import check_device
-from perfgate.budgets import Budget, build_budgets, check_measured, parse_memory_size
+from perfgate.judge.budgets import Budget, build_budgets, check_measured, parse_memory_size
 from perfgate.errors import UsageError, option
-from perfgate.inputs import input_options
+from perfgate.data.inputs import input_options
 from perfgate.metrics import Scope, family_of
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
-from perfgate.resolution import MAX_INSTANCES
+from perfgate.judge.resolution import MAX_INSTANCES
 from perfgate.results import Settings
-from perfgate.runner import MIN_EPISODE_REQUESTS
-from perfgate.specs import DataSpec, JudgingSpec, MeasuringSpec, ModelSpec
+from perfgate.specs import MIN_EPISODE_REQUESTS, DataSpec, JudgingSpec, MeasuringSpec, ModelSpec
 from perfgate.worker.interpreter import locate
 from perfgate.worker.protocol import LOAD_FACTOR, MIN_CALL_TIMEOUT_S
 

@@ -147,7 +147,7 @@ def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
 
 def _metric(budget: Any) -> str | None:
     """A budget's metric name; None for one that does not parse (from_options says why)."""
-    from perfgate.budgets import Budget, parse_budget
+    from perfgate.judge.budgets import Budget, parse_budget
     from perfgate.errors import PerfgateError
 
     try:

@@ -1,6 +1,6 @@
 """The smallest change an interval detects (its minimum detectable effect), from the
 standard error of a log ratio: the statistics that the metric families and
-perfgate/resolution.py share (see resolution.py for what it means for a budget).
+perfgate/judge/resolution.py share (see resolution.py for what it means for a budget).
 Low in the house: it imports nothing of perfgate's, so that the families can use it
 while resolution.py reads what the families declare."""
 

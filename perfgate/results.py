@@ -191,7 +191,7 @@ class Check:
     mann_whitney_p: float | None = None
     mann_whitney_note: str = ""
     # the smallest change these samples detect with 80 % power at ci_level, as a ratio in the
-    # direction that hurts (1.042: +4.2 %; higher-is-better: 0.96); see perfgate/resolution.py
+    # direction that hurts (1.042: +4.2 %; higher-is-better: 0.96); see perfgate/judge/resolution.py
     detectable: float | None = None
 
 

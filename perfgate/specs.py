@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from perfgate.backends.base import BackendOptions
-from perfgate.budgets import Budget, build_budgets
+from perfgate.judge.budgets import Budget, build_budgets
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.measurements import LoadScenario
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 
 DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to compare their answers
+# A load episode (--concurrency, --rate) is at least this many requests per model: a shorter one
+# says little about queueing. The runner sizes episodes by it; the config holds a rate to it.
+MIN_EPISODE_REQUESTS = 20
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from fakes import FakeClock, in_process_factory
 from perfgate.config import CompareConfig
 from perfgate.errors import ModelLoadError
-from perfgate.pipeline import error_report, run_comparison
+from perfgate.engine.pipeline import error_report, run_comparison
 from perfgate.results import Check, Metric, Report, Verdict
 
 MS = 1e6

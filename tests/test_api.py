@@ -21,7 +21,7 @@ def test_the_public_api_is_pinned():
 
 def test_importing_perfgate_and_its_engine_imports_no_ml_framework():
     code = (
-        "import sys, perfgate, perfgate.pipeline, perfgate.cli, perfgate.single, perfgate.integrations.pytest_plugin; "
+        "import sys, perfgate, perfgate.engine.pipeline, perfgate.cli, perfgate.engine.single, perfgate.integrations.pytest_plugin; "
         "perfgate.compare; perfgate.measure; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('onnxruntime', 'torch', 'tensorflow', 'keras', 'jax')); print(bad)"
@@ -41,7 +41,7 @@ def test_the_api_s_calibrate_stays_a_function_once_its_module_is_imported():
     """perfgate.calibrate() was shadowed by the module of the same name as soon as anything
     imported it (the CLI does): then it was a module, and calling it a TypeError."""
     import perfgate
-    import perfgate.calibration  # noqa: F401
+    import perfgate.engine.calibration  # noqa: F401
     import perfgate.cli.calibrate  # noqa: F401
 
-    assert callable(perfgate.calibrate) and perfgate.calibrate.__module__ == "perfgate.calibration"
+    assert callable(perfgate.calibrate) and perfgate.calibrate.__module__ == "perfgate.engine.calibration"

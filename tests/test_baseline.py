@@ -12,8 +12,8 @@ import pytest
 
 from conftest import FIXTURES, assert_one_line_error, run_cli
 from fakes import FakeClock, in_process_factory, lognormal
-from perfgate.baseline import BASELINE_SCHEMA_VERSION, read_baseline, write_baseline
-from perfgate.baseline_compare import compare_with_baseline, measure_baseline, unpaired_interval
+from perfgate.engine.baseline import BASELINE_SCHEMA_VERSION, read_baseline, write_baseline
+from perfgate.engine.baseline_compare import compare_with_baseline, measure_baseline, unpaired_interval
 from perfgate.errors import DataError, UsageError
 from perfgate.report import FORMATS, render
 from perfgate.results import Verdict

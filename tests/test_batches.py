@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from perfgate.batches import build_batches
+from perfgate.data.batches import build_batches
 from perfgate.cli import _flag as cli_flag
 from perfgate.errors import ColumnMappingError, InputCastError
-from perfgate.inputs import bind_inputs
+from perfgate.data.inputs import bind_inputs
 from perfgate.tensors import TensorSpec
 
 

@@ -10,7 +10,7 @@ import pytest
 from perfgate.cli import _flag as cli_flag
 from perfgate.config import CompareConfig
 from perfgate.errors import ColumnMappingError, UsageError
-from perfgate.inputs import bind_inputs, describe_binding, describe_pairing, parse_input_options
+from perfgate.data.inputs import bind_inputs, describe_binding, describe_pairing, parse_input_options
 from perfgate.results import PreparedInput
 from perfgate.tensors import TensorSpec
 

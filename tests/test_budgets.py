@@ -1,6 +1,6 @@
 import pytest
 
-from perfgate.budgets import Budget, build_budgets, parse_budget, parse_limit, parse_metric
+from perfgate.judge.budgets import Budget, build_budgets, parse_budget, parse_limit, parse_metric
 from perfgate.formatting import format_change, format_duration
 from perfgate.errors import BudgetError, UsageError
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from perfgate.budgets import build_budgets, parse_budget
-from perfgate.checks import Observations, check_level, evaluate, min_samples, overall
+from perfgate.judge.budgets import build_budgets, parse_budget
+from perfgate.judge.checks import Observations, check_level, evaluate, min_samples, overall
 from perfgate.measurements import LoadScenario, LoadSeries, Series
 from perfgate.results import Check, Verdict
 from perfgate.worker import LoadEpisode

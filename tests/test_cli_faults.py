@@ -112,7 +112,7 @@ def test_a_report_path_that_is_an_input_is_refused_and_the_input_kept(tmp_path, 
 
 
 def test_a_report_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
-    from perfgate.pipeline import error_report
+    from perfgate.engine.pipeline import error_report
     from perfgate.report.json import read_report, write_report
 
     path = tmp_path / "perfgate.json"

@@ -7,8 +7,8 @@ import pytest
 
 from fakes import FakeClock, in_process_factory
 from perfgate.config import CompareConfig
-from perfgate.pipeline import run_comparison
-from perfgate.rejudge import judge_again
+from perfgate.engine.pipeline import run_comparison
+from perfgate.judge.rejudge import judge_again
 from perfgate.results import Verdict
 
 MS = 1e6
@@ -188,7 +188,7 @@ class Loading:
 
 
 def test_each_models_load_is_timed_when_it_answers_not_after_the_others(feature_table_path):
-    from perfgate.pipeline import _load
+    from perfgate.engine.pipeline import _load
 
     clock = FakeClock()
     workers = {"reference": Loading("reference", clock, 3.0), "candidate": Loading("candidate", clock, 1.0)}

@@ -16,7 +16,7 @@ from conftest import FIXTURES, assert_one_line_error, run_cli
 from fakes import FakeClock, in_process_factory
 from perfgate.config import CompareConfig
 from perfgate.errors import ColumnMappingError, UsageError
-from perfgate.pipeline import run_comparison
+from perfgate.engine.pipeline import run_comparison
 from perfgate.report import render
 from perfgate.report.json import dumps, loads
 from perfgate.report.summary import DATA_DRIFT

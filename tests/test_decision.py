@@ -6,7 +6,7 @@ import pytest
 
 from fakes import FakeClock, drifting, in_process_factory, lognormal
 from perfgate.config import CompareConfig
-from perfgate.pipeline import run_comparison
+from perfgate.engine.pipeline import run_comparison
 from perfgate.results import Verdict
 
 MS = 1e6  # ns
@@ -202,10 +202,10 @@ def test_error_rates_over_many_seeded_runs(feature_table_path):
 def test_what_the_time_budget_cannot_decide_is_said_in_the_words_of_the_face_that_asked(named, ending):
     import ast
 
-    from perfgate.budgets import build_budgets
-    from perfgate.pacing import pace_budgets
-    from perfgate.resolution import python_words
-    from perfgate.runner import Pace
+    from perfgate.judge.budgets import build_budgets
+    from perfgate.engine.pacing import pace_budgets
+    from perfgate.judge.resolution import python_words
+    from perfgate.engine.runner import Pace
 
     # one second a call on each model, one call a block: 20 s give about 8 calls, p95 needs 90
     # (90 rounds of 2 s, a quarter more, rounded up to 30 s: 240)

@@ -11,21 +11,21 @@ import pytest
 
 import perfgate
 from fakes import FakeClock, in_process_factory
-from perfgate.baseline_compare import _budgets as _baseline_budgets
-from perfgate.budgets import build_budgets, parse_budget
+from perfgate.engine.baseline_compare import _budgets as _baseline_budgets
+from perfgate.judge.budgets import build_budgets, parse_budget
 from perfgate.config import DEFAULT_COLD_STARTS, TIGHT_BUDGET_INSTANCES, CompareConfig
 from perfgate.errors import BudgetError, UsageError
 from perfgate.metrics import Budget, Family, Observations, Scope, Slot, parse_metric, register_family, unregister_family
 from perfgate.metrics.base import at_batch, bind, budget_fields, decided, undecided
-from perfgate.pacing import pace_budgets
-from perfgate.pipeline import _wants_windows, run_comparison
-from perfgate.rejudge import judge_again
+from perfgate.engine.pacing import pace_budgets
+from perfgate.engine.pipeline import _wants_windows, run_comparison
+from perfgate.judge.rejudge import judge_again
 from perfgate.report.json import dumps, loads
 from perfgate.report.text import render_text
-from perfgate.resolution import resolution
+from perfgate.judge.resolution import resolution
 from perfgate.measurements import Series
 from perfgate.results import Check, Metric, Verdict
-from perfgate.runner import Pace
+from perfgate.engine.runner import Pace
 from perfgate.stats import UnusableSamples, ratio_interval
 
 

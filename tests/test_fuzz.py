@@ -9,9 +9,9 @@ pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from perfgate.budgets import Budget, build_budgets, parse_budget  # noqa: E402
+from perfgate.judge.budgets import Budget, build_budgets, parse_budget  # noqa: E402
 from perfgate.errors import UsageError  # noqa: E402
-from perfgate.inputs import parse_input_options  # noqa: E402
+from perfgate.data.inputs import parse_input_options  # noqa: E402
 
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 

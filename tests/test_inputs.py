@@ -5,11 +5,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import perfgate.dataset as dataset_module
-from perfgate.dataset import ParquetDataset
+import perfgate.data.dataset as dataset_module
+from perfgate.data.dataset import ParquetDataset
 from perfgate.errors import ColumnMappingError, DataError, InputCastError, UsageError
-from perfgate.batches import build_batches, cast_exactly
-from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
+from perfgate.data.batches import build_batches, cast_exactly
+from perfgate.data.inputs import bind_inputs, expand_columns, parse_input_options
 from perfgate.tensors import TensorSpec
 
 NAMES = ["id", "f00", "f01", "f10", "g0", "label"]

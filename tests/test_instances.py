@@ -8,7 +8,7 @@ from scipy.stats import t as student_t
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.config import CompareConfig
 from perfgate.errors import UsageError
-from perfgate.pipeline import run_comparison
+from perfgate.engine.pipeline import run_comparison
 from perfgate.results import Verdict
 from perfgate.stats import ratio_interval, with_instance_variation
 

@@ -13,10 +13,10 @@ from conftest import FIXTURES, assert_one_line_error, run_cli
 from fakes import FakeClock, in_process_factory
 from perfgate.cli import _flag as cli_flag
 from perfgate.config import CompareConfig
-from perfgate.diagnostics import leak_per_block
+from perfgate.judge.diagnostics import leak_per_block
 from perfgate.errors import UsageError
-from perfgate.pipeline import run_comparison
-from perfgate.single import measure
+from perfgate.engine.pipeline import run_comparison
+from perfgate.engine.single import measure
 from perfgate.worker.protocol import call_limit
 from perfgate.worker import Timeout
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, LOAD_TIMEOUT_S, MIN_CALL_TIMEOUT_S, load_limit
@@ -250,7 +250,7 @@ def test_compare_and_measure_size_and_bound_their_blocks_by_the_one_measuring_lo
     """With the measuring loop's rules changed, every block, window, load episode and warm-up
     of a comparison and of measure() (a model in its worker, and a callable in this
     process) follows the change: a second loop, with sizes and limits of its own, would not."""
-    from perfgate import blocks
+    from perfgate.engine import blocks
 
     monkeypatch.setattr(blocks, "call_limit", lambda call_timeout_s, expected_s=0.0: 1000.0 + call_timeout_s + expected_s)
     monkeypatch.setattr(blocks.BlockRules, "calls_per_block", lambda self, typical_ns: 3)

@@ -8,11 +8,11 @@ import pytest
 
 import perfgate
 from fakes import FakeClock, in_process_factory, lognormal
-from perfgate.absolute import PEAK_RSS_OF_A_CALLABLE, parse_absolute_budget
+from perfgate.judge.absolute import PEAK_RSS_OF_A_CALLABLE, parse_absolute_budget
 from perfgate.errors import UsageError
 from perfgate.results import Verdict
-from perfgate.single import measure
-from perfgate.units import parse_duration, parse_rate, parse_size
+from perfgate.engine.single import measure
+from perfgate.judge.units import parse_duration, parse_rate, parse_size
 
 MS = 1e6
 MiB = 2**20

@@ -12,8 +12,8 @@ import pytest
 
 from fakes import FakeBackend, FakeClock, FakeMemory
 from perfgate.backends.base import BackendOptions
-from perfgate.budgets import parse_budget
-from perfgate.checks import Observations, evaluate
+from perfgate.judge.budgets import parse_budget
+from perfgate.judge.checks import Observations, evaluate
 from perfgate.metrics.memory import with_instances
 from perfgate.measurements import Series
 from perfgate.results import Verdict

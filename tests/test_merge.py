@@ -11,7 +11,7 @@ import pytest
 import report_samples as samples
 from conftest import run_cli
 from perfgate.errors import UsageError
-from perfgate.merge import merge, merged, part_names
+from perfgate.report.merge import merge, merged, part_names
 from perfgate.report import FORMATS, render
 from perfgate.report.json import dumps, loads
 from perfgate.report.markdown import render_markdown
@@ -135,7 +135,7 @@ def test_a_single_report_has_no_parts_in_its_json(parts):
 
 
 def test_a_merged_report_is_not_judged_again_as_a_whole(parts):
-    from perfgate.rejudge import judge_again
+    from perfgate.judge.rejudge import judge_again
 
     with pytest.raises(UsageError, match="judged again part by part"):
         judge_again(merge([parts / "pass.json"]), ["latency.p95:+10%"])

@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.cli import _flag as cli_flag
 from perfgate.config import CompareConfig
-from perfgate.pipeline import run_comparison
+from perfgate.engine.pipeline import run_comparison
 from perfgate.errors import BudgetError, ColumnMappingError, UsageError
 from perfgate.report.text import render_text
 from perfgate.results import Verdict
@@ -210,7 +210,7 @@ def test_stages_split_preparation_from_the_model(feature_table_path):
 
 def test_the_model_that_goes_first_is_not_charged_for_fresh_memory(feature_table_path, monkeypatch):
     # building a batch size's tensors the first time costs 5 ms more (page faults); later builds reuse the pages
-    compare_module = importlib.import_module("perfgate.feed")
+    compare_module = importlib.import_module("perfgate.engine.feed")
     clock, built = FakeClock(), []
     real_build = compare_module.build_batches
 

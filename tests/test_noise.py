@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from perfgate.noise import noise_levels
+from perfgate.judge.noise import noise_levels
 from perfgate.report.html import render_html
 from perfgate.report.json import dumps, loads
 from perfgate.report.markdown import render_markdown

@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from fakes import FakeClock, in_process_factory, lognormal, scores
-from perfgate.budgets import parse_budget
+from perfgate.judge.budgets import parse_budget
 from perfgate.config import CompareConfig
 from perfgate.errors import BudgetError, PerfgateRuntimeError, UsageError
-from perfgate.outputs import MIN_OUTPUT_BATCHES
-from perfgate.pipeline import run_comparison
-from perfgate.rejudge import judge_again
+from perfgate.engine.outputs import MIN_OUTPUT_BATCHES
+from perfgate.engine.pipeline import run_comparison
+from perfgate.judge.rejudge import judge_again
 from perfgate.report.json import dumps, loads
 from perfgate.report.text import render_text
 from perfgate.results import SCHEMA_VERSION, Verdict
@@ -323,7 +323,7 @@ def test_a_report_from_before_outputs_were_compared_reads_and_refuses_outputs_bu
 
 
 def test_large_outputs_cross_the_pipe_a_few_batches_at_a_time():
-    from perfgate.outputs import MAX_BATCHES_PER_CALL, _batches_per_call
+    from perfgate.engine.outputs import MAX_BATCHES_PER_CALL, _batches_per_call
 
     def answers(nbytes):
         batch = {"scores": np.zeros(nbytes // 8)}

@@ -10,8 +10,8 @@ from dataclasses import replace
 from conftest import ROOT
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.config import CompareConfig
-from perfgate.pipeline import run_comparison
-from perfgate.progress import LiveStatus, Status, deciding_check, on_stderr, status_line
+from perfgate.engine.pipeline import run_comparison
+from perfgate.engine.progress import LiveStatus, Status, deciding_check, on_stderr, status_line
 from perfgate.results import Verdict
 
 MS = 1e6
@@ -109,6 +109,6 @@ def test_the_deciding_check_is_a_failure_else_the_one_farthest_from_deciding(fea
 
 
 def test_import_perfgate_does_not_import_rich():
-    code = "import sys, perfgate, perfgate.pipeline, perfgate.cli; print('rich' in sys.modules)"
+    code = "import sys, perfgate, perfgate.engine.pipeline, perfgate.cli; print('rich' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"

@@ -18,8 +18,8 @@ import pytest
 
 from conftest import FIXTURES, ROOT, assert_one_line_error, run_cli
 from fakes import FakeClock, in_process_factory, lognormal
-from perfgate import pipeline
-from perfgate.absolute import LimitCheck
+from perfgate.engine import pipeline
+from perfgate.judge.absolute import LimitCheck
 from perfgate.configfile import tomllib
 from perfgate.integrations.pytest_fixture import Options, Perfgate, PerfgateWarning, _compared_text, _headline, _limit_text
 from perfgate.integrations.pytest_plugin import marker_problem

@@ -104,9 +104,9 @@ def test_the_saved_demo_report_has_the_checks_and_first_look_the_code_has_now(tm
     runner had moved to 8)."""
     from fakes import FakeClock, in_process_factory
     from perfgate.config import CompareConfig
-    from perfgate.pipeline import run_comparison
+    from perfgate.engine.pipeline import run_comparison
     from perfgate.report.summary import place
-    from perfgate.runner import MeasurementPlan
+    from perfgate.engine.runner import MeasurementPlan
     from perfgate.tensors import TensorSpec
 
     saved = saved_demo_report()

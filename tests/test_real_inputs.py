@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli, write_identity_onnx
 from perfgate.config import CompareConfig
 from perfgate.errors import ColumnMappingError
-from perfgate.pipeline import run_comparison
+from perfgate.engine.pipeline import run_comparison
 from perfgate.worker.process import SubprocessWorker
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,8 @@ from conftest import run_cli
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.config import CompareConfig
 from perfgate.errors import BudgetError, UsageError
-from perfgate.pipeline import error_report, run_comparison
-from perfgate.rejudge import judge_again
+from perfgate.engine.pipeline import error_report, run_comparison
+from perfgate.judge.rejudge import judge_again
 from perfgate.report.json import dumps, loads
 from perfgate.results import Verdict
 

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from conftest import FIXTURES, assert_one_line_error, run_cli
-from perfgate.dataset import ParquetDataset
+from perfgate.data.dataset import ParquetDataset
 from perfgate.errors import DataError, UsageError
 
 BUCKET = "perfgate-data"

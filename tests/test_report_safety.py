@@ -17,7 +17,7 @@ from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.backends import model_file
 from perfgate.config import CompareConfig
 from perfgate.errors import UsageError
-from perfgate.pipeline import run_comparison
+from perfgate.engine.pipeline import run_comparison
 from perfgate.report.json import dumps, loads
 from perfgate.report.text import printable, render_text
 

@@ -14,11 +14,12 @@ from scipy.stats import norm
 
 from conftest import FIXTURES, run_cli
 from fakes import FakeClock, in_process_factory, lognormal
-from perfgate import cli, pipeline
-from perfgate.calibration import calibration_dict, render_calibration, run_calibration
+from perfgate import cli
+from perfgate.engine import pipeline
+from perfgate.engine.calibration import calibration_dict, render_calibration, run_calibration
 from perfgate.config import CompareConfig
 from perfgate.report.json import from_dict, to_dict
-from perfgate.resolution import check_se, resolution
+from perfgate.judge.resolution import check_se, resolution
 from perfgate.results import Verdict
 
 MS = 1e6  # ns
@@ -115,8 +116,8 @@ def test_a_budget_below_the_noise_measures_on_and_ends_inconclusive_with_the_num
 
 
 def test_the_hint_in_python_words_runs_as_written_and_resolves_the_budget(feature_table_path):
-    from perfgate.budgets import parse_budget
-    from perfgate.resolution import python_words
+    from perfgate.judge.budgets import parse_budget
+    from perfgate.judge.resolution import python_words
 
     report = compare(feature_table_path, lognormal(1 * MS, NOISY), lognormal(1 * MS, NOISY), budgets=["latency.p50:+5%"],
                      time_budget_s=3.0, words=python_words)  # fmt: skip
@@ -168,8 +169,8 @@ def test_a_default_or_chosen_budget_too_tight_for_the_machine_ends_inconclusive_
     "budget, metric, sign", [("throughput:-2%", "throughput.batch1", "-"), ("latency.p95:+5%", "latency.p95", "+")]
 )
 def test_every_ratio_family_says_what_would_resolve_it_in_its_direction(feature_table_path, budget, metric, sign):
-    from perfgate.budgets import parse_budget
-    from perfgate.resolution import python_words
+    from perfgate.judge.budgets import parse_budget
+    from perfgate.judge.resolution import python_words
 
     report = compare(feature_table_path, lognormal(1 * MS, NOISY), lognormal(1 * MS, NOISY), budgets=[budget],
                      time_budget_s=3.0, words=python_words)  # fmt: skip
@@ -198,7 +199,7 @@ def test_every_statistical_check_reports_its_detectable_change_and_old_reports_s
 
 
 def test_only_an_undecided_check_whose_budget_is_below_the_noise_gets_the_hint(feature_table_path):
-    from perfgate.resolution import explain_unresolved, flag_words, python_words
+    from perfgate.judge.resolution import explain_unresolved, flag_words, python_words
 
     report = compare(feature_table_path, lognormal(1 * MS, 0.3), lognormal(1 * MS, 0.3), time_budget_s=10.0)
     p50 = next(c for c in report.checks if c.metric == "latency.p50")
@@ -217,8 +218,8 @@ def test_only_an_undecided_check_whose_budget_is_below_the_noise_gets_the_hint(f
 
 
 def test_judging_a_saved_report_again_on_a_budget_below_its_noise_says_what_would_resolve_it(feature_table_path):
-    from perfgate.rejudge import judge_again
-    from perfgate.resolution import python_words
+    from perfgate.judge.rejudge import judge_again
+    from perfgate.judge.resolution import python_words
 
     report = compare(feature_table_path, lognormal(1 * MS, 0.3), lognormal(1 * MS, 0.3), time_budget_s=10.0)
     assert report.verdict is Verdict.PASS

@@ -5,7 +5,7 @@ import pytest
 
 from fakes import FakeClock, in_process_factory, lognormal
 from perfgate.config import CompareConfig
-from perfgate.pipeline import error_report, run_comparison
+from perfgate.engine.pipeline import error_report, run_comparison
 from perfgate.errors import BudgetError, DataError
 from perfgate.report import render
 from perfgate.report.json import dumps, from_dict, read_report, to_dict

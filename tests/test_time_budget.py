@@ -6,10 +6,10 @@ import math
 import pytest
 
 from conftest import FIXTURES, assert_one_line_error, run_cli
-from perfgate.calibration import calibrate
+from perfgate.engine.calibration import calibrate
 from perfgate.config import CompareConfig
 from perfgate.errors import UsageError
-from perfgate.single import measure
+from perfgate.engine.single import measure
 
 MODEL = str(FIXTURES / "mlp_reference.onnx")
 DATA = str(FIXTURES / "features.parquet")

@@ -1,5 +1,5 @@
 """`perfgate calibrate`: a model against itself, its noise and the smallest change the
-settings detect (perfgate/calibration.py); the same exit codes as compare for errors
+settings detect (perfgate/engine/calibration.py); the same exit codes as compare for errors
 (2 usage, 3 runtime), 0 otherwise, also where a budget is below the noise (it says so)."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from perfgate.report.text import printable
 def _calibrate(**params: Any) -> int:
     """Measure a model against itself: per gated check, the noise and the smallest change
     the settings can detect within the time budget (a budget below it, compare leaves inconclusive)."""
-    from perfgate.calibration import calibrate, calibration_json, render_calibration
-    from perfgate.progress import on_stderr
+    from perfgate.engine.calibration import calibrate, calibration_json, render_calibration
+    from perfgate.engine.progress import on_stderr
 
     model, data, json_path, fmt = params["model"], params["data"], params["json_path"], params["fmt"]
     refuse_overwriting_inputs(report_paths("calibrate", params), {"model": (model, params["backend"])}, {"data": data})

@@ -22,7 +22,7 @@ from perfgate.results import Verdict
 def _report(path: str, **params: Any) -> int:
     """Render a saved JSON report again, or judge its samples again with other budgets;
     exits with the verdict's code, as compare does."""
-    from perfgate.rejudge import judge_again
+    from perfgate.judge.rejudge import judge_again
     from perfgate.report.intact import damaged
 
     fmt, budgets, max_latency_increase = params["fmt"], params["budgets"], params["max_latency_increase"]
@@ -38,8 +38,8 @@ def _report(path: str, **params: Any) -> int:
 def _run(**params: Any) -> int:
     """Measure one model on its own; with --save, store it as a baseline that
     'perfgate compare --candidate C --baseline PATH' compares against later."""
-    from perfgate.baseline import write_baseline
-    from perfgate.baseline_compare import describe, measure_baseline
+    from perfgate.engine.baseline import write_baseline
+    from perfgate.engine.baseline_compare import describe, measure_baseline
     from perfgate.config import check_common_options
 
     model, data, backend, save_path = params["model"], params["data"], params["backend"], params["save_path"]
@@ -61,7 +61,7 @@ def _run(**params: Any) -> int:
 def _merge(paths: tuple[str, ...], **params: Any) -> int:
     """Merge the JSON reports of a CI matrix (one job per device or shard) into one report:
     its verdict is the worst of the parts', and a missing or errored part is an error (exit 3)."""
-    from perfgate.merge import merge
+    from perfgate.report.merge import merge
     from perfgate.report.intact import damaged
 
     fmt = params["fmt"]

@@ -26,8 +26,8 @@ def _compare(**params: Any) -> int:
     """Compare a candidate model against a reference on a Parquet dataset, or run the
     comparisons of a config file (see docs/cli.md, "Config files")."""
     from perfgate.cli import config as planning
-    from perfgate.pipeline import run_comparison
-    from perfgate.progress import on_stderr
+    from perfgate.engine.pipeline import run_comparison
+    from perfgate.engine.progress import on_stderr
 
     ctx = click.get_current_context()
     fmt, debug, quiet = params["fmt"], params["debug"], params["quiet"]
@@ -42,7 +42,7 @@ def _compare(**params: Any) -> int:
         return fail(exc, None, {}, fmt, debug)  # the report would replace an input: write none
     try:
         runs, _, notes = planning.plan(params["config_path"], params["only"], options, given)
-        planning.check_outputs(fmt, runs)
+        planning.check_stdout_format(fmt, runs)
     except (PerfgateError, Exception) as exc:  # noqa: B014 (a usage error before anything runs)
         return fail(exc, None, paths, fmt, debug)
     turns = list(planning.turns(runs, paths))
@@ -99,8 +99,8 @@ def _inputs_of(config: "CompareConfig") -> tuple[dict[str, tuple[str | None, str
 
 def _compare_to_baseline(params: dict[str, Any], given: set[str]) -> int:
     """compare --baseline: the candidate measured now against a stored baseline
-    (perfgate.baseline_compare), its report written as a same-run comparison's is."""
-    from perfgate.baseline_compare import compare_with_baseline
+    (perfgate.engine.baseline_compare), its report written as a same-run comparison's is."""
+    from perfgate.engine.baseline_compare import compare_with_baseline
 
     fmt, debug = params["fmt"], params["debug"]
     progress = None if params["quiet"] else (lambda message: click.echo(f"perfgate: {printable(message)}", err=True))
@@ -144,7 +144,7 @@ def baseline_options(params: Mapping[str, Any], given: set[str]) -> dict[str, An
 def _baseline_data(path: str | None) -> str | None:
     """The data file a baseline names (compare --baseline without --data reads it), or
     None where the baseline cannot be read (the comparison says why)."""
-    from perfgate.baseline import read_baseline
+    from perfgate.engine.baseline import read_baseline
 
     try:
         return read_baseline(path).data.path if path else None

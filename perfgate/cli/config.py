@@ -71,7 +71,7 @@ def plan(
     return (Planned(None, file.build(None, overrides, spell, fallback)),), file, warnings
 
 
-def check_outputs(fmt: str, runs: Sequence[Planned]) -> None:
+def check_stdout_format(fmt: str, runs: Sequence[Planned]) -> None:
     """With several comparisons, stdout takes only formats that read one after another."""
     if len(runs) < 2:
         return

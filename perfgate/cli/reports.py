@@ -59,7 +59,7 @@ def fail(exc: BaseException, config: CompareConfig | None, paths: Mapping[str, s
     --format, stdout), its one line, its exit code."""
     spell = spell_for("compare")
     if fmt != "text" or any(paths.values()):
-        from perfgate.pipeline import error_report
+        from perfgate.engine.pipeline import error_report
 
         report = error_report(exc, config, message=message(exc, spell))
         write_reports(report, paths, debug)
@@ -74,7 +74,7 @@ def error_reports(command: str) -> Any:
     the report files it was asked for."""
 
     def write(exc: BaseException, text: str, code: int, params: dict[str, Any]) -> None:
-        from perfgate.pipeline import error_report
+        from perfgate.engine.pipeline import error_report
 
         if isinstance(exc, ReportPathError):
             return  # never over an input, nor where no report can go

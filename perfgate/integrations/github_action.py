@@ -212,7 +212,7 @@ def _run_gate(args: Sequence[str], cwd: str) -> tuple[int, str]:
 def _read(path: Path, code: int, last_error: str) -> Report:
     """The gate's report, or a report of the error where it wrote none (a flag it refused)."""
     from perfgate.errors import PerfgateError
-    from perfgate.pipeline import error_report
+    from perfgate.engine.pipeline import error_report
     from perfgate.report.json import read_report
 
     if path.exists():

@@ -102,7 +102,7 @@ class Perfgate:
     def measure(self, target: Any, data: str | os.PathLike | None = None, **options: Any) -> "MeasuredResult":
         """One saved model on the rows of ``data``, or a callable on ``rows``; see ``perfgate.measure``."""
         __tracebackhide__ = True
-        from perfgate.single import measure
+        from perfgate.engine.single import measure
 
         defaults: dict[str, Any] = {"time_budget_s": self.options.time_budget_s}
         if isinstance(target, (str, os.PathLike)) or not callable(target):
@@ -116,7 +116,7 @@ class Perfgate:
     def compare(self, reference: Any, candidate: Any, data: Any, **options: Any) -> "ComparedResult":
         """The comparison the command line makes, with the same Report; see ``perfgate.compare``."""
         __tracebackhide__ = True
-        from perfgate.pipeline import compare
+        from perfgate.engine.pipeline import compare
 
         defaults = self.options.compare_defaults()
         report = _run(lambda: compare(os.fspath(reference), os.fspath(candidate), os.fspath(data), **{**defaults, **options}))
@@ -127,8 +127,8 @@ class Perfgate:
         each over the one before: the plugin's options (ini or default), the file, the
         plugin's options given on pytest's command line, ``options`` (CompareConfig keywords)."""
         __tracebackhide__ = True
-        from perfgate.pipeline import run_comparison
-        from perfgate.resolution import python_words
+        from perfgate.engine.pipeline import run_comparison
+        from perfgate.judge.resolution import python_words
 
         config = _run(lambda: configured(self.options, name, options))
         return self._compared(name, _run(lambda: run_comparison(config, words=python_words)))
@@ -223,8 +223,8 @@ def judge_comparison(
     __tracebackhide__ = True
     report = original = entry.original
     if max_latency_increase is not None or budgets:
-        from perfgate.rejudge import judge_again
-        from perfgate.resolution import python_words
+        from perfgate.judge.rejudge import judge_again
+        from perfgate.judge.resolution import python_words
 
         given = [budgets] if isinstance(budgets, str) else list(budgets)
         report = _run(lambda: judge_again(original, given, max_latency_increase=max_latency_increase, words=python_words))
@@ -350,7 +350,7 @@ def _measured_rows(result: Any) -> list[dict[str, str]]:
 
 
 def _report_rows(report: Any) -> list[dict[str, str]]:
-    from perfgate.checks import where
+    from perfgate.judge.checks import where
     from perfgate.formatting import format_change
 
     rows = []
@@ -362,7 +362,7 @@ def _report_rows(report: Any) -> list[dict[str, str]]:
 
 
 def _check_lines(checks: Sequence[Any]) -> list[str]:
-    from perfgate.checks import where
+    from perfgate.judge.checks import where
     from perfgate.metrics import family_of
 
     lines = []

@@ -127,7 +127,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from perfgate.environment import cpu_model
+    from perfgate.engine.environment import cpu_model
 
     options = config.stash[_STATE].options
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -167,8 +167,8 @@ def marker_problem(args: tuple, kwargs: dict[str, Any]) -> str | None:
     """What is wrong with the marker's arguments, or None."""
     if args:
         return f"takes keyword arguments only, such as @pytest.mark.perfgate(p95='20ms'); got {args!r}"
-    from perfgate.absolute import is_budget_name, parse_absolute_budget
-    from perfgate.budgets import parse_budget, parse_limit
+    from perfgate.judge.absolute import is_budget_name, parse_absolute_budget
+    from perfgate.judge.budgets import parse_budget, parse_limit
 
     try:
         for name, value in kwargs.items():
@@ -353,7 +353,7 @@ def _publish(item: pytest.Item, fixture: Perfgate, state: _State) -> None:
 
 
 def _write_json(state: _State) -> None:
-    from perfgate.environment import capture
+    from perfgate.engine.environment import capture
     from perfgate.results import SCHEMA_VERSION
 
     document = {

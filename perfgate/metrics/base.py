@@ -54,7 +54,7 @@ class Budget:
     at_least: bool = False
     percent: bool = field(default=False, compare=False)  # the threshold was written as a percentage
     by_default: bool = field(default=False, compare=False)  # one of the defaults, not asked for by name
-    gated: bool = field(default=True, compare=False)  # False: judged for information only (see perfgate.pacing)
+    gated: bool = field(default=True, compare=False)  # False: judged for information only (see perfgate.engine.pacing)
 
     @property
     def limit_text(self) -> str:
@@ -154,11 +154,11 @@ class Family:
 
     one_sample_per_call: ClassVar[bool] = False
     """Each call in the block pairs is one of its samples, so the warm-up's pace tells before
-    measuring whether the time budget gives it ``min_samples`` (``perfgate.pacing``)."""
+    measuring whether the time budget gives it ``min_samples`` (``perfgate.engine.pacing``)."""
 
     resolvable_by_noise: ClassVar[bool] = True
     """Its intervals narrow as block pairs add up, so the run's noise says what time budget or
-    budget would resolve an undecided check (``perfgate.resolution``); False for a value exact
+    budget would resolve an undecided check (``perfgate.judge.resolution``); False for a value exact
     on the rows compared, which more time does not change."""
 
     tracked_as: ClassVar[str | None] = None
@@ -223,8 +223,8 @@ class Family:
     def judge_against_baseline(
         self, metric: Metric, stored: Any, measured: Any, budget: Budget | None, level: float, seed: int
     ) -> Check:
-        """``metric`` of ``measured`` (the candidate's measurement now, ``perfgate.single``)
-        against ``stored`` (the baseline's at the same batch size, ``perfgate.baseline``): the
+        """``metric`` of ``measured`` (the candidate's measurement now, ``perfgate.engine.single``)
+        against ``stored`` (the baseline's at the same batch size, ``perfgate.engine.baseline``): the
         two runs were not paired, so on an unpaired interval (``stats.unpaired_interval``)."""
         raise NotImplementedError
 

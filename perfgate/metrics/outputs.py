@@ -1,5 +1,5 @@
 """outputs.*: do the two models give the same answers? Both models' outputs on the same
-rows (compared outside the timed region, see ``perfgate.outputs``), per output:
+rows (compared outside the timed region, see ``perfgate.engine.outputs``), per output:
 
     outputs.max_abs_diff     the largest |reference - candidate| over every value   <=1e-3
     outputs.mean_abs_diff    the mean of |reference - candidate|                     <=1e-4

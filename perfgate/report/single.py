@@ -37,7 +37,7 @@ def measurement_to_dict(result: Any) -> dict[str, Any]:
 
 
 def limit_checks_to_list(checks: Sequence[Any]) -> list[dict[str, Any]]:
-    """``perfgate.absolute.LimitCheck`` objects as plain JSON values."""
+    """``perfgate.judge.absolute.LimitCheck`` objects as plain JSON values."""
     return [
         {**asdict(check), "verdict": check.verdict.value, "ci": None if check.ci is None else list(check.ci)}
         for check in checks

@@ -146,7 +146,7 @@ def note(check: Check) -> str:
 
 
 def detectable(check: Check) -> str:
-    """The smallest change the check's samples detect ('+4.2%'), or '-' (perfgate/resolution.py)."""
+    """The smallest change the check's samples detect ('+4.2%'), or '-' (perfgate/judge/resolution.py)."""
     return "-" if check.detectable is None else format_change(check.detectable, 1)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from perfgate.backends.paths import printable
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate, format_seconds
-from perfgate.inputs import describe_binding, describe_pairing
+from perfgate.data.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
 from perfgate.report import parts
 from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, detectable, needs_note, noise_text, note, python_label

@@ -1,4 +1,4 @@
-"""A model's batches from the chosen rows of the columns that feed it (see ``perfgate.inputs``).
+"""A model's batches from the chosen rows of the columns that feed it (see ``perfgate.data.inputs``).
 
 Several scalar columns are stacked into one (rows, k) tensor, each cast exactly on its
 own. A fixed-size list column becomes a (rows, k, …) tensor. A variable-length list column
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from perfgate.errors import ColumnMappingError, InputCastError, UsageError, option
-from perfgate.inputs import InputBinding, column_kind, type_name
+from perfgate.data.inputs import InputBinding, column_kind, type_name
 from perfgate.results import PreparedInput
 from perfgate.tensors import Shape, TensorSpec
 

@@ -28,7 +28,7 @@ from perfgate.errors import UsageError
 from perfgate.formatting import format_value
 from perfgate.results import Verdict
 from perfgate.stats import UnusableSamples, min_samples_for_quantile, quantile_interval
-from perfgate.units import parse_duration, parse_rate, parse_size
+from perfgate.judge.units import parse_duration, parse_rate, parse_size
 
 BUDGET_NAMES = "p50, p95, p99 (any pNN, p99_9 for 99.9 %), mean, peak_rss, throughput"
 _QUANTILE = re.compile(r"^p(\d{1,2})(?:_(\d+))?$")
@@ -83,7 +83,7 @@ class Judgement:
 
 
 class Measured(Protocol):
-    """What judging needs of a measurement (``perfgate.single.MeasureResult``)."""
+    """What judging needs of a measurement (``perfgate.engine.single.MeasureResult``)."""
 
     blocks: tuple[np.ndarray, ...]  # ns per call, block by block
     windows: tuple[int, ...]  # ns per throughput window

@@ -1,9 +1,9 @@
 """measure(): one saved model, or one Python callable, timed on its own, for budgets in
-absolute terms ("p95 under 20 ms on this machine"; see ``perfgate.absolute``).
+absolute terms ("p95 under 20 ms on this machine"; see ``perfgate.judge.absolute``).
 
 A saved model runs in one worker process, as each model of a comparison does: load it,
 feed it the Parquet rows as batches, then measure it on the measuring loop of a
-comparison (``perfgate.blocks``), with one side: warm it up, then run blocks of calls,
+comparison (``perfgate.engine.blocks``), with one side: warm it up, then run blocks of calls,
 each followed by a throughput window over the same batches, until there are enough
 samples for the tail (p99 needs 459) and at least ``SinglePlan.min_blocks`` blocks, or
 until the time budget is spent; then read the worker's peak RSS. Its steps have a
@@ -30,15 +30,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from perfgate.absolute import Judgement, judge_limits, parse_absolute_budgets
+from perfgate.judge.absolute import Judgement, judge_limits, parse_absolute_budgets
 from perfgate.backends import require_framework, require_model, resolve_backend_name
 from perfgate.backends.base import BackendOptions, check_device
-from perfgate.blocks import Blocks, BlockRules, CallTimer, Timer, WorkerTimer, until_stopped
-from perfgate.dataset import ParquetDataset
+from perfgate.engine.blocks import Blocks, BlockRules, CallTimer, Timer, WorkerTimer, until_stopped
+from perfgate.data.dataset import ParquetDataset
 from perfgate.config import check_common_options
 from perfgate.errors import UsageError, option
-from perfgate.batches import build_batches
-from perfgate.inputs import bind_inputs, expand_columns, parse_input_options
+from perfgate.data.batches import build_batches
+from perfgate.data.inputs import bind_inputs, expand_columns, parse_input_options
 from perfgate.measurements import WarmUpSummary, concatenated
 from perfgate.results import BackendInfo, PreparedInput, Verdict
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
@@ -133,7 +133,7 @@ class MeasureResult:
 
     def judge(self, **budgets: Any) -> Judgement:
         """Each budget (``p95="20ms"``, ``peak_rss="300MB"``, ``throughput="100/s"``) decided
-        on a confidence interval; see ``perfgate.absolute``."""
+        on a confidence interval; see ``perfgate.judge.absolute``."""
         return judge_limits(self, parse_absolute_budgets(budgets), confidence=self.confidence, seed=self.seed)
 
     def assert_within(self, *, strict: bool = False, **budgets: Any) -> Judgement:

@@ -20,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from perfgate.dataset import RowSelection
+from perfgate.data.dataset import RowSelection
 from perfgate.errors import PerfgateRuntimeError, UsageError, option
 from perfgate.metrics.outputs import non_finite_reason
 from perfgate.measurements import OutputDifference, OutputsCompared

@@ -1,5 +1,5 @@
 """The Parquet dataset: its schema, the rows chosen for a run, and reading them. Where the
-file lives (a path, ``s3://...``) is ``perfgate.storage``'s business.
+file lives (a path, ``s3://...``) is ``perfgate.data.storage``'s business.
 
 Reading streams record batches and keeps only the chosen rows of the columns that feed a
 model, so a file larger than memory works with ``--rows``.
@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from perfgate.errors import DataError, UsageError, first_line
 from perfgate.backends.paths import shown
-from perfgate.storage import open_parquet
+from perfgate.data.storage import open_parquet
 
 _READ_BATCH_ROWS = 65_536
 
@@ -38,7 +38,7 @@ class ParquetDataset:
     """A Parquet file opened for reading (only its footer is read here)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)  # a local path or a URI (perfgate.storage)
+        self.path = str(path)  # a local path or a URI (perfgate.data.storage)
         self._file = open_parquet(self.path)
         self.schema: pa.Schema = self._file.schema_arrow
         self.num_rows: int = self._file.metadata.num_rows

@@ -29,7 +29,7 @@ at everything measured.
 No wait for a worker is open-ended: a model's first call, at each batch size, may take
 ``call_timeout_s``; the rest of the warm-up its maximum plus that; every later step 50
 times what the warm-up's typical call says it should take, plus the call timeout (see
-``perfgate.blocks.BlockRules``, whose blocks, limits and rounds ``perfgate.measure`` runs
+``perfgate.engine.blocks.BlockRules``, whose blocks, limits and rounds ``perfgate.measure`` runs
 too). The worker reads its RSS after each block (outside the clock), and the
 last measurement carries those readings, for the leak warning.
 """
@@ -43,15 +43,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from perfgate.blocks import Blocks, BlockRules, WorkerTimer, until_stopped
+from perfgate.engine.blocks import Blocks, BlockRules, WorkerTimer, until_stopped
 from perfgate.formatting import format_duration
-from perfgate.progress import Status, show_status
+from perfgate.engine.progress import Status, show_status
 from perfgate.measurements import LoadScenario, LoadSeries, Series, WarmUpSummary
 from perfgate.results import SIDES
+from perfgate.specs import MIN_EPISODE_REQUESTS
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, LoadPlan, RunLoad, WarmUp
 
-MIN_EPISODE_REQUESTS = 20  # a load episode shorter than this says little about queueing
 
 
 @dataclass(frozen=True)

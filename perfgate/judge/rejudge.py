@@ -17,11 +17,11 @@ from typing import Iterable
 import numpy as np
 
 from perfgate.backends.base import BackendOptions
-from perfgate.budgets import Budget, build_budgets, check_measured, parse_budget
-from perfgate.checks import Observations, evaluate, overall, with_mann_whitney
+from perfgate.judge.budgets import Budget, build_budgets, check_measured, parse_budget
+from perfgate.judge.checks import Observations, evaluate, overall, with_mann_whitney
 from perfgate.errors import BudgetError, UsageError
 from perfgate.metrics import Scope
-from perfgate.resolution import Words, explain_unresolved, flag_words
+from perfgate.judge.resolution import Words, explain_unresolved, flag_words
 from perfgate.results import SIDES, Report, Verdict
 
 
@@ -38,7 +38,7 @@ def judge_again(
     ``max_latency_increase`` the budgets start from the defaults at that limit instead of
     from the report's own, as ``compare`` would build them. A budget below what the run's
     samples can resolve is inconclusive, its reason saying what would resolve it, with the
-    options named in ``words`` (the command line's flags; ``perfgate.resolution.python_words``
+    options named in ``words`` (the command line's flags; ``perfgate.judge.resolution.python_words``
     for Python).
     """
     settings, run = report.settings, report.run

@@ -1,5 +1,5 @@
 """Feeding: map columns to each model's inputs, read the chosen rows once (each side's own
-with data drift, ``perfgate.data_sources``), build each
+with data drift, ``perfgate.data.data_sources``), build each
 model's batches and hand them to its worker; and where a batch's time goes (stages)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from perfgate.batches import build_batches
-from perfgate.data_sources import Sides, bind_sides
+from perfgate.data.batches import build_batches
+from perfgate.data.data_sources import Sides, bind_sides
 from perfgate.measurements import Series, Stages
 from perfgate.results import SIDES, PreparedInput
 from perfgate.sizes import size_lookup

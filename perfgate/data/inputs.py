@@ -16,7 +16,7 @@ Each input of each model is fed by the first of these rules that applies:
 
 Rules 4 and 5 exist because exports name inputs as they please: a Keras model and the
 same model saved again say ``keras_tensor`` and ``keras_tensor_5``, its TFLite conversion
-``serving_default_input_1:0``. The tensors made from the columns are ``perfgate.batches``'s.
+``serving_default_input_1:0``. The tensors made from the columns are ``perfgate.data.batches``'s.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from perfgate import __version__
-from perfgate.dataset import ParquetDataset
+from perfgate.data.dataset import ParquetDataset
 from perfgate.errors import DataError, UsageError
 from perfgate.results import BackendInfo, Environment, ModelReport
 

@@ -27,14 +27,14 @@ import numpy as np
 
 from perfgate import __version__
 from perfgate.backends.paths import shown
-from perfgate.baseline import Baseline, DataIdentity, data_identity, differences, fingerprint, now, read_baseline, save_measurements
-from perfgate.budgets import build_budgets
-from perfgate.checks import overall
-from perfgate.environment import capture
+from perfgate.engine.baseline import Baseline, DataIdentity, data_identity, differences, fingerprint, now, read_baseline, save_measurements
+from perfgate.judge.budgets import build_budgets
+from perfgate.judge.checks import overall
+from perfgate.engine.environment import capture
 from perfgate.errors import UsageError, option
 from perfgate.metrics import Budget, Scope, families, family_of
 from perfgate.results import Check, DataReport, ModelReport, Report, Settings, Verdict
-from perfgate.single import measure
+from perfgate.engine.single import measure
 from perfgate.worker.protocol import DEFAULT_CALL_TIMEOUT_S
 from perfgate.stats import unpaired_interval  # noqa: F401  (importable from here, where it was defined first)
 

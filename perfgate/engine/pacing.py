@@ -19,11 +19,11 @@ import math
 from dataclasses import replace
 from typing import Sequence
 
-from perfgate.budgets import Budget
+from perfgate.judge.budgets import Budget
 from perfgate.formatting import format_duration
 from perfgate.metrics import family_of
-from perfgate.resolution import Words, flag_words
-from perfgate.runner import Pace
+from perfgate.judge.resolution import Words, flag_words
+from perfgate.engine.runner import Pace
 
 MARGIN = 1.25  # the pace is the warm-up's: leave room for slower rounds and the looks
 

@@ -2,8 +2,8 @@
 the call limit, round after round until the caller has what it needs or the time budget
 is spent.
 
-A comparison (``perfgate.runner``) runs it with two sides, the reference and the
-candidate, each in its worker process; ``perfgate.measure`` (``perfgate.single``) with one
+A comparison (``perfgate.engine.runner``) runs it with two sides, the reference and the
+candidate, each in its worker process; ``perfgate.measure`` (``perfgate.engine.single``) with one
 side: a saved model in its worker, or a Python callable in this process. Whatever runs a
 side is a ``Timer``; ``Blocks`` runs the sides' blocks (and throughput windows) over the
 same batches and moves on; ``until_stopped`` repeats rounds of them. ``BlockRules`` sizes

@@ -18,25 +18,25 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from perfgate import __version__
 from perfgate.backends import model_file, require_model, resolve_backend_name
-from perfgate.budgets import Budget
-from perfgate.checks import Evaluation, Observations, evaluate, overall, where, with_mann_whitney
-from perfgate.cold_starts import WorkerFactory, own_cold_starts, run_cold_starts
+from perfgate.judge.budgets import Budget
+from perfgate.judge.checks import Evaluation, Observations, evaluate, overall, where, with_mann_whitney
+from perfgate.engine.cold_starts import WorkerFactory, own_cold_starts, run_cold_starts
 from perfgate.config import CompareConfig
-from perfgate.data_sources import open_sides
-from perfgate.diagnostics import run_warnings
-from perfgate.environment import capture
+from perfgate.data.data_sources import open_sides
+from perfgate.judge.diagnostics import run_warnings
+from perfgate.engine.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
-from perfgate.feed import feed, stages
+from perfgate.engine.feed import feed, stages
 from perfgate.formatting import format_change, format_seconds
 from perfgate.metrics import family_of
 from perfgate.metrics.memory import with_instances
-from perfgate.noise import noise_levels
-from perfgate.outputs import compare_outputs
+from perfgate.judge.noise import noise_levels
+from perfgate.engine.outputs import compare_outputs
 from perfgate.results import SIDES, ErrorInfo, ModelReport, Report, RunSummary, Verdict
-from perfgate.pacing import pace_budgets
-from perfgate.runner import Measurement, MeasurementPlan, Pace, measure_interleaved
-from perfgate.progress import Status, deciding_check, show_status
-from perfgate.resolution import Words, explain_unresolved, flag_words, python_words
+from perfgate.engine.pacing import pace_budgets
+from perfgate.engine.runner import Measurement, MeasurementPlan, Pace, measure_interleaved
+from perfgate.engine.progress import Status, deciding_check, show_status
+from perfgate.judge.resolution import Words, explain_unresolved, flag_words, python_words
 from perfgate.sizes import analyze
 from perfgate.specs import ModelSpec
 from perfgate.worker.interpreter import (
@@ -72,9 +72,9 @@ def run_comparison(
 ) -> Report:
     """Run one comparison. ``worker_factory``, ``clock`` and ``plan_overrides`` exist for
     tests and benchmarks (fake backends in-process, virtual time, smaller blocks);
-    ``calibrating`` measures for the whole time budget, never stopping early (perfgate.calibration);
+    ``calibrating`` measures for the whole time budget, never stopping early (perfgate.engine.calibration);
     ``words``: how the report names an option it suggests (the time budget or a budget that
-    would decide a check): the command line's flags, or ``perfgate.resolution.python_words``."""
+    would decide a check): the command line's flags, or ``perfgate.judge.resolution.python_words``."""
     say = progress or (lambda message: None)
     started = clock()
     environment = capture()
@@ -272,7 +272,7 @@ def _measure(
     pair at a +5 % budget beside a bursty neighbour failed in 4 runs of 6 and was refused
     in 2, after 7-8 s of 60, its estimate already past the budget). It measures on; a
     failure the rest of the time budget can still decide, it decides, and otherwise the
-    check ends inconclusive, saying what would resolve it (perfgate.resolution)."""
+    check ends inconclusive, saying what would resolve it (perfgate.judge.resolution)."""
     measuring, judging, seed = config.measuring, config.judging, config.data.seed
     paced: dict[str, tuple] = {"budgets": judging.budgets, "notes": ()}
 

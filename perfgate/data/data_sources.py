@@ -16,9 +16,9 @@ from typing import Mapping, Sequence
 
 import pyarrow as pa
 
-from perfgate.dataset import ParquetDataset, RowSelection
+from perfgate.data.dataset import ParquetDataset, RowSelection
 from perfgate.errors import ColumnMappingError
-from perfgate.inputs import ANY_INPUT, InputBinding, bind_inputs, shown
+from perfgate.data.inputs import ANY_INPUT, InputBinding, bind_inputs, shown
 from perfgate.results import SIDES, DataReport
 from perfgate.specs import DataSpec, ModelSpec
 from perfgate.tensors import TensorSpec
@@ -95,7 +95,7 @@ def bind_sides(
     labels: Mapping[str, str],
     set_aside: Sequence[str],
 ) -> dict[str, tuple[InputBinding, ...]]:
-    """The columns for each model's inputs (``perfgate.inputs``): ``inputs`` for any model,
+    """The columns for each model's inputs (``perfgate.data.inputs``): ``inputs`` for any model,
     ``per_side`` each model's own (``--reference-input``); against each side's own schema
     with data drift; files of one schema are bound together, as one file is."""
     schemas = {side: sides.datasets[side].schema for side in SIDES}

@@ -1,6 +1,6 @@
 """calibrate(): a model against itself, for the whole time budget, with the same engine as
 compare; per gated statistical check, the noise the run saw and the smallest change the
-settings can detect (perfgate/resolution.py says how it is computed).
+settings can detect (perfgate/judge/resolution.py says how it is computed).
 
 A calibration is an A/A comparison that never stops early: its
 samples say how noisy this machine is for this model, and its intervals' standard errors,
@@ -76,8 +76,8 @@ def run_calibration(
     """A calibration from a CompareConfig whose reference and candidate are the same model
     (``worker_factory``, ``clock``, ``plan_overrides``: as for run_comparison)."""
     from perfgate.metrics import family_of
-    from perfgate.pipeline import run_comparison
-    from perfgate.resolution import pairs_in_budget, resolution
+    from perfgate.engine.pipeline import run_comparison
+    from perfgate.judge.resolution import pairs_in_budget, resolution
 
     report = run_comparison(
         config, progress=progress, worker_factory=worker_factory, clock=clock, plan_overrides=plan_overrides, calibrating=True
