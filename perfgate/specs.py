@@ -75,7 +75,7 @@ class MeasuringSpec:
     concurrency: tuple[int, ...] = ()
     rates: tuple[float, ...] = ()
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # a model call running longer is taken to hang
-    instances: int | None = None  # worker processes per model; None: 2 for a tight budget, else 1
+    instances: int | None = None  # worker processes per model; None: config.TIGHT_BUDGET_INSTANCES for a tight budget, else 1
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(self.device, self.threads, self.include_transfers, self.signature)
