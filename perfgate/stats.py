@@ -119,17 +119,14 @@ def with_instance_variation(
     """``overall`` widened to what the worker instances themselves say
     (``instances[i]``: the instance pair that ran block pair i).
 
-    Every worker process has a latency offset of its own (memory layout, physical pages),
-    fixed for its life: on a busy 2-vCPU machine the ~9 us MLP's processes differ from each
-    other by about 2 % (standard deviation), so an instance pair's ratio is off by about 3 %
-    however many blocks it runs, while the blocks' bootstrap sees 0.1-0.3 %. The instance
-    pairs are therefore the units that carry the process effects: each pair's own ratio
-    L_k, and the spread of the K of them, give the Hartung-Knapp interval
+    Every worker process has a latency offset of its own, fixed for its life: the ~9 us
+    MLP's processes differ by about 2 % (sd) on a 2-vCPU machine, so an instance pair's
+    ratio is off by about 3 % however many blocks it runs, while the blocks' bootstrap sees
+    0.1-0.3 %. So the instance pairs' own ratios L_k give the Hartung-Knapp interval
     ``mean(L) ± t(level, K - 1) · sd(L) / √K``, whose coverage holds whatever the process
-    effects' size, small or large, because sd(L) holds both the processes' offsets and the
-    blocks' noise. An estimate of the process effects' variance alone (DerSimonian-Laird,
-    what this replaced) is zero whenever the few pairs happen to agree, in about half of the
-    runs with K = 2, and then an A/A pair failed a +0.5 % budget in 20-40 % of runs.
+    effects' size (sd(L) holds them and the blocks' noise). DerSimonian-Laird's estimate of
+    the process variance, what this replaced, is zero whenever the few pairs happen to
+    agree (half the runs with K = 2): an A/A pair then failed +0.5 % in 20-40 % of runs.
 
     The interval is the wider of the two (never narrower than the blocks' own), centred on
     the overall estimate; its ``se_log`` is the one that gives that width with the blocks'
