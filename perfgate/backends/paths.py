@@ -31,6 +31,16 @@ def is_native(path: str) -> bool:
         return False
 
 
+def bytes_escaped(text: str) -> str:
+    """``text`` with a file name's undecodable bytes (lone surrogates, PEP 383) written
+    ``\\xNN``, and bytes that form valid UTF-8 together (a UTF-8 name under the C locale) text
+    again: valid UTF-8 that every printer, report format and JSON reader takes."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name gives
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def printable(path: str | os.PathLike) -> str:
     """``path`` as one line of text that encodes anywhere: an undecodable byte written
     ``\\xNN`` (``donn\\xe9es.parquet`` under any locale, ``données`` for its UTF-8 bytes even
@@ -38,13 +48,7 @@ def printable(path: str | os.PathLike) -> str:
     text = os.fspath(path)
     if text.isascii() and text.isprintable():
         return text
-    # undecodable bytes that form valid UTF-8 together (C locale, UTF-8 name) become text again
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
-    return "".join(
-        f"\\x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff"
-        else char if char.isprintable() else repr(char)[1:-1]
-        for char in text
-    )  # fmt: skip
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in bytes_escaped(text))
 
 
 _NOT_FILES = (

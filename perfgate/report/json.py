@@ -23,6 +23,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from perfgate.backends.paths import bytes_escaped
 from perfgate.errors import DataError
 from perfgate.report.files import write_atomically
 from perfgate.report.intact import DamagedReport, check_intact, other_file, why
@@ -89,7 +90,7 @@ def write_report(report: Report, path: str | Path) -> None:
 def _named_non_finite(value: Any) -> Any:
     """``value`` as JSON can hold it: non-finite numbers by name, and text as valid UTF-8."""
     if isinstance(value, str) and not value.isascii():
-        return _valid_utf8(value)
+        return bytes_escaped(value)  # json.dumps would write \\udcNN, which no strict UTF-8 reader takes
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
@@ -97,13 +98,3 @@ def _named_non_finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_named_non_finite(item) for item in value]
     return value
-
-
-def _valid_utf8(text: str) -> str:
-    """A file name's undecodable bytes (lone surrogates, PEP 383) written as ``\\xNN``, as
-    perfgate/backends/paths.py shows them: json.dumps would write them as ``\\udcNN``
-    escapes, which no strict UTF-8 reader accepts."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate no file name gives
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")

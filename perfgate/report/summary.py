@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import unicodedata
 
+from perfgate.backends.paths import bytes_escaped
 from perfgate.formatting import format_bytes, format_change
 from perfgate.metrics import family_of
 from perfgate.measurements import Noise
@@ -166,14 +167,10 @@ def safe(text: object) -> str:
     zero-width marks) replaced by U+FFFD, so that a name cannot break a line, a table row
     or an XML document, nor show other text than it holds; a file name's undecodable byte
     (a lone surrogate, PEP 383) is written ``\\xNN``, as the JSON report and messages do."""
-    text = str(text)
-    if any("\udc80" <= char <= "\udcff" for char in text):
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")  # UTF-8 bytes are text again
     return "".join(
-        f"\\x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff"
-        else "\N{REPLACEMENT CHARACTER}" if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
+        "\N{REPLACEMENT CHARACTER}" if unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
         else char
-        for char in text
+        for char in bytes_escaped(str(text))
     )  # fmt: skip
 
 
