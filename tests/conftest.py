@@ -19,6 +19,19 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 
+def load_script(path: Path):
+    """A script of the repository (a fixture builder, a benchmark, a workflow helper) loaded
+    as a module named after its file, and registered under that name: dataclasses look
+    their module up in sys.modules."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES

@@ -1,15 +1,11 @@
 """Python factories for the torch backend's `package.module:function` form."""
 
-import importlib.util
 
-from conftest import FIXTURES
+from conftest import FIXTURES, load_script
 
 
 def _builder():
-    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FIXTURES / "make_fixtures.py")
 
 
 def reference_mlp():

@@ -5,7 +5,6 @@ and a fake GitHub API on loopback: the summary, the outputs, the annotations, on
 created then updated, a fork's read-only token, and the workflow_run comment for forks."""
 
 import dataclasses
-import importlib.util
 import json
 import os
 import re
@@ -18,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 import report_samples as samples
-from conftest import FIXTURES, ROOT, TESTS
+from conftest import FIXTURES, ROOT, TESTS, load_script
 from github_fake import FakeGitHub
 from perfgate.errors import UsageError
 from perfgate.integrations.github_action import Inputs, annotations
@@ -97,10 +96,7 @@ def test_ci_runs_the_tests_on_every_supported_python():
 
 
 def prepare_module():
-    spec = importlib.util.spec_from_file_location("prepare", ROOT / ".github" / "action" / "prepare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / ".github" / "action" / "prepare.py")
 
 
 def test_the_install_step_s_requirement_and_cache_key():

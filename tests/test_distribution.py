@@ -9,7 +9,6 @@ changelog, the version's one place, and the workflows that build and publish."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 from ruamel.yaml import YAML
 
 import perfgate
-from conftest import ROOT
+from conftest import ROOT, load_script
 from perfgate.configfile import tomllib
 
 CHECK_WHEEL = ROOT / ".github" / "release" / "check_wheel.py"
@@ -41,10 +40,7 @@ def load_yaml(path: Path):
 
 
 def check_wheel_module():
-    spec = importlib.util.spec_from_file_location("check_wheel", CHECK_WHEEL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CHECK_WHEEL)
 
 
 def package_files() -> set[str]:

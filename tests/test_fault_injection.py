@@ -6,17 +6,11 @@ The slow cases (a minute of measuring, torch or TensorFlow workers, signals whil
 measuring) stay in the script: `python benchmarks/fault_injection.py` runs them all.
 """
 
-import importlib.util
-import sys
-
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 
-_SPEC = importlib.util.spec_from_file_location("fault_injection", ROOT / "benchmarks" / "fault_injection.py")
-faults = importlib.util.module_from_spec(_SPEC)
-sys.modules["fault_injection"] = faults  # dataclasses look their module up by name
-_SPEC.loader.exec_module(faults)
+faults = load_script(ROOT / "benchmarks" / "fault_injection.py")
 
 pytestmark = pytest.mark.e2e
 

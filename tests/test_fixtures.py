@@ -1,12 +1,11 @@
 """The shipped fixtures are what fixtures/make_fixtures.py builds, and stay small."""
 
-import importlib.util
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, load_script
 
 onnx = pytest.importorskip("onnx")
 
@@ -14,10 +13,7 @@ MODELS = ["mlp_reference.onnx", "mlp_aa.onnx", "mlp_slow.onnx"]
 
 
 def load_builder():
-    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FIXTURES / "make_fixtures.py")
 
 
 def multiply_adds(model) -> int:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, load_script
 
 LLM = FIXTURES / "llm"
 HF_MODELS = {"tiny_llama_shallow": 2, "tiny_llama_deep": 16}  # name: decoder layers
@@ -39,10 +39,7 @@ def size(path) -> int:
 
 
 def load_builder():
-    spec = importlib.util.spec_from_file_location("make_llm_fixtures", FIXTURES / "make_llm_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FIXTURES / "make_llm_fixtures.py")
 
 
 def test_each_fixture_is_small_and_has_its_files():

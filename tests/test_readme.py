@@ -2,7 +2,7 @@
 
 import re
 
-from conftest import ROOT
+from conftest import ROOT, load_script
 from perfgate.cli import compare
 from perfgate.cli import calibrate_command
 
@@ -61,12 +61,7 @@ NUMBER = re.compile(r"(?<![\w.])[-+<]?\d[\d.,]*(?:e[-+]?\d+)?(?:\s?(?:ns|us|ms|s
 
 
 def demo_builder():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_demo_docs", ROOT / "fixtures" / "make_demo_docs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ROOT / "fixtures" / "make_demo_docs.py")
 
 
 def readme_demo_block() -> str:
