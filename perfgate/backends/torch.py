@@ -37,7 +37,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from perfgate.backends import looks_like_factory
-from perfgate.backends.base import Backend, BackendInfo, named_arrays
+from perfgate.backends.base import Backend, BackendInfo, BackendOptions, named_arrays
 from perfgate.errors import BackendUnavailableError, ModelLoadError, first_line
 from perfgate.tensors import TensorSpec
 
@@ -62,11 +62,7 @@ class TorchBackend(Backend):
         import torch
 
         self._torch = torch
-        torch.set_num_threads(self.options.threads)
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:  # already set in this process: harmless
-            pass
+        set_threads(torch, self.options.threads)
         self._device = self._check_device(torch)
 
     def load(self, path: str) -> None:
@@ -79,24 +75,7 @@ class TorchBackend(Backend):
         self._inference.__enter__()
 
     def _check_device(self, torch: Any) -> Any:
-        if not self.options.on_gpu:
-            return torch.device("cpu")
-        if torch.version.cuda is None:
-            raise BackendUnavailableError(
-                f"torch {torch.__version__} is a CPU-only build, so it cannot run on {self.options.device}: "
-                f"install a CUDA build, e.g. pip install torch --index-url https://download.pytorch.org/whl/cu124"
-            )
-        if not torch.cuda.is_available():
-            raise BackendUnavailableError(
-                f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: "
-                f"is the NVIDIA driver installed, and CUDA_VISIBLE_DEVICES not empty?"
-            )
-        index = self.options.device_index
-        if index >= torch.cuda.device_count():
-            raise BackendUnavailableError(
-                f"{self.options.device} asked for, but torch sees {torch.cuda.device_count()} GPU(s)"
-            )
-        return torch.device("cuda", index)
+        return torch_device(torch, self.options)
 
     def describe_inputs(self) -> tuple[TensorSpec, ...]:
         return self._inputs
@@ -163,6 +142,39 @@ class TorchBackend(Backend):
     def _gpu_facts(self) -> tuple[Any, ...]:
         torch = self._torch
         return torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name(self._device)
+
+
+
+def set_threads(torch: Any, threads: int) -> None:
+    """``threads`` intra-op threads and one inter-op thread (the timed calls are sequential)."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process: harmless
+        pass
+
+
+def torch_device(torch: Any, options: BackendOptions) -> Any:
+    """The torch device the options name; BackendUnavailableError, with what to install or
+    check, where this torch cannot serve it."""
+    if not options.on_gpu:
+        return torch.device("cpu")
+    if torch.version.cuda is None:
+        raise BackendUnavailableError(
+            f"torch {torch.__version__} is a CPU-only build, so it cannot run on {options.device}: "
+            f"install a CUDA build, e.g. pip install torch --index-url https://download.pytorch.org/whl/cu124"
+        )
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError(
+            f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: "
+            f"is the NVIDIA driver installed, and CUDA_VISIBLE_DEVICES not empty?"
+        )
+    index = options.device_index
+    if index >= torch.cuda.device_count():
+        raise BackendUnavailableError(
+            f"{options.device} asked for, but torch sees {torch.cuda.device_count()} GPU(s)"
+        )
+    return torch.device("cuda", index)
 
 
 def _load_module(torch: Any, path: str, device: Any) -> tuple[Any, tuple[TensorSpec, ...], str]:
