@@ -1,7 +1,8 @@
 """Backends by name, imported only when used.
 
 A model's backend is chosen from its path: the extension, or for a directory its
-contents (a SavedModel holds saved_model.pb). A directory that is not a SavedModel but
+contents (a SavedModel holds saved_model.pb; a Hugging Face causal language model holds a
+config.json whose ``architectures`` name a ``*ForCausalLM``, and runs in transformers). A directory that is not a SavedModel but
 holds exactly one model file beside other files (``model.onnx`` next to config.json and
 tokenizer.json, as exported for a model hub) runs that file: see ``model_file``.
 ``--reference-backend`` and
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ class BackendEntry:
     target: str  # "module:Class"
     framework_module: str | tuple[str, ...]  # imported by the backend (any one of them); absence gives the install hint
     extra: str  # pip install 'perfgate[<extra>]'
-    suffixes: tuple[str, ...]
+    suffixes: tuple[str, ...]  # none: the backend takes a model directory, told by its contents
 
 
 BUILTIN_BACKENDS: dict[str, BackendEntry] = {
@@ -44,11 +46,27 @@ BUILTIN_BACKENDS: dict[str, BackendEntry] = {
     "tflite": BackendEntry(
         "perfgate.backends.tflite:TFLiteBackend", ("ai_edge_litert", "tensorflow"), "tensorflow", (".tflite",)
     ),
+    "transformers": BackendEntry("perfgate.backends.transformers_lm:TransformersLMBackend", "transformers", "llm", ()),
 }
+CAUSAL_LM_SUFFIX = "ForCausalLM"
 
 
 def is_saved_model(path: str) -> bool:
     return (Path(path) / "saved_model.pb").is_file()
+
+
+def causal_lm_architectures(path: str) -> list[str] | None:
+    """The ``*ForCausalLM`` architectures that config.json in the directory ``path`` names,
+    or None where there are none (no config.json, an unreadable one, other architectures)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    architectures = config.get("architectures") if isinstance(config, dict) else None
+    if not isinstance(architectures, list):
+        return None
+    found = [name for name in architectures if isinstance(name, str) and name.endswith(CAUSAL_LM_SUFFIX)]
+    return found or None
 
 
 def looks_like_factory(path: str) -> bool:
@@ -59,12 +77,16 @@ def looks_like_factory(path: str) -> bool:
 
 def model_file(path: str, requested: str | None = None) -> str:
     """The model that ``path`` names: itself, or for a directory that is not a SavedModel
-    the one model file (or SavedModel) inside it. With a built-in ``requested`` backend only
-    that backend's files count; a backend of your own (``module:Class``) gets the directory."""
+    the one model file (or SavedModel) inside it; a causal language model's directory with
+    no model file in it is itself the model. With a built-in ``requested`` backend only
+    that backend's files count; a backend of your own (``module:Class``), or one that takes
+    directories (transformers), gets the directory."""
     folder = Path(path)
     if not folder.is_dir() or is_saved_model(path) or (requested is not None and requested not in BUILTIN_BACKENDS):
         return path
     entry = BUILTIN_BACKENDS.get(requested) if requested else None
+    if entry is not None and not entry.suffixes:
+        return path
     suffixes = entry.suffixes if entry else tuple(s for known in BUILTIN_BACKENDS.values() for s in known.suffixes)
     found = sorted(
         child for child in folder.iterdir()
@@ -74,6 +96,8 @@ def model_file(path: str, requested: str | None = None) -> str:
     )  # fmt: skip
     if len(found) == 1:
         return str(found[0])
+    if not found and requested is None and causal_lm_architectures(path):
+        return path
     if found:
         names = ", ".join(child.name for child in found)
         raise UsageError(f"{path!r} holds {len(found)} models ({names}); name the one to run, e.g. {str(found[0])!r}")
@@ -105,6 +129,8 @@ def backend_for_path(path: str) -> str:
     """The built-in backend for a model path, from its extension or directory contents."""
     if is_saved_model(path):
         return "tensorflow"
+    if Path(path).is_dir() and causal_lm_architectures(path):
+        return "transformers"
     suffix = Path(path).suffix.lower()
     for name, entry in BUILTIN_BACKENDS.items():
         if suffix in entry.suffixes:

@@ -8,6 +8,10 @@ needs, and finally ``close``. To compare the two models' answers, the worker als
 some batches outside the timed region and hands ``run``'s result to ``outputs_to_numpy``. The worker reads its memory between ``setup`` and ``load``,
 so that the memory a model takes is not mixed with the framework's own.
 
+A generative model (``GenerativeBackend``) is timed by requests, not batches: the worker
+hands it prompts as token ids once (``prepare_prompt``, untimed), then asks it for exactly
+N new tokens per request (``generate_timed``), which stamps each token as it is chosen.
+
 A backend must import its framework inside its methods, never at module top level, so
 that ``import perfgate`` imports no ML framework. ``load`` may rely on ``setup`` having
 run (the worker always calls it first; so must anyone driving a backend by hand).
@@ -18,7 +22,7 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -196,3 +200,51 @@ def _host_array(value: Any) -> np.ndarray:
     if hasattr(value, "numpy"):  # a TensorFlow or a CPU PyTorch tensor
         return np.asarray(value.numpy())
     return np.asarray(value)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation request by the worker's clock, in ns: when it was handed to the
+    model, when each new token was chosen, and when the call returned; and the new
+    tokens' ids (the prompt left out)."""
+
+    started_ns: int
+    token_ns: tuple[int, ...]
+    ended_ns: int
+    output_ids: tuple[int, ...]
+
+
+class GenerativeBackend(Backend):
+    """A model that answers a prompt token by token (a causal language model)."""
+
+    def describe_inputs(self) -> tuple[TensorSpec, ...]:
+        return (TensorSpec("input_ids", "int64", (1, None)),)
+
+    @abc.abstractmethod
+    def prepare_prompt(self, ids: Sequence[int]) -> Any:
+        """One prompt's token ids in the framework's own form, on the device; untimed.
+
+        >>> prompt = backend.prepare_prompt([17, 4, 250])
+        """
+
+    @abc.abstractmethod
+    def generate_timed(self, prompt: Any, max_new_tokens: int, clock: Callable[[], int]) -> Generation:
+        """Exactly ``max_new_tokens`` new tokens for a prepared prompt, greedily (end of
+        sequence held off), each stamped by ``clock`` as the model chooses it.
+
+        >>> generation = backend.generate_timed(prompt, 32, time.perf_counter_ns)
+        >>> len(generation.token_ns), len(generation.output_ids)
+        (32, 32)
+        """
+
+    def prepare(self, feed: Mapping[str, np.ndarray]) -> Any:
+        raise self._no_batches()
+
+    def run(self, prepared: Any) -> Any:
+        raise self._no_batches()
+
+    def _no_batches(self) -> UsageError:
+        return UsageError(
+            f"the {self.name} backend runs generative models, which are timed per request "
+            f"(time to first token, inter-token latency), not per batch"
+        )
