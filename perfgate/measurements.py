@@ -1,5 +1,5 @@
 """What a comparison measured, as plain immutable dataclasses: the samples of each batch
-size (block pair by block pair), the load episodes, the cold starts, where a batch's time
+size (block pair by block pair), a generative model's requests, the load episodes, the cold starts, where a batch's time
 went, the noise, latency against input size, and both models' outputs compared.
 
 A ``Report`` (perfgate/results.py) holds them beside its verdict and checks; the worker
@@ -28,6 +28,20 @@ class LoadEpisode:
     queue_ns: tuple[int, ...]  # per request: from arrival to the start of its call
     service_ns: tuple[int, ...]  # per request: the call itself
     duration_ns: int  # from the episode's start to the last request's completion
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """One generation request of a generative model, in ns by its worker's clock: to its
+    first new token (TTFT: the request's set-up, the prefill and the first token's choice),
+    the gaps between consecutive new tokens (inter-token latency), and to the call's return
+    (end to end). ``prompt``: the index of its prompt among those the worker was handed."""
+
+    prompt: int
+    ttft_ns: int
+    gaps_ns: tuple[int, ...]  # tokens - 1 of them
+    e2e_ns: int
+    tokens: int  # new tokens produced
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from perfgate.backends.base import Backend, BackendOptions
+from perfgate.backends.base import Backend, BackendOptions, GenerativeBackend
 from perfgate.backends.paths import framework_path, printable, shown
-from perfgate.errors import PerfgateError, WorkerError, first_line
+from perfgate.errors import PerfgateError, UsageError, WorkerError, first_line
 from perfgate.memory import ProcMemory
 from perfgate.worker.protocol import (
     BlockMemory,
@@ -41,16 +41,29 @@ from perfgate.worker.protocol import (
     ModelInfo,
     OwnColdStart,
     ReadMemory,
+    RequestTiming,
     RunBlock,
+    RunGenerations,
     RunLoad,
     RunOutputs,
+    RunRequests,
     RunWindow,
     SetFeeds,
+    SetPrompts,
     Shutdown,
     WarmUp,
     WarmUpModel,
 )
-from perfgate.worker.timing import Clock, WaitUntil, serve_episode, time_calls, time_window, wait_until
+from perfgate.worker.timing import (
+    Clock,
+    WaitUntil,
+    request_timing,
+    serve_episode,
+    time_calls,
+    time_requests,
+    time_window,
+    wait_until,
+)
 
 
 class WorkerCore:
@@ -72,6 +85,7 @@ class WorkerCore:
         self._wait = wait or (lambda deadline: wait_until(deadline, clock))
         self._backend: Backend | None = None
         self._feeds: dict[int, list[Any]] = {}
+        self._prompts: list[Any] = []  # a generative model's prompts, prepared (SetPrompts)
         self._shapes: dict[int, list[tuple]] = {}
         self._path = ""
         self._peak_reset: bool | None = None  # None until the first warm-up resets it
@@ -178,6 +192,49 @@ class WorkerCore:
         if rss is not None:
             self._rss_after_blocks.append(rss)
         return durations
+
+    def set_prompts(self, prompts: Sequence[Sequence[int]]) -> float:
+        """Prepare a generative model's prompts (token ids each); returns the seconds that took."""
+        backend = self._generative()
+        began = self._clock()
+        self._prompts = [backend.prepare_prompt(ids) for ids in prompts]
+        return (self._clock() - began) / 1e9
+
+    def run_requests(self, prompts: Sequence[int], max_new_tokens: int) -> list[RequestTiming]:
+        """One timed request per prompt index, each for exactly ``max_new_tokens`` new tokens."""
+        generations = self._generate(prompts, max_new_tokens)
+        rss = self._memory.resident()  # after the last request's clock reading, untimed
+        if rss is not None:
+            self._rss_after_blocks.append(rss)
+        return [request_timing(index, generation) for index, generation in zip(prompts, generations)]
+
+    def generations(self, prompts: Sequence[int], max_new_tokens: int) -> list[tuple[int, ...]]:
+        """The new token ids for each prompt index; untimed, to compare two models' answers."""
+        return [generation.output_ids for generation in self._generate(prompts, max_new_tokens)]
+
+    def _generate(self, prompts: Sequence[int], max_new_tokens: int) -> list[Any]:
+        backend = self._generative()
+        if max_new_tokens < 1:
+            raise UsageError(f"max_new_tokens {max_new_tokens}: a request needs at least 1 new token")
+        prepared = [self._prompt(index) for index in prompts]
+        generations = self._timed(lambda: time_requests(backend.generate_timed, prepared, max_new_tokens, self._clock))
+        for index, generation in zip(prompts, generations):
+            if not generation.token_ns:
+                raise WorkerError(f"model {self._path!r} gave no new token for prompt {index}")
+        return generations
+
+    def _generative(self) -> GenerativeBackend:
+        backend = self.backend
+        if not isinstance(backend, GenerativeBackend):
+            raise UsageError(
+                f"model {self._path!r} is not a generative model: the {backend.name} backend is timed per batch, not per request"
+            )
+        return backend
+
+    def _prompt(self, index: int) -> Any:
+        if not 0 <= index < len(self._prompts):
+            raise WorkerError(f"the worker has no prompt {index} ({len(self._prompts)} prompts handed)")
+        return self._prompts[index]
 
     def block_memory(self) -> tuple[int, ...]:
         return tuple(self._rss_after_blocks)
@@ -307,6 +364,9 @@ _ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
     RunWindow: lambda core, call: core.run_window(call.batch_size, call.start, call.count),
     RunLoad: lambda core, call: core.run_load(call.batch_size, call.start, call.plan),
     RunOutputs: lambda core, call: core.outputs(call.batch_size, call.batches),
+    SetPrompts: lambda core, call: core.set_prompts(call.prompts),
+    RunRequests: lambda core, call: core.run_requests(call.prompts, call.max_new_tokens),
+    RunGenerations: lambda core, call: core.generations(call.prompts, call.max_new_tokens),
     ReadMemory: lambda core, call: core.memory(),
     BlockMemory: lambda core, call: core.block_memory(),
     FirstInference: lambda core, call: core.cold_start(call.request, call.feed),

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from perfgate.backends.base import BackendOptions
-from perfgate.measurements import LoadEpisode
+from perfgate.measurements import LoadEpisode, RequestTiming
 from perfgate.results import BackendInfo
 from perfgate.tensors import TensorSpec
 
@@ -28,6 +28,7 @@ __all__ = [
     "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "StartPhases", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
     "FirstInference", "OwnColdStart", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit", "load_limit",
+    "RequestTiming", "SetPrompts", "RunRequests", "RunGenerations", "requests_timeout",
 ]  # fmt: skip
 
 SETUP_TIMEOUT_S = 300.0
@@ -72,6 +73,17 @@ class Timeout:
 
     def limit(self, phase: int) -> float:
         return self.seconds[min(phase, len(self.seconds) - 1)]
+
+
+def requests_timeout(call_timeout_s: float, requests: int, expected_request_s: float | None = None) -> Timeout:
+    """How long ``requests`` generation requests in a row may take: ``call_limit`` of what they
+    are expected to take; where nothing is known of the model's speed yet (its first
+    requests), each request gets the call timeout."""
+    if expected_request_s is None:
+        seconds = call_timeout_s * max(requests, 1)
+    else:
+        seconds = call_limit(call_timeout_s, requests * expected_request_s)
+    return Timeout((seconds,), by_call_timeout=True)
 
 
 @dataclass(frozen=True)
@@ -212,6 +224,39 @@ class RunOutputs(Call):
     phases: ClassVar[tuple[str, ...]] = ("its first calls (comparing outputs)",)
     batch_size: int
     batches: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SetPrompts(Call):
+    """-> float: a generative model's prompts (token ids each) in the backend's own form,
+    replacing any handed before; the seconds it took."""
+
+    name: ClassVar[str] = "set_prompts"
+    phases: ClassVar[tuple[str, ...]] = ("the preparation of its prompts",)
+    prompts: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class RunRequests(Call):
+    """-> list[RequestTiming]: one request per index in ``prompts`` (of those SetPrompts
+    handed), one after another, each for exactly ``max_new_tokens`` new tokens, greedily.
+    Its limit: ``requests_timeout``."""
+
+    name: ClassVar[str] = "run_requests"
+    phases: ClassVar[tuple[str, ...]] = ("a block of generation requests",)
+    prompts: tuple[int, ...]
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class RunGenerations(Call):
+    """-> list[tuple[int, ...]]: per index in ``prompts``, the new token ids of exactly
+    ``max_new_tokens``, greedily; untimed, to compare the two models' answers."""
+
+    name: ClassVar[str] = "run_generations"
+    phases: ClassVar[tuple[str, ...]] = ("its generations (comparing outputs)",)
+    prompts: tuple[int, ...]
+    max_new_tokens: int
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import gc
 import time
 from typing import Any, Callable, Sequence
 
-from perfgate.worker.protocol import LoadEpisode, LoadPlan
+from perfgate.backends.base import Generation
+from perfgate.worker.protocol import LoadEpisode, LoadPlan, RequestTiming
 
 Clock = Callable[[], int]
 WaitUntil = Callable[[int], None]
@@ -103,6 +104,23 @@ def serve_episode(
             if waiting is not None:
                 waiting.append(ended)  # the client sends its next request at once
     return LoadEpisode(tuple(queue), tuple(service), ended - began)
+
+
+def time_requests(
+    generate: Callable[[Any, int, Clock], Generation], prompts: Sequence[Any], max_new_tokens: int, clock: Clock
+) -> list[Generation]:
+    """One generation request per prepared prompt, one after another; ``generate`` reads the
+    clock itself, at the request's start, at each new token and at its return. The garbage
+    collector is paused for the stretch."""
+    with collector_paused():
+        return [generate(prompt, max_new_tokens, clock) for prompt in prompts]
+
+
+def request_timing(prompt: int, generation: Generation) -> RequestTiming:
+    """A request's TTFT, inter-token gaps and end-to-end time from its clock readings."""
+    stamps = generation.token_ns
+    gaps = tuple(later - earlier for earlier, later in zip(stamps, stamps[1:]))
+    return RequestTiming(prompt, stamps[0] - generation.started_ns, gaps, generation.ended_ns - generation.started_ns, len(stamps))
 
 
 @contextlib.contextmanager
