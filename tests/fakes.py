@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from perfgate.backends.base import Backend, BackendInfo, BackendOptions
+from perfgate.backends.base import Backend, BackendInfo, BackendOptions, Generation, GenerativeBackend
 from perfgate.errors import ModelLoadError
 from perfgate.tensors import TensorSpec
 from perfgate.worker import InProcessWorker, WorkerCore
@@ -280,6 +280,25 @@ class FailingBackend(_TinyBackend):
 
     def run(self, prepared: Any) -> Any:
         raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions\nsecond line")
+
+
+class HangingGenerator(GenerativeBackend):
+    """A generative model whose requests never end."""
+
+    name = "hanging-generator"
+
+    def load(self, path: str) -> None:
+        pass
+
+    def prepare_prompt(self, ids: Any) -> Any:
+        return ids
+
+    def generate_timed(self, prompt: Any, max_new_tokens: int, clock: Callable[[], int]) -> Generation:
+        time.sleep(3600)
+        raise AssertionError("unreachable: the parent stops the worker")
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.name, "none", "0", "cpu", self.options.threads)
 
 
 class NotABackend:

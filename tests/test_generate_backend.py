@@ -23,6 +23,7 @@ from perfgate import backends
 from perfgate.backends.base import BackendInfo, BackendOptions, Generation, GenerativeBackend
 from perfgate.errors import BackendUnavailableError, ModelLoadError, UsageError, WorkerError
 from perfgate.worker import InProcessWorker, WorkerCore
+from perfgate.worker.process import SubprocessWorker
 from perfgate.worker.protocol import (
     DEFAULT_CALL_TIMEOUT_S,
     LoadModel,
@@ -268,6 +269,37 @@ def test_the_worker_times_requests_and_hands_back_the_greedy_tokens():
     assert outputs == [tuple(plain_greedy(SHALLOW, ids[0], N)), tuple(plain_greedy(SHALLOW, ids[2], N))]
     assert len(worker.call(RunRequests((1,), 1))[0].gaps_ns) == 0  # one token: a TTFT, no gap
     worker.close()
+
+
+@needs_transformers
+def test_a_worker_process_loads_the_model_with_its_threads_and_times_requests(tmp_path):
+    worker = SubprocessWorker("candidate", tmp_path)
+    worker.start(1, None)
+    try:
+        info = worker.call(LoadModel(LoadRequest("transformers", str(DEEP), ONE_THREAD, tuple(sys.path))), timeout=300)
+        assert info.backend.threads == 1 and info.backend.details["layers"] == 16
+        worker.call(SetPrompts(tuple(prompt_ids(2))), timeout=60)
+        timings = worker.call(RunRequests((0, 1), 4), timeout=requests_timeout(60.0, 2))
+        assert [(timing.prompt, timing.tokens, len(timing.gaps_ns)) for timing in timings] == [(0, 4, 3), (1, 4, 3)]
+        assert worker.call(RunGenerations((1,), 4), timeout=60) == [tuple(plain_greedy(DEEP, prompt_ids(2)[1], 4))]
+    finally:
+        worker.close()
+
+
+def test_a_request_that_hangs_is_stopped_and_named(tmp_path):
+    worker = SubprocessWorker("reference", tmp_path)
+    worker.start(1, None)
+    try:
+        worker.call(LoadModel(LoadRequest("fakes:HangingGenerator", "llm", ONE_THREAD, tuple(sys.path))), timeout=60)
+        worker.call(SetPrompts(((1, 2),)), timeout=60)
+        with pytest.raises(WorkerError) as caught:
+            worker.call(RunRequests((0,), 8), timeout=requests_timeout(0.5, 1))
+        assert caught.value.message.startswith(
+            "reference: model 'llm' gave no answer within 0.5 s during a block of generation requests; "
+            "it hangs, so its worker was stopped"
+        )
+    finally:
+        worker.close()
 
 
 class SteppingGenerator(GenerativeBackend):
