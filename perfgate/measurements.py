@@ -42,6 +42,8 @@ class RequestTiming:
     gaps_ns: tuple[int, ...]  # tokens - 1 of them
     e2e_ns: int
     tokens: int  # new tokens produced
+    prompt_tokens: int = 0  # the prompt's length in tokens (0: not known)
+    counted_by: str = "model"  # "model", "usage" (a server's count) or "chunks" (one per streamed chunk)
 
 
 @dataclass(frozen=True)

@@ -290,7 +290,7 @@ class HangingGenerator(GenerativeBackend):
     def load(self, path: str) -> None:
         pass
 
-    def prepare_prompt(self, ids: Any) -> Any:
+    def prepare_prompt(self, ids: Any, *, chat: bool = False) -> Any:
         return ids
 
     def generate_timed(self, prompt: Any, max_new_tokens: int, clock: Callable[[], int]) -> Generation:

@@ -257,7 +257,7 @@ def test_the_worker_times_requests_and_hands_back_the_greedy_tokens():
     info = worker.call(LoadModel(LoadRequest("transformers", str(SHALLOW), ONE_THREAD)))
     assert info.backend.backend == "transformers" and info.inputs[0].name == "input_ids"
     ids = prompt_ids(3)
-    assert worker.call(SetPrompts(tuple(ids))) >= 0
+    assert worker.call(SetPrompts(tuple(ids))) == tuple(len(prompt) for prompt in ids)
     timings = worker.call(RunRequests((2, 0, 2), N))
     assert [timing.prompt for timing in timings] == [2, 0, 2]
     for timing in timings:
@@ -315,7 +315,7 @@ class SteppingGenerator(GenerativeBackend):
         if path == "no-tokens":
             self.step = -1
 
-    def prepare_prompt(self, ids: Sequence[int]) -> Any:
+    def prepare_prompt(self, ids: Sequence[int], *, chat: bool = False) -> Any:
         return tuple(ids)
 
     def generate_timed(self, prompt: Any, max_new_tokens: int, clock: Callable[[], int]) -> Generation:
@@ -398,3 +398,63 @@ def test_a_block_of_requests_is_limited_like_every_other_step():
     assert requests_timeout(2.0, 0).seconds == (2.0,)
     limit = requests_timeout(DEFAULT_CALL_TIMEOUT_S, 8, expected_request_s=0.1)
     assert limit.seconds == (call_limit(DEFAULT_CALL_TIMEOUT_S, 0.8),) and limit.by_call_timeout
+
+
+@needs_transformers
+def test_a_text_prompt_is_tokenized_by_the_models_own_tokenizer():
+    from transformers import AutoTokenizer
+
+    worker = InProcessWorker("reference")
+    worker.call(LoadModel(LoadRequest("transformers", str(SHALLOW), ONE_THREAD)))
+    text = "the quick brown fox"
+    expected = AutoTokenizer.from_pretrained(SHALLOW)(text)["input_ids"]
+    assert worker.call(SetPrompts((text, tuple(expected)))) == (len(expected), len(expected))
+    first, second = worker.call(RunGenerations((0, 1), N))
+    assert first == second == tuple(plain_greedy(SHALLOW, expected, N))
+    timing = worker.call(RunRequests((0,), N))[0]
+    assert timing.prompt_tokens == len(expected) and timing.counted_by == "model"
+    worker.close()
+
+
+@needs_transformers
+def test_chat_applies_the_models_chat_template():
+    from transformers import AutoTokenizer
+
+    worker = InProcessWorker("reference")
+    worker.call(LoadModel(LoadRequest("transformers", str(SHALLOW), ONE_THREAD)))
+    tokenizer = AutoTokenizer.from_pretrained(SHALLOW)
+    templated = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    plain = len(tokenizer("hi")["input_ids"])
+    (length,) = worker.call(SetPrompts(("hi",), chat=True))
+    assert length == len(tokenizer(templated, add_special_tokens=False)["input_ids"]) and length > plain
+    worker.close()
+
+
+@needs_transformers
+def test_chat_without_a_chat_template_is_a_usage_error(tmp_path):
+    copy = tmp_path / "no_template"
+    shutil.copytree(SHALLOW, copy)
+    config = json.loads((copy / "tokenizer_config.json").read_text())
+    config.pop("chat_template")
+    (copy / "tokenizer_config.json").write_text(json.dumps(config))
+    worker = InProcessWorker("reference")
+    worker.call(LoadModel(LoadRequest("transformers", str(copy), ONE_THREAD)))
+    with pytest.raises(UsageError, match="--chat: model .* has no chat template"):
+        worker.call(SetPrompts(("hi",), chat=True))
+    assert worker.call(SetPrompts(("hi",))) != ()  # without --chat the same prompt is fine
+    worker.close()
+
+
+@needs_transformers
+@pytest.mark.parametrize("new_tokens, fits", [(0, True), (1, False)])
+def test_a_prompt_longer_than_the_context_is_a_usage_error(new_tokens, fits):
+    worker = InProcessWorker("reference")
+    worker.call(LoadModel(LoadRequest("transformers", str(SHALLOW), ONE_THREAD)))
+    context = json.loads((SHALLOW / "config.json").read_text())["max_position_embeddings"]
+    long_prompt = tuple([5] * context)
+    if fits:
+        assert worker.call(SetPrompts((long_prompt,), max_new_tokens=new_tokens)) == (context,)
+    else:
+        with pytest.raises(UsageError, match=f"prompt 1 has {context} tokens and 1 to generate: it needs {context + 1} positions, more than the model's context of {context}"):
+            worker.call(SetPrompts(((1, 2), long_prompt), max_new_tokens=new_tokens))
+    worker.close()

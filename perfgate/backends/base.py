@@ -212,6 +212,13 @@ class Generation:
     token_ns: tuple[int, ...]
     ended_ns: int
     output_ids: tuple[int, ...]
+    prompt_tokens: int = 0  # the prompt's length in tokens, as the model counted it
+    # a served model's answer, where it gives text, not ids (the outputs are then compared as text)
+    output_text: str | None = None
+    # how the new tokens were counted: "model" (ids in hand), "usage" (the server's count),
+    # "chunks" (one per streamed chunk, where the server gave no count)
+    counted_by: str = "model"
+    new_tokens: int | None = None  # the server's count where it differs from the stamps (a chunk may hold several)
 
 
 class GenerativeBackend(Backend):
@@ -221,11 +228,22 @@ class GenerativeBackend(Backend):
         return (TensorSpec("input_ids", "int64", (1, None)),)
 
     @abc.abstractmethod
-    def prepare_prompt(self, ids: Sequence[int]) -> Any:
-        """One prompt's token ids in the framework's own form, on the device; untimed.
+    def prepare_prompt(self, prompt: str | Sequence[int], *, chat: bool = False) -> Any:
+        """One prompt in the framework's own form, on the device; untimed. A string is
+        tokenized by the model's own tokenizer (with its chat template where ``chat``: a
+        UsageError where it has none); a sequence is token ids, used as they are.
 
         >>> prompt = backend.prepare_prompt([17, 4, 250])
+        >>> prompt = backend.prepare_prompt("Tell me a story.", chat=True)
         """
+
+    def prompt_length(self, prepared: Any) -> int | None:
+        """A prepared prompt's length in tokens, where the backend knows it before running."""
+        return None
+
+    def context_length(self) -> int | None:
+        """The most positions (prompt and new tokens) the model takes, where it says."""
+        return None
 
     @abc.abstractmethod
     def generate_timed(self, prompt: Any, max_new_tokens: int, clock: Callable[[], int]) -> Generation:

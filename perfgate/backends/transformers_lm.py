@@ -59,6 +59,7 @@ class TransformersLMBackend(GenerativeBackend):
             tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         except Exception as exc:
             raise ModelLoadError(f"cannot load model {path!r} with transformers: {first_line(exc)}") from exc
+        self._path = path
         self._model = model.to(self._device).eval()
         self._tokenizer = tokenizer
         self._vocabulary = int(model.config.vocab_size)
@@ -68,8 +69,11 @@ class TransformersLMBackend(GenerativeBackend):
         self._inference = torch.inference_mode()
         self._inference.__enter__()
 
-    def prepare_prompt(self, ids: Sequence[int]) -> Any:
-        ids = [int(token) for token in ids]
+    def prepare_prompt(self, prompt: str | Sequence[int], *, chat: bool = False) -> Any:
+        if isinstance(prompt, str):
+            ids = self._tokenized(prompt, chat)
+        else:
+            ids = [int(token) for token in prompt]
         if not ids:
             raise UsageError("an empty prompt: a request needs at least one token")
         outside = [token for token in ids if not 0 <= token < self._vocabulary]
@@ -78,6 +82,24 @@ class TransformersLMBackend(GenerativeBackend):
                 f"prompt token id {outside[0]} is outside the model's vocabulary (ids 0 to {self._vocabulary - 1})"
             )
         return self._torch.tensor([ids], dtype=self._torch.long, device=self._device)
+
+    def prompt_length(self, prepared: Any) -> int:
+        return int(prepared.shape[1])
+
+    def context_length(self) -> int | None:
+        positions = getattr(self._model.config, "max_position_embeddings", None)
+        return int(positions) if positions else None
+
+    def _tokenized(self, text: str, chat: bool) -> list[int]:
+        tokenizer = self._tokenizer
+        if not chat:
+            return [int(token) for token in tokenizer(text, add_special_tokens=True)["input_ids"]]
+        if not getattr(tokenizer, "chat_template", None):
+            raise UsageError(f"--chat: model {self._path!r} has no chat template (its tokenizer_config.json names none)")
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):  # some versions answer a BatchEncoding
+            ids = ids["input_ids"]
+        return [int(token) for token in ids]
 
     def generate_timed(self, prompt: Any, max_new_tokens: int, clock: Callable[[], int]) -> Generation:
         streamer = self._streamer_class(clock)
@@ -96,7 +118,7 @@ class TransformersLMBackend(GenerativeBackend):
         ended = clock()
         new_ids = tuple(int(token) for token in output[0, prompt.shape[1] :].tolist())
         token_ns = tuple(streamer.stamps[1 : 1 + len(new_ids)])  # stamp 0 is the prompt's put
-        return Generation(started, token_ns, ended, new_ids)
+        return Generation(started, token_ns, ended, new_ids, prompt_tokens=int(prompt.shape[1]))
 
     def close(self) -> None:
         inference = getattr(self, "_inference", None)

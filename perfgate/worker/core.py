@@ -193,12 +193,22 @@ class WorkerCore:
             self._rss_after_blocks.append(rss)
         return durations
 
-    def set_prompts(self, prompts: Sequence[Sequence[int]]) -> float:
-        """Prepare a generative model's prompts (token ids each); returns the seconds that took."""
+    def set_prompts(self, prompts: Sequence[str | Sequence[int]], chat: bool = False, max_new_tokens: int = 0) -> tuple[int | None, ...]:
+        """Prepare a generative model's prompts (a text or token ids each); returns each
+        one's length in tokens where the backend knows it."""
         backend = self._generative()
-        began = self._clock()
-        self._prompts = [backend.prepare_prompt(ids) for ids in prompts]
-        return (self._clock() - began) / 1e9
+        prepared = [backend.prepare_prompt(prompt, chat=chat) for prompt in prompts]
+        lengths = tuple(backend.prompt_length(prompt) for prompt in prepared)
+        context = backend.context_length()
+        if context is not None:
+            for index, length in enumerate(lengths):
+                if length is not None and length + max_new_tokens > context:
+                    raise UsageError(
+                        f"prompt {index} has {length} tokens and {max_new_tokens} to generate: it needs "
+                        f"{length + max_new_tokens} positions, more than the model's context of {context}"
+                    )
+        self._prompts = prepared
+        return lengths
 
     def run_requests(self, prompts: Sequence[int], max_new_tokens: int) -> list[RequestTiming]:
         """One timed request per prompt index, each for exactly ``max_new_tokens`` new tokens."""
@@ -208,9 +218,13 @@ class WorkerCore:
             self._rss_after_blocks.append(rss)
         return [request_timing(index, generation) for index, generation in zip(prompts, generations)]
 
-    def generations(self, prompts: Sequence[int], max_new_tokens: int) -> list[tuple[int, ...]]:
-        """The new token ids for each prompt index; untimed, to compare two models' answers."""
-        return [generation.output_ids for generation in self._generate(prompts, max_new_tokens)]
+    def generations(self, prompts: Sequence[int], max_new_tokens: int) -> list[tuple[int, ...] | str]:
+        """The new token ids for each prompt index (a served model's text, where it gives no
+        ids); untimed, to compare two models' answers."""
+        return [
+            generation.output_text if generation.output_text is not None and not generation.output_ids else generation.output_ids
+            for generation in self._generate(prompts, max_new_tokens)
+        ]
 
     def _generate(self, prompts: Sequence[int], max_new_tokens: int) -> list[Any]:
         backend = self._generative()
@@ -364,7 +378,7 @@ _ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
     RunWindow: lambda core, call: core.run_window(call.batch_size, call.start, call.count),
     RunLoad: lambda core, call: core.run_load(call.batch_size, call.start, call.plan),
     RunOutputs: lambda core, call: core.outputs(call.batch_size, call.batches),
-    SetPrompts: lambda core, call: core.set_prompts(call.prompts),
+    SetPrompts: lambda core, call: core.set_prompts(call.prompts, call.chat, call.max_new_tokens),
     RunRequests: lambda core, call: core.run_requests(call.prompts, call.max_new_tokens),
     RunGenerations: lambda core, call: core.generations(call.prompts, call.max_new_tokens),
     ReadMemory: lambda core, call: core.memory(),

@@ -228,12 +228,17 @@ class RunOutputs(Call):
 
 @dataclass(frozen=True)
 class SetPrompts(Call):
-    """-> float: a generative model's prompts (token ids each) in the backend's own form,
-    replacing any handed before; the seconds it took."""
+    """-> tuple[int | None, ...]: a generative model's prompts (a text, tokenized by the
+    model's own tokenizer, with its chat template where ``chat``; or token ids) in the
+    backend's own form, replacing any handed before; each prompt's length in tokens where
+    the backend knows it. A prompt that leaves no room for ``max_new_tokens`` in the
+    model's context is a UsageError."""
 
     name: ClassVar[str] = "set_prompts"
     phases: ClassVar[tuple[str, ...]] = ("the preparation of its prompts",)
-    prompts: tuple[tuple[int, ...], ...]
+    prompts: tuple[str | tuple[int, ...], ...]
+    chat: bool = False
+    max_new_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -250,8 +255,9 @@ class RunRequests(Call):
 
 @dataclass(frozen=True)
 class RunGenerations(Call):
-    """-> list[tuple[int, ...]]: per index in ``prompts``, the new token ids of exactly
-    ``max_new_tokens``, greedily; untimed, to compare the two models' answers."""
+    """-> list[tuple[int, ...] | str]: per index in ``prompts``, the new token ids of exactly
+    ``max_new_tokens``, greedily (a served model's text, where it gives no ids); untimed,
+    to compare the two models' answers."""
 
     name: ClassVar[str] = "run_generations"
     phases: ClassVar[tuple[str, ...]] = ("its generations (comparing outputs)",)

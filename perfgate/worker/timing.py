@@ -120,7 +120,11 @@ def request_timing(prompt: int, generation: Generation) -> RequestTiming:
     """A request's TTFT, inter-token gaps and end-to-end time from its clock readings."""
     stamps = generation.token_ns
     gaps = tuple(later - earlier for earlier, later in zip(stamps, stamps[1:]))
-    return RequestTiming(prompt, stamps[0] - generation.started_ns, gaps, generation.ended_ns - generation.started_ns, len(stamps))
+    tokens = len(stamps) if generation.new_tokens is None else generation.new_tokens
+    return RequestTiming(
+        prompt, stamps[0] - generation.started_ns, gaps, generation.ended_ns - generation.started_ns, tokens,
+        generation.prompt_tokens, generation.counted_by,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
