@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from perfgate.backends import is_generative
 from perfgate.backends.base import check_device
 from perfgate.judge.budgets import Budget, build_budgets, check_measured, parse_memory_size
 from perfgate.errors import UsageError, option
@@ -26,7 +27,7 @@ from perfgate.metrics import Scope, family_of
 from perfgate.metrics.base import DEFAULT_MEMORY_FLOOR
 from perfgate.judge.resolution import MAX_INSTANCES
 from perfgate.results import Settings
-from perfgate.specs import MIN_EPISODE_REQUESTS, DataSpec, JudgingSpec, MeasuringSpec, ModelSpec
+from perfgate.specs import MIN_EPISODE_REQUESTS, TASKS, DataSpec, JudgingSpec, MeasuringSpec, ModelSpec
 from perfgate.worker.interpreter import locate
 from perfgate.worker.protocol import LOAD_FACTOR, MIN_CALL_TIMEOUT_S
 
@@ -42,8 +43,9 @@ TIGHT_BUDGET_INSTANCES = 4
 
 # from_options' keywords that are a part's field as they are (the others it parses first)
 _PLAIN_KEYWORDS = {
-    "data": ("rows", "seed", "pad_value", "allow_nonfinite", "output_rows"),
-    "measuring": ("time_budget_s", "threads", "device", "include_transfers", "signature", "cold_starts", "call_timeout_s", "instances"),
+    "data": ("rows", "seed", "pad_value", "allow_nonfinite", "output_rows", "prompt_column"),
+    "measuring": ("time_budget_s", "threads", "device", "include_transfers", "signature", "cold_starts", "call_timeout_s", "instances",
+                  "max_new_tokens", "chat"),
     "judging": ("confidence",),
 }
 
@@ -89,6 +91,8 @@ class CompareConfig:
         if not self.judging.budgets:
             raise UsageError("at least one budget is needed")
         self._check_data_sources()
+        if measuring.generates:
+            self._check_generate_mode()
         check_measured(self.judging.budgets, self.scope)
 
     @property
@@ -111,6 +115,31 @@ class CompareConfig:
         for budget in self.judging.budgets:
             if family_of(budget.metric).needs_same_rows:
                 raise UsageError(f"budget {budget}: {budget.metric.family} are compared on the same rows; {drift}")
+
+    def _check_generate_mode(self) -> None:
+        """What generate mode does not take: each of these options shapes one-shot calls."""
+        data, measuring = self.data, self.measuring
+        if not _whole(measuring.max_new_tokens) or measuring.max_new_tokens < 1:
+            raise UsageError(f"{option('max_new_tokens')} must be at least 1, got {measuring.max_new_tokens!r}")
+        if not isinstance(data.prompt_column, str) or not data.prompt_column:
+            raise UsageError(f"{option('prompt_column')} must name a column, got {data.prompt_column!r}")
+        task = option("task", "generate")
+        one_shot = {
+            "batch_sizes": measuring.batch_sizes != (1,),
+            "concurrency": bool(measuring.concurrency),
+            "rates": bool(measuring.rates),
+            "size_column": data.size_column is not None,
+            "cold_starts": bool(measuring.cold_starts),
+            "include_transfers": measuring.include_transfers,
+            "signature": measuring.signature is not None,
+            "inputs": bool(data.inputs) or any(model.inputs for model in self.models),
+        }
+        for name, given in one_shot.items():
+            if given:
+                raise UsageError(
+                    f"{option(name)} shapes one-shot calls; with {task} each request is one prompt from "
+                    f"{option('prompt_column', data.prompt_column)}"
+                )
 
     def _check_rates_fit_the_time_budget(self) -> None:
         # each model serves at least one episode of MIN_EPISODE_REQUESTS arrivals; slower
@@ -169,7 +198,8 @@ class CompareConfig:
         # cold start samples per model: the measuring worker's own start and the fresh ones
         samples = 1 + self.fresh_cold_starts
         measuring = self.measuring
-        return Scope(measuring.batch_sizes, bool(measuring.loads), self.data.size_column, samples, measuring.on_gpu, self.compares_outputs)
+        return Scope(measuring.batch_sizes, bool(measuring.loads), self.data.size_column, samples, measuring.on_gpu, self.compares_outputs,
+                     measuring.generates)  # fmt: skip
 
     @property
     def data_drift(self) -> bool:
@@ -199,6 +229,9 @@ class CompareConfig:
         concurrency: Iterable[int] = (),
         rates: Iterable[float] = (),
         size_column: str | None = None,
+        task: str | None = None,
+        reference_headers: Iterable[str] = (),
+        candidate_headers: Iterable[str] = (),
         **options: Any,
     ) -> "CompareConfig":
         """Parse the options as a user writes them (``'features=f*'``, ``'latency.p95:+10%'``,
@@ -214,22 +247,24 @@ class CompareConfig:
         shared_inputs = input_options(inputs, "inputs")
         models = (
             ModelSpec("reference", str(reference), reference_backend, reference_python, reference_data,
-                      input_options(reference_inputs, "reference_inputs")),
+                      input_options(reference_inputs, "reference_inputs"), _header_lines(reference_headers, "reference_headers")),
             ModelSpec("candidate", str(candidate), candidate_backend, candidate_python, candidate_data,
-                      input_options(candidate_inputs, "candidate_inputs")),
+                      input_options(candidate_inputs, "candidate_inputs"), _header_lines(candidate_headers, "candidate_headers")),
         )  # fmt: skip
-        judged = build_budgets(max_latency_increase, budgets, load=bool(concurrency or rates), sizes=size_column is not None)
+        task = resolve_task(task, models)
+        scope = Scope(loads=bool(concurrency or rates), size_column=None if size_column is None else "", generate=task == "generate")
+        judged = build_budgets(max_latency_increase, budgets, scope=scope)
         return cls(
             *models,
             data=DataSpec(None if data is None else str(data), shared_inputs, size_column=size_column, **given["data"]),
-            measuring=MeasuringSpec(tuple(batch_sizes), concurrency=concurrency, rates=rates, **given["measuring"]),
+            measuring=MeasuringSpec(tuple(batch_sizes), concurrency=concurrency, rates=rates, task=task, **given["measuring"]),
             judging=JudgingSpec(judged, memory_floor=floor, **given["judging"]),
         )
 
     def settings(self) -> Settings:
         data, measuring = self.data, self.measuring
         return Settings(
-            batch_sizes=measuring.batch_sizes,
+            batch_sizes=() if measuring.generates else measuring.batch_sizes,
             budgets=tuple(str(budget) for budget in self.judging.budgets),
             time_budget_s=float(measuring.time_budget_s),
             confidence=self.judging.confidence,
@@ -249,7 +284,51 @@ class CompareConfig:
             instances=self.worker_instances,
             reference_data=data.file_for(self.reference) if self.data_drift else None,
             candidate_data=data.file_for(self.candidate) if self.data_drift else None,
+            **({"task": "generate", "max_new_tokens": measuring.max_new_tokens, "prompt_column": data.prompt_column,
+                "chat": measuring.chat} if measuring.generates else {}),
         )
+
+
+def resolve_task(task: str | None, models: Iterable[ModelSpec]) -> str:
+    """The task as asked, checked against the models; or told from them: generate where
+    every model is generative, infer where none is."""
+    if task is not None and task not in TASKS:
+        raise UsageError(f"{option('task')} must be one of {', '.join(TASKS)}, got {task!r}")
+    kinds = {model.role: is_generative(model.path, model.backend) for model in models}
+    if task is None:
+        generative = [role for role, kind in kinds.items() if kind]
+        if not generative:
+            return "infer"
+        if len(generative) == len(kinds):
+            return "generate"
+        other = next(model for model in models if not kinds[model.role])
+        unknown = kinds[other.role] is None
+        raise UsageError(
+            f"the {generative[0]} is a generative model and the {other.role} {'may be one' if unknown else 'is not'} "
+            f"({other.path!r}); {'pass ' + option('task', 'generate') + ' where it is' if unknown else 'compare two of a kind'}"
+        )
+    for model in models:
+        kind = kinds[model.role]
+        if task == "generate" and kind is False:
+            raise UsageError(
+                f"{option('task', 'generate')}: the {model.role} ({model.path!r}) is not a generative model: a Hugging Face "
+                f"causal LM directory, an ONNX Runtime GenAI folder or an http(s):// endpoint"
+            )
+        if task == "infer" and kind:
+            raise UsageError(
+                f"{option('task', 'infer')}: the {model.role} ({model.path!r}) is a generative model, timed per request: "
+                f"use {option('task', 'generate')}"
+            )
+    return task
+
+
+def _header_lines(lines: Iterable[str] | str, name: str) -> tuple[str, ...]:
+    if isinstance(lines, str):
+        lines = (lines,)
+    lines = tuple(lines)
+    if not all(isinstance(line, str) for line in lines):
+        raise UsageError(f"{option(name)} takes 'Name: value' strings")
+    return lines
 
 
 def check_common_options(**given: Any) -> None:

@@ -47,6 +47,60 @@ class RequestTiming:
 
 
 @dataclass(frozen=True)
+class GenerationSeries:
+    """A generative model's requests, in block pairs: block pair i is the same prompts
+    (``prompts[i]``, indices into the prompt column's rows read) requested of the reference
+    and of the candidate, each for ``max_new_tokens`` new tokens, the model named in
+    ``first[i]`` first; ``instances[i]`` the worker instance pair that ran it (empty: one)."""
+
+    max_new_tokens: int
+    prompt_count: int  # prompts read from the data
+    reference: tuple[tuple[RequestTiming, ...], ...]
+    candidate: tuple[tuple[RequestTiming, ...], ...]
+    prompts: tuple[tuple[int, ...], ...]
+    first: tuple[str, ...]
+    instances: tuple[int, ...] = ()
+    warmup_s: Mapping[str, float] = field(default_factory=dict)  # per model: a typical request's seconds in the warm-up
+
+    @property
+    def pairs(self) -> int:
+        return len(self.reference)
+
+    def blocks(self, side: str) -> tuple[tuple[RequestTiming, ...], ...]:
+        return self.reference if side == "reference" else self.candidate
+
+    def requests(self, side: str) -> tuple[RequestTiming, ...]:
+        return tuple(request for block in self.blocks(side) for request in block)
+
+    def counted_by(self, side: str) -> str:
+        """How the side's new tokens were counted ("model", "usage", "chunks", or "usage, chunks")."""
+        return ", ".join(sorted({request.counted_by for request in self.requests(side)})) or "model"
+
+
+@dataclass(frozen=True)
+class GenerationsCompared:
+    """Both models' greedy answers to the same prompts, outside the timed requests: the
+    share that agree token for token, and where they first part. A served model's answer
+    is text, compared character by character (``unit``)."""
+
+    prompts: tuple[int, ...]  # indices into the prompts read
+    max_new_tokens: int
+    exact: tuple[bool, ...]  # per prompt: the answers are equal
+    first_difference: tuple[int | None, ...]  # per prompt: position of the first differing token (None: equal)
+    lengths: Mapping[str, tuple[int, ...]]  # per side, per prompt: the answer's length
+    unit: str = "tokens"  # or "characters"
+
+    @property
+    def agreement(self) -> float:
+        return sum(self.exact) / len(self.exact) if self.exact else 1.0
+
+    @property
+    def mean_first_difference(self) -> float | None:
+        differing = [position for position in self.first_difference if position is not None]
+        return sum(differing) / len(differing) if differing else None
+
+
+@dataclass(frozen=True)
 class WarmUpSummary:
     calls: int
     seconds: float

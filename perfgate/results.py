@@ -19,6 +19,8 @@ from typing import Any, Mapping
 
 from perfgate.measurements import (
     ColdStartRecord,
+    GenerationSeries,
+    GenerationsCompared,
     LoadSeries,
     Noise,
     OutputsCompared,
@@ -245,6 +247,10 @@ class Settings:
     instances: int = 1  # worker processes per model
     reference_data: str | None = None  # data drift: each model's own file (None: both read compared.data.path)
     candidate_data: str | None = None
+    task: str = "infer"  # "generate": generative models, timed per request
+    max_new_tokens: int | None = None  # generate mode: new tokens per request
+    prompt_column: str | None = None  # generate mode
+    chat: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,6 +285,8 @@ class Report:
     stages: tuple[Stages, ...] = ()
     sizes: tuple[SizeAnalysis, ...] = ()
     outputs: OutputsCompared | None = None
+    generations: tuple[GenerationSeries, ...] = ()  # generate mode: the requests (series holds none)
+    answers: GenerationsCompared | None = None  # generate mode: both models' greedy answers compared
     warnings: tuple[str, ...] = ()
     noise: tuple[Noise, ...] = ()
     error: ErrorInfo | None = None

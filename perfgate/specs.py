@@ -23,6 +23,8 @@ DEFAULT_OUTPUT_ROWS = 256  # rows whose outputs both models compute, untimed, to
 # A load episode (--concurrency, --rate) is at least this many requests per model: a shorter one
 # says little about queueing. The runner sizes episodes by it; the config holds a rate to it.
 MIN_EPISODE_REQUESTS = 20
+DEFAULT_MAX_NEW_TOKENS = 64
+TASKS = ("infer", "generate")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class ModelSpec:
     python: str | None = None  # another environment's interpreter runs this side's worker
     data: str | None = None  # this side's own rows instead of the shared file's: data drift
     inputs: Mapping[str, str] = field(default_factory=dict)  # this model's only: --reference-input
+    # an endpoint's HTTP headers as written ('Authorization: Bearer ${TOKEN}'): expanded only
+    # when handed to its worker, and never shown
+    headers: tuple[str, ...] = field(default=(), repr=False)
 
     def option(self, name: str) -> str:
         """The API keyword of this side's own option ``name`` ('python' -> 'candidate_python')."""
@@ -55,6 +60,7 @@ class DataSpec:
     allow_nonfinite: bool = False  # feed NaN and infinite values instead of refusing them
     size_column: str | None = None
     output_rows: int = DEFAULT_OUTPUT_ROWS
+    prompt_column: str = "prompt"  # generate mode: the prompts, strings or lists of token ids
 
     def file_for(self, model: ModelSpec) -> str | None:
         """The Parquet file (a path or a URI) whose rows feed ``model``."""
@@ -76,6 +82,13 @@ class MeasuringSpec:
     rates: tuple[float, ...] = ()
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S  # a model call running longer is taken to hang
     instances: int | None = None  # worker processes per model; None: config.TIGHT_BUDGET_INSTANCES for a tight budget, else 1
+    task: str = "infer"  # "generate": generative models, timed per request (perfgate.engine.generation)
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS  # generate mode: new tokens per request, greedily
+    chat: bool = False  # generate mode: text prompts wrapped in each model's chat template
+
+    @property
+    def generates(self) -> bool:
+        return self.task == "generate"
 
     def backend_options(self) -> BackendOptions:
         return BackendOptions(self.device, self.threads, self.include_transfers, self.signature)

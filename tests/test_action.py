@@ -59,13 +59,14 @@ def test_the_action_has_the_inputs_and_outputs_it_promises():
     assert set(action["inputs"]) == {
         "reference", "candidate", "data", "config", "only", "inputs", "max-latency-increase", "budgets", "batch-sizes",
         "device", "time-budget", "fail-on-inconclusive", "extras", "python-version", "perfgate-version", "comment-on-pr",
-        "github-token", "working-directory", "args", "merge",
+        "github-token", "working-directory", "args", "merge", "task", "prompt-column", "max-new-tokens",
     }  # fmt: skip
     assert set(action["outputs"]) == {"verdict", "exit-code", "worst-ratio", "report-json", "report-markdown", "report-html"}
     assert all(spec.get("description") for spec in [*action["inputs"].values(), *action["outputs"].values()])
     assert [name for name, spec in action["inputs"].items() if spec.get("required")] == []  # models may come from a config file, or merge needs none
     # an input with a default would be passed as a flag, and so override the config file's value
-    for name in ("reference", "candidate", "data", "config", "only", "max-latency-increase", "batch-sizes", "device", "time-budget"):
+    for name in ("reference", "candidate", "data", "config", "only", "max-latency-increase", "batch-sizes", "device", "time-budget",
+                 "task", "prompt-column", "max-new-tokens"):
         assert action["inputs"][name]["default"] == "", name
 
 

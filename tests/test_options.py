@@ -39,6 +39,8 @@ NOT_IN_SETTINGS = {
     "reference_backend": "compared.reference.backend", "candidate_backend": "compared.candidate.backend",
     "reference_python": "compared.reference.python", "candidate_python": "compared.candidate.python",
     "max_latency_increase": "settings.budgets", "concurrency": "settings.loads", "rates": "settings.loads",
+    # secrets: a report says which header names were sent (compared.<side>.backend.details), never their values
+    "reference_headers": "compared.reference.backend", "candidate_headers": "compared.candidate.backend",
     "allow_nonfinite": "outputs.nonfinite_inputs",
     "baseline": "compared.reference: the baseline's model and path",
     "allow_env_mismatch": "warnings: what differed from the baseline's environment",

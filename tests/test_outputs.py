@@ -89,7 +89,7 @@ def test_threshold_budgets_hold_their_comparison_and_value():
         ("outputs.cosine:0.99", "write an outputs budget as a comparison and a number, e.g. outputs.cosine:>=0.99"),
         ("outputs.cosine:<=0.99", "outputs.cosine is better higher"),
         ("outputs.max_abs_diff:>=1e-3", "outputs.max_abs_diff is better lower"),
-        ("outputs.cosine:>=99%", "only outputs.top1_agreement takes a percentage"),
+        ("outputs.cosine:>=99%", "only outputs.top1_agreement and outputs.token_agreement take a percentage"),
         ("outputs.cosine:>=1.5", "outputs.cosine is -1 to 1"),
         ("outputs.top1_agreement:>=101%", "outputs.top1_agreement is 0 to 1"),
         ("outputs.max_abs_diff:<=-1", "outputs.max_abs_diff is 0 or more"),

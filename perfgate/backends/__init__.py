@@ -31,6 +31,7 @@ class BackendEntry:
     framework_module: str | tuple[str, ...]  # imported by the backend (any one of them); absence gives the install hint
     extra: str  # pip install 'perfgate[<extra>]'
     suffixes: tuple[str, ...]  # none: the backend takes a model directory, told by its contents
+    generative: bool = False  # a GenerativeBackend: timed per request (--task generate)
 
 
 BUILTIN_BACKENDS: dict[str, BackendEntry] = {
@@ -46,7 +47,9 @@ BUILTIN_BACKENDS: dict[str, BackendEntry] = {
     "tflite": BackendEntry(
         "perfgate.backends.tflite:TFLiteBackend", ("ai_edge_litert", "tensorflow"), "tensorflow", (".tflite",)
     ),
-    "transformers": BackendEntry("perfgate.backends.transformers_lm:TransformersLMBackend", "transformers", "llm", ()),
+    "transformers": BackendEntry(
+        "perfgate.backends.transformers_lm:TransformersLMBackend", "transformers", "llm", (), generative=True
+    ),
 }
 CAUSAL_LM_SUFFIX = "ForCausalLM"
 
@@ -67,6 +70,36 @@ def causal_lm_architectures(path: str) -> list[str] | None:
         return None
     found = [name for name in architectures if isinstance(name, str) and name.endswith(CAUSAL_LM_SUFFIX)]
     return found or None
+
+
+ENDPOINT_SCHEMES = ("http://", "https://")
+
+
+def is_endpoint(path: str) -> bool:
+    """A served model's URL (http(s)://host:port/v1), not a path."""
+    return path.lower().startswith(ENDPOINT_SCHEMES)
+
+
+def is_generative(path: str, requested: str | None) -> bool | None:
+    """Whether the model at ``path`` is a generative one (timed per request): by the backend
+    asked for where it is a built-in one, else by what the path is (an endpoint, a causal
+    LM's directory, an ONNX Runtime GenAI folder). None: a backend of your own, which
+    only ``--task`` tells."""
+    if requested is not None:
+        entry = BUILTIN_BACKENDS.get(requested)
+        return None if entry is None else entry.generative
+    if is_endpoint(path):
+        return True
+    folder = Path(path)
+    if not folder.is_dir():
+        return False
+    if (folder / "genai_config.json").is_file():
+        return True
+    # a causal LM's directory with an exported model file in it (model.onnx) runs that file
+    try:
+        return causal_lm_architectures(path) is not None and model_file(path) == path
+    except UsageError:
+        return False
 
 
 def looks_like_factory(path: str) -> bool:

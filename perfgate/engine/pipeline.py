@@ -27,6 +27,9 @@ from perfgate.judge.diagnostics import run_warnings
 from perfgate.engine.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.engine.feed import feed, stages
+from perfgate.engine.generation import GenerationPlan, Prepared, compare_answers, measure_generations, set_prompts
+from perfgate.data.prompts import describe_prompts, read_prompts
+from perfgate.measurements import GenerationsCompared
 from perfgate.formatting import format_change, format_seconds
 from perfgate.metrics import family_of
 from perfgate.metrics.memory import with_instances
@@ -107,27 +110,36 @@ def run_comparison(
         }
         infos, loaded_s, more_infos = _load(instances, requests, clock, started_at, measuring.call_timeout_s)
         started_s = clock() - starting
-        fed = feed(workers, infos, sides, data, config.models, measuring.batch_sizes, paths, clock, more_instances=instances[1:])
-        # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
-        show_status(progress, Status("outputs", clock() - started))
-        outputs = None
-        if config.compares_outputs:
-            outputs = compare_outputs(workers, fed.batches, data, measuring, sides.selections["reference"], paths, say, clock)
-        show_status(progress, Status("cold starts", clock() - started))
-        cold_starts = run_cold_starts(
-            config.fresh_cold_starts, factory, log_dir, requests, fed.first_feeds, measuring.threads, cpus, clock, say,
-            call_timeout_s=measuring.call_timeout_s,
-            started_s=started_s,
-            own=own_cold_starts(workers, measuring.batch_sizes[0], loaded_s, call_timeout_s=measuring.call_timeout_s),
-        )  # fmt: skip
-        say(f"{sides.describe()}; measuring for up to {measuring.time_budget_s:g} s")
-        observed = Observations(
-            series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
-            sizes=fed.sizes, size_column=data.size_column, memory_floor=judging.memory_floor, outputs=outputs,
-        )  # fmt: skip
-        measurement, stopped, budgets, pacing_notes = _measure(
-            instances, fed.batches, config, observed, clock, say, plan_overrides, calibrating, words
-        )
+        fed, outputs, cold_starts, answers = None, None, {}, None
+        if measuring.generates:
+            show_status(progress, Status("outputs", clock() - started))
+            prepared, answers = _prepare_generations(instances, sides, config, say)
+            observed = Observations(series=(), memory_floor=judging.memory_floor, answers=answers)
+            say(f"{describe_prompts_read(prepared)}; measuring for up to {measuring.time_budget_s:g} s")
+            measurement, stopped, budgets, pacing_notes = _measure(
+                instances, {}, config, observed, clock, say, plan_overrides, calibrating, words, prepared=prepared
+            )
+        else:
+            fed = feed(workers, infos, sides, data, config.models, measuring.batch_sizes, paths, clock, more_instances=instances[1:])
+            # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
+            show_status(progress, Status("outputs", clock() - started))
+            if config.compares_outputs:
+                outputs = compare_outputs(workers, fed.batches, data, measuring, sides.selections["reference"], paths, say, clock)
+            show_status(progress, Status("cold starts", clock() - started))
+            cold_starts = run_cold_starts(
+                config.fresh_cold_starts, factory, log_dir, requests, fed.first_feeds, measuring.threads, cpus, clock, say,
+                call_timeout_s=measuring.call_timeout_s,
+                started_s=started_s,
+                own=own_cold_starts(workers, measuring.batch_sizes[0], loaded_s, call_timeout_s=measuring.call_timeout_s),
+            )  # fmt: skip
+            say(f"{sides.describe()}; measuring for up to {measuring.time_budget_s:g} s")
+            observed = Observations(
+                series=(), cold_starts={side: tuple(r.total_seconds for r in records) for side, records in cold_starts.items()},
+                sizes=fed.sizes, size_column=data.size_column, memory_floor=judging.memory_floor, outputs=outputs,
+            )  # fmt: skip
+            measurement, stopped, budgets, pacing_notes = _measure(
+                instances, fed.batches, config, observed, clock, say, plan_overrides, calibrating, words
+            )
         # every instance's reading: an allocator's leftovers inflate one process, not the model (metrics/memory.py)
         memory = {
             side: with_instances([
@@ -137,7 +149,7 @@ def run_comparison(
             for side in SIDES
         }  # fmt: skip
 
-    observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory)
+    observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory, generations=measurement.generations)
     evaluation = with_mann_whitney(
         evaluate(observed, budgets, alpha=1.0 - judging.confidence, look=measurement.look, seed=data.seed),
         observed, 1.0 - judging.confidence,
@@ -152,8 +164,9 @@ def run_comparison(
     for model in models:
         info, side = infos[model.role], model.role
         reported[side] = ModelReport(
-            model.file, info.backend, fed.inputs[side], info.load_seconds, info.cpus, memory[side], info.setup_seconds, pythons[side]
-        )
+            model.file, info.backend, fed.inputs[side] if fed else (), info.load_seconds, info.cpus, memory[side], info.setup_seconds,
+            pythons[side],
+        )  # fmt: skip
     return Report(
         verdict=verdict,
         reason=reason,
@@ -167,12 +180,15 @@ def run_comparison(
         series=measurement.series,
         loads=measurement.loads,
         cold_starts=cold_starts,
-        stages=stages(fed, measurement.series, sides.selections["reference"].count),
-        sizes=tuple(analyze(s, fed.sizes[s.batch_size], data.size_column) for s in measurement.series if s.batch_size in fed.sizes),
+        stages=stages(fed, measurement.series, sides.selections["reference"].count) if fed else (),
+        sizes=tuple(analyze(s, fed.sizes[s.batch_size], data.size_column) for s in measurement.series if s.batch_size in fed.sizes)
+        if fed else (),
         outputs=outputs,
+        generations=measurement.generations,
+        answers=answers,
         warnings=config.warnings()
         + pacing_notes
-        + fed.warnings
+        + (fed.warnings if fed else ())
         + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, judging.memory_floor)
         + environment_warnings(reported),
         noise=noise_levels(measurement.series),
@@ -262,6 +278,7 @@ def _measure(
     plan_overrides: Mapping[str, Any] | None,
     calibrating: bool = False,
     words: Words = flag_words,
+    prepared: Prepared | None = None,
 ) -> tuple[Measurement, str, tuple[Budget, ...], tuple[str, ...]]:
     """Measure until every gated check is decided or one fails (memory aside: it is read at
     the end), or, ``calibrating``, for the whole time budget. Also returns the budgets as
@@ -282,7 +299,7 @@ def _measure(
             say(note)
 
     def on_look(measurement: Measurement) -> bool:
-        looked = replace(observed, series=measurement.series, loads=measurement.loads)
+        looked = replace(observed, series=measurement.series, loads=measurement.loads, generations=measurement.generations)
         evaluation = evaluate(
             looked, paced["budgets"], alpha=1.0 - judging.confidence, look=measurement.look, seed=seed,
             gated_only=True,
@@ -292,6 +309,13 @@ def _measure(
         show_status(say, Status("measuring", measurement.measure_seconds, measuring.time_budget_s, deciding))
         return evaluation.decided and not calibrating
 
+    if prepared is not None:  # generate mode: request pairs, no pacing (a request's pace is the model's own)
+        plan = GenerationPlan(
+            measuring.max_new_tokens, float(measuring.time_budget_s), seed, measuring.chat, call_timeout_s=measuring.call_timeout_s,
+            **(plan_overrides or {}),
+        )  # fmt: skip
+        measurement, stopped = measure_generations(instances, prepared, plan, on_look, clock=clock, progress=say)
+        return measurement, stopped, judging.budgets, ()
     plan = MeasurementPlan(
         batch_sizes=measuring.batch_sizes,
         time_budget_s=float(measuring.time_budget_s),
@@ -302,6 +326,27 @@ def _measure(
     )
     measurement, stopped = measure_interleaved(instances, plan, batches, on_look, clock=clock, progress=say, on_pace=on_pace)
     return measurement, stopped, paced["budgets"], paced["notes"]
+
+
+def _prepare_generations(
+    instances: Sequence[Mapping[str, Worker]], sides: Any, config: CompareConfig, say: Progress
+) -> tuple[Prepared, GenerationsCompared]:
+    """Generate mode's feed: every worker gets its prompts (each model tokenizes text its own
+    way; one too long for a model's context is refused), then both models' greedy answers to
+    a few of them are compared, untimed."""
+    measuring = config.measuring
+    prompts = read_prompts(sides, config.data.prompt_column)
+    plan = GenerationPlan(measuring.max_new_tokens, chat=measuring.chat, seed=config.data.seed, call_timeout_s=measuring.call_timeout_s)
+    prepared = set_prompts(instances, prompts, plan)
+    say(f"{describe_prompts(prompts)} from {sides.describe()}; comparing greedy answers")
+    answers = compare_answers(instances[0], prepared, plan)
+    return prepared, answers
+
+
+def describe_prompts_read(prepared: Prepared) -> str:
+    lengths = [length for length in prepared.lengths.get("reference", ()) if length is not None]
+    shown = f", {min(lengths)} to {max(lengths)} tokens (reference)" if lengths else ""
+    return f"{prepared.count} prompts{shown}"
 
 
 def _wants_windows(config: CompareConfig) -> bool:
@@ -350,8 +395,8 @@ def _look_line(measurement: Measurement, evaluation: Evaluation) -> str:
                 f"{where(check)} {format_change(check.ratio, 1)} "
                 f"[{format_change(check.ci[0], 1)}, {format_change(check.ci[1], 1)}] {check.verdict.value}"
             )
-    pairs = sum(series.pairs for series in measurement.series)
-    return f"look {measurement.look} ({pairs} block pairs, {format_seconds(measurement.measure_seconds)}): " + "; ".join(parts)
+    pairs = sum(series.pairs for series in (*measurement.series, *measurement.generations))
+    return f"look {measurement.look} ({pairs} {'request' if measurement.generations else 'block'} pairs, {format_seconds(measurement.measure_seconds)}): " + "; ".join(parts)
 
 
 def _now() -> str:

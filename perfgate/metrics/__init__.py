@@ -7,7 +7,13 @@
     slope.py       latency_slope                       per batch size, with a size column
     memory.py      memory.peak_rss, .load_rss, .gpu_peak   per model
     cold_start.py  cold_start                          per model
-    outputs.py     outputs.cosine, .max_abs_diff, …    per model output, thresholds on the value
+    outputs.py     outputs.cosine, .max_abs_diff, …    per model output, thresholds on the value;
+                   outputs.token_agreement             a generative model's greedy answers
+    ttft.py        ttft.pNN, ttft.mean                 generate mode: time to first token, per request
+    itl.py         itl.pNN, itl.mean                   generate mode: inter-token latency
+    e2e.py         e2e.pNN, e2e.mean                   generate mode: a whole request
+    tokens_per_s.py  tokens_per_s                      generate mode: decode throughput
+    requests.py    what the generate-mode families share
 
 A family of your own is a ``Family`` subclass registered with ``register_family``; from
 then on its metrics parse, take budgets, are judged and rendered like the built-in ones.
@@ -33,6 +39,10 @@ BUILTIN_FAMILIES = {
     "memory": "perfgate.metrics.memory",
     "cold_start": "perfgate.metrics.cold_start",
     "outputs": "perfgate.metrics.outputs",
+    "ttft": "perfgate.metrics.ttft",
+    "itl": "perfgate.metrics.itl",
+    "e2e": "perfgate.metrics.e2e",
+    "tokens_per_s": "perfgate.metrics.tokens_per_s",
 }
 _registered: dict[str, Family] = {}
 _UNREGISTERED = Family()

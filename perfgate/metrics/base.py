@@ -22,6 +22,7 @@ Families are registered by name in ``perfgate.metrics`` (``register_family``).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -30,7 +31,7 @@ import numpy as np
 from perfgate.errors import BudgetError
 from perfgate.formatting import format_change, format_value
 from perfgate.detectable import detectable_ratio
-from perfgate.measurements import LoadSeries, OutputsCompared, Series, concatenated
+from perfgate.measurements import GenerationSeries, GenerationsCompared, LoadSeries, OutputsCompared, Series, concatenated
 from perfgate.results import Check, Metric, Verdict
 from perfgate.stats import (
     RatioInterval, UnusableSamples, min_samples_for_quantile, ratio_interval, statistic, with_instance_variation,
@@ -84,6 +85,7 @@ class Scope:
     cold_starts: int = 0  # cold start samples per model (the measuring worker's own and fresh ones)
     on_gpu: bool = False
     outputs: bool = False  # both models' outputs are compared
+    generate: bool = False  # generative models, timed per request (--task generate)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Observations:
     size_column: str | None = None
     memory_floor: float = DEFAULT_MEMORY_FLOOR
     outputs: OutputsCompared | None = None  # None: outputs were not compared
+    generations: tuple[GenerationSeries, ...] = ()  # generate mode: the requests, in block pairs
+    answers: GenerationsCompared | None = None  # generate mode: both models' greedy answers compared
 
 
 Judge = Callable[[Budget | None, float, int], Check]  # (budget, interval level, bootstrap seed) -> Check
@@ -351,6 +355,16 @@ def quantile_check(
         return undecided(common, budget, f"unusable samples: {exc}")
     values = (statistic(reference, q), statistic(candidate, q))
     return decided(common, budget, interval, values, higher_is_better=False)
+
+
+def parse_quantile_metric(family: str, name: str) -> Metric | None:
+    """``<family>.pNN`` (0 < NN < 100) or ``<family>.mean``."""
+    if name == f"{family}.mean":
+        return Metric(name, family, None)
+    match = re.match(rf"^{re.escape(family)}\.p(\d{{1,2}}(?:\.\d+)?)$", name)
+    if match and 0.0 < float(match.group(1)) < 100.0:
+        return Metric(name, family, float(match.group(1)) / 100.0)
+    return None
 
 
 def bind(function: Callable[..., Check], *args: Any) -> Judge:

@@ -14,6 +14,7 @@ import numpy as np
 from perfgate.errors import option
 from perfgate.metrics.base import PER_MODEL, Budget, Family, Observations, Scope, Slot, bind, budget_fields, decided, undecided
 from perfgate.results import Check, Metric
+from perfgate.metrics.requests import one_shot_only
 from perfgate.stats import UnusableSamples, ratio_interval
 
 
@@ -28,6 +29,8 @@ class ColdStart(Family):
         return Metric(name, self.name) if name == "cold_start" else None
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        if scope.generate:
+            return one_shot_only(metric, scope)
         if scope.cold_starts < 2:  # samples: an interval needs more than the measuring worker's own
             return f"a cold-start budget needs {option('cold_starts', 1)} or more (fresh starts beyond the measuring worker's own)"
         return None

@@ -9,25 +9,17 @@ from typing import Mapping
 import numpy as np
 
 from perfgate.metrics.base import (
-    Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, quantile_check, undecided,
+    Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, parse_quantile_metric, quantile_check,
+    undecided,
 )
 from perfgate.measurements import Series
+from perfgate.metrics.requests import one_shot_only
 from perfgate.results import Check, Metric
 from perfgate.stats import UnusableSamples, min_samples_for_quantile, statistic, unpaired_interval
 
 # reported against a stored baseline beside the budgeted ones
 BASELINE_METRICS = ("latency.p50", "latency.p95", "latency.p99", "latency.mean")
 
-
-
-def parse_quantile_metric(family: str, name: str) -> Metric | None:
-    """``<family>.pNN`` (0 < NN < 100) or ``<family>.mean``."""
-    if name == f"{family}.mean":
-        return Metric(name, family, None)
-    match = re.match(rf"^{re.escape(family)}\.p(\d{{1,2}}(?:\.\d+)?)$", name)
-    if match and 0.0 < float(match.group(1)) < 100.0:
-        return Metric(name, family, float(match.group(1)) / 100.0)
-    return None
 
 
 class Latency(Family):
@@ -42,7 +34,10 @@ class Latency(Family):
         return parse_quantile_metric("latency", name)
 
     def default_metrics(self, scope: Scope) -> tuple[str, ...]:
-        return ("latency.p50", "latency.p95")
+        return () if scope.generate else ("latency.p50", "latency.p95")
+
+    def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        return one_shot_only(metric, scope)
 
     def min_samples(self, metric: Metric) -> int:
         return min_samples_for_quantile(metric.quantile)

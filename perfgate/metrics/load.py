@@ -13,6 +13,7 @@ from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_
 from perfgate.metrics.latency import parse_quantile_metric
 from perfgate.measurements import LoadSeries, concatenated
 from perfgate.results import Check, Metric
+from perfgate.metrics.requests import one_shot_only
 from perfgate.stats import min_samples_for_quantile
 
 
@@ -29,6 +30,8 @@ class Load(Family):
         return ("load.p50", "load.p99") if scope.loads else ()
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        if scope.generate:
+            return one_shot_only(metric, scope)
         return None if scope.loads else f"latency under load needs {option('concurrency', 'N')} or {option('rates', 'QPS')}"
 
     def min_samples(self, metric: Metric) -> int:

@@ -8,6 +8,10 @@ rows (compared outside the timed region, see ``perfgate.engine.outputs``), per o
     outputs.top1_agreement   the share of argmaxes (over the last axis) that agree  >=99%
     outputs.non_finite       NaN and Inf values in the candidate's outputs: always gated, at 0
 
+and for generative models (generate mode), their greedy answers to the same prompts:
+
+    outputs.token_agreement  the share of prompts answered identically              >=95%
+
 Each is exact on the rows compared, so it is decided without a test (statistical=False),
 against a threshold on its value rather than a ratio. Without a budget the values are
 reported with verdict info, except ``outputs.non_finite``: a candidate returning NaN or
@@ -22,7 +26,7 @@ from typing import Mapping
 
 from perfgate.errors import BudgetError, option
 from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, bind, budget_fields, undecided
-from perfgate.measurements import OutputDifference
+from perfgate.measurements import GenerationsCompared, OutputDifference
 from perfgate.results import Check, Metric, Verdict
 
 # metric -> (the OutputDifference field, higher is better, the range its threshold may take)
@@ -34,12 +38,15 @@ VALUES = {
     "outputs.top1_agreement": ("top1_agreement", True, (0.0, 1.0)),
 }
 NON_FINITE = "outputs.non_finite"
+TOKEN_AGREEMENT = "outputs.token_agreement"  # generate mode (perfgate.engine.answers)
+PERCENTAGES = ("outputs.top1_agreement", TOKEN_AGREEMENT)
 EXAMPLES = {
     "outputs.max_abs_diff": "<=1e-3",
     "outputs.mean_abs_diff": "<=1e-4",
     "outputs.cosine": ">=0.99",
     "outputs.cosine_min": ">=0.9",
     "outputs.top1_agreement": ">=99%",
+    TOKEN_AGREEMENT: ">=95%",
 }
 _THRESHOLD = re.compile(r"^(>=|<=)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%?)$")
 
@@ -51,7 +58,7 @@ def place(index: int) -> tuple[int, ...]:
 
 class Outputs(Family):
     name = "outputs"
-    forms = "outputs.max_abs_diff, outputs.mean_abs_diff, outputs.cosine, outputs.cosine_min, outputs.top1_agreement"
+    forms = "outputs.max_abs_diff, outputs.mean_abs_diff, outputs.cosine, outputs.cosine_min, outputs.top1_agreement, " + TOKEN_AGREEMENT
     order = 6
     statistical = False
     needs_same_rows = True
@@ -62,6 +69,8 @@ class Outputs(Family):
             return Metric(name, self.name, higher_is_better=VALUES[name][1])
         if name == NON_FINITE:
             return Metric(name, self.name)
+        if name == TOKEN_AGREEMENT:
+            return Metric(name, self.name, higher_is_better=True)
         return None
 
     def parse_budget(self, metric: Metric, limit: str, option_text: str) -> Budget:
@@ -76,21 +85,27 @@ class Outputs(Family):
         if at_least != metric.higher_is_better:
             direction = "higher" if metric.higher_is_better else "lower"
             raise BudgetError(f"{option_text}: {metric.name} is better {direction}, so its budget is a bound like {example}")
-        if percent and metric.name != "outputs.top1_agreement":
-            raise BudgetError(f"{option_text}: only outputs.top1_agreement takes a percentage; e.g. {example}")
+        if percent and metric.name not in PERCENTAGES:
+            raise BudgetError(f"{option_text}: only {' and '.join(PERCENTAGES)} take a percentage; e.g. {example}")
         value = float(number) / (100.0 if percent else 1.0)
-        low, high = VALUES[metric.name][2]
+        low, high = VALUES[metric.name][2] if metric.name in VALUES else (0.0, 1.0)
         if not low <= value <= high:
             shown = f"{low:g} to {high:g}" if math.isfinite(high) else f"{low:g} or more"
             raise BudgetError(f"{option_text}: {metric.name} is {shown}, so {limit.strip()!r} cannot be met or cannot fail")
         return Budget(metric, None, threshold=value, at_least=at_least, percent=bool(percent))
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        if (metric.name == TOKEN_AGREEMENT) != scope.generate:
+            return (f"{metric.name} compares generative models' answers ({option('task', 'generate')})" if not scope.generate
+                    else f"{metric.name} compares one-shot outputs; a generative model's is {TOKEN_AGREEMENT}")  # fmt: skip
         if not scope.outputs:
             return f"outputs are not compared with {option('output_rows', 0)}"
         return None
 
     def slots(self, observations: Observations, budgets: Mapping[str, Budget]) -> list[Slot]:
+        if observations.generations:
+            metric = self.parse(TOKEN_AGREEMENT)
+            return [Slot(metric, budgets.get(TOKEN_AGREEMENT), bind(_answers_check, observations.answers, metric), place(0))]
         compared = observations.outputs
         budgeted = [name for name in VALUES if name in budgets]
         if compared is None or not compared.outputs:
@@ -118,7 +133,7 @@ class Outputs(Family):
             return "-"
         if check.metric == NON_FINITE:
             return f"{value:.0f}"
-        if check.metric == "outputs.top1_agreement":
+        if check.metric in PERCENTAGES:
             return f"{value * 100:.4g}%"
         if check.metric in ("outputs.cosine", "outputs.cosine_min"):
             return f"{value:.6g}"
@@ -156,6 +171,27 @@ def _check(difference: OutputDifference, metric: Metric, *, budget, level, seed)
         return Check(verdict=Verdict.PASS, reason=f"{described}, within the {budget.limit_text} budget", **fields, **common)
     side = "under" if budget.at_least else "over"
     return Check(verdict=Verdict.FAIL, reason=f"{described}, {side} the {budget.limit_text} budget", **fields, **common)
+
+
+def _answers_check(answers: GenerationsCompared | None, metric: Metric, *, budget, level, seed) -> Check:
+    common = dict(metric=metric, batch_size=None, unit="", scenario="greedy answers", higher_is_better=True,
+                  n_reference=0 if answers is None else len(answers.exact), n_candidate=0 if answers is None else len(answers.exact),
+                  blocks=0, **budget_fields(budget))  # fmt: skip
+    if answers is None or not answers.exact:
+        return undecided(common, budget, "answers were not compared")
+    value = answers.agreement
+    differing = answers.mean_first_difference
+    described = (
+        f"{value * 100:.4g}% of {len(answers.exact)} prompts answered alike ({answers.max_new_tokens} new tokens each"
+        + ("" if differing is None else f"; the others first differ at {answers.unit[:-1]} {differing:.3g} on average")
+        + ")"
+    )
+    fields = dict(reference=None, candidate=float(value), ratio=None, ci=None, ci_level=None)
+    if budget is None:
+        return Check(verdict=Verdict.INFO, reason=described, **fields, **common)
+    if value >= budget.threshold:
+        return Check(verdict=Verdict.PASS, reason=f"{described}, within the {budget.limit_text} budget", **fields, **common)
+    return Check(verdict=Verdict.FAIL, reason=f"{described}, under the {budget.limit_text} budget", **fields, **common)
 
 
 def _non_finite_check(difference: OutputDifference, metric: Metric, *, budget, level, seed) -> Check:

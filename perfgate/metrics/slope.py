@@ -13,6 +13,7 @@ from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_
 from perfgate.measurements import Series
 from perfgate.results import Check, Metric
 from perfgate.sizes import sized_blocks
+from perfgate.metrics.requests import one_shot_only
 from perfgate.stats import UnusableSamples, slope_interval
 
 
@@ -28,6 +29,8 @@ class LatencySlope(Family):
         return ("latency_slope",) if scope.size_column is not None else ()
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        if scope.generate:
+            return one_shot_only(metric, scope)
         return None if scope.size_column is not None else f"a latency slope needs {option('size_column', 'COL')}"
 
     def slots(self, observations: Observations, budgets: Mapping[str, Budget]) -> list[Slot]:

@@ -18,6 +18,7 @@ import numpy as np
 from perfgate.errors import option
 from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, undecided
 from perfgate.measurements import Series
+from perfgate.metrics.requests import one_shot_only
 from perfgate.results import SIDES, Check, Metric
 from perfgate.stats import RatioInterval, UnusableSamples, ratio_interval, unpaired_interval
 
@@ -42,6 +43,8 @@ class Throughput(Family):
         return Metric(name, self.name, batch_size=batch, higher_is_better=True)
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        if scope.generate:
+            return one_shot_only(metric, scope)
         if metric.batch_size is not None and metric.batch_size not in scope.batch_sizes:
             return f"batch {metric.batch_size} is not measured (add {option('batch_sizes', metric.batch_size)})"
         return None

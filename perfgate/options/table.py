@@ -27,7 +27,8 @@ _LOAD_ITEMS = {"items": {"minimum": 1}}
 
 OPTIONS: tuple[Option, ...] = (
     Option("reference", ("--reference", "--reference-path", "-r"), metavar="MODEL",
-           help="The model to compare against (e.g. main's build): a model file, a SavedModel, or a directory holding one model file. "
+           help="The model to compare against (e.g. main's build): a model file, a SavedModel, a directory holding one model file, "
+           "a generative model's directory, or an http(s):// endpoint (URL#NAME for one served model). "
            "Without the three model options, the config file's comparisons run.",
            key="reference", kind="path", key_help="The model to compare against (say, main's build): a model file, a SavedModel, "
            "or a directory holding one model file; relative to this file.",
@@ -80,6 +81,33 @@ OPTIONS: tuple[Option, ...] = (
     Option("candidate_inputs", ("--candidate-input",), multiple=True, metavar="[NAME=]COLS", baseline="inputs",
            help="As --reference-input, for the candidate.",
            key="candidate-inputs", kind="inputs", key_help="As inputs, for the candidate model only (--candidate-input)."),
+    Option("task", ("--task",), choices=("infer", "generate"), metavar="TASK",
+           help="infer (one call per batch) or generate (a generative model's requests: time to first token, inter-token "
+           "latency); default: generate where both models are generative (a Hugging Face causal LM directory, an ONNX Runtime "
+           "GenAI folder, an http(s):// endpoint), else infer.",
+           key="task", kind="string", key_schema={"enum": ["infer", "generate"]},
+           key_help="infer or generate (default: generate where both models are generative, else infer).",
+           action_input="task", action_help="infer or generate (left empty, told from the models: generate for causal LM "
+           "directories, ONNX Runtime GenAI folders and http(s):// endpoints)."),
+    Option("prompt_column", ("--prompt-column",), metavar="COL", default="prompt", show_default=True,
+           help="Generate mode: the column of prompts, strings (tokenized by each model's own tokenizer) or lists of token ids.",
+           key="prompt-column", kind="string", key_help="Generate mode: the column of prompts, strings or lists of token ids.",
+           action_input="prompt-column", action_help="Generate mode: the column of prompts (left empty, prompt)."),
+    Option("max_new_tokens", ("--max-new-tokens",), type=int, minimum=1, default=64, show_default=True, metavar="N",
+           help="Generate mode: new tokens per request, greedily, the same number for both models.",
+           key="max-new-tokens", kind="int", key_schema={"minimum": 1},
+           key_help="Generate mode: new tokens per request, greedily, the same number for both models.",
+           action_input="max-new-tokens", action_help="Generate mode: new tokens per request (left empty, 64)."),
+    Option("chat", ("--chat",), is_flag=True,
+           help="Generate mode: wrap each text prompt in the model's chat template (a served model: its chat completions API).",
+           key="chat", kind="bool", key_help="Generate mode: wrap each text prompt in the model's chat template."),
+    Option("reference_headers", ("--reference-header",), multiple=True, metavar="'NAME: VALUE'",
+           help="An HTTP header for the reference endpoint; ${VAR} takes an environment variable (a secret: never shown); repeatable.",
+           key="reference-headers", kind="strings",
+           key_help="HTTP headers for the reference endpoint, 'Name: value'; ${VAR} takes an environment variable, never shown."),
+    Option("candidate_headers", ("--candidate-header",), multiple=True, metavar="'NAME: VALUE'",
+           help="As --reference-header, for the candidate endpoint.",
+           key="candidate-headers", kind="strings", key_help="As reference-headers, for the candidate endpoint."),
     Option("batch_sizes", ("--batch-size",), commands=MEASURING, type=int, minimum=1, multiple=True, default=(1,), show_default=True,
            help="Rows per call; repeat for several batch sizes.", baseline="batch_sizes",
            key="batch-sizes", kind="ints", key_help="Rows per call; each batch size is checked on its own (--batch-size).",
@@ -87,7 +115,8 @@ OPTIONS: tuple[Option, ...] = (
            action_input="batch-sizes", action_split="words", action_help="Batch sizes to measure, each checked on its own, "
            "separated by spaces or commas (left empty, the config file's value, else 1)."),
     Option("max_latency_increase", ("--max-latency-increase",), commands=COMPARE | CALIBRATE | REPORT, default="15%",
-           show_default=True, metavar="LIMIT", help="Budget for latency.p50 and latency.p95: 15%, +15% or the ratio 1.15.",
+           show_default=True, metavar="LIMIT",
+           help="Budget for latency.p50 and latency.p95 (generate mode: ttft.p50/p95, itl.p50/p95): 15%, +15% or the ratio 1.15.",
            baseline="max_latency_increase", key="max-latency-increase", kind="text-or-number",
            key_help="The budget for latency.p50 and latency.p95: \"15%\", \"+15%\" or the ratio 1.15.",
            action_input="max-latency-increase", action_help="The budget for latency.p50 and latency.p95, such as 15% or the ratio "
@@ -177,7 +206,8 @@ OPTIONS: tuple[Option, ...] = (
            key="output-rows", kind="int", key_help="Compare both models' outputs on this many rows, untimed (0: do not).",
            key_schema={"minimum": 0}),
     Option("reference_backend", ("--reference-backend",), metavar="NAME",
-           help="onnxruntime, torch, tensorflow, tflite or package.module:Class (default: from the path).",
+           help="onnxruntime, torch, tensorflow, tflite, transformers, onnxruntime-genai, openai or package.module:Class "
+           "(default: from the path).",
            key="reference-backend", kind="string"),
     Option("candidate_backend", ("--candidate-backend",), metavar="NAME", help="As --reference-backend, for the candidate.",
            baseline="backend", key="candidate-backend", kind="string", key_help="As reference-backend, for the candidate."),

@@ -1,0 +1,220 @@
+"""Generate mode: both models answer the same prompts, request pair by request pair.
+
+After loading (the pipeline's), each worker gets the prompts (``SetPrompts``: text is
+tokenized by the model's own tokenizer in its worker; a prompt too long for its context
+is refused there), both models' greedy answers to a sample of them are compared untimed
+(``outputs.token_agreement``), and each worker warms up on two requests. Then block
+pairs run until the checks decide or the time budget is spent, as for one-shot models:
+
+* a block is ``requests_per_block`` requests of the same prompts on each model, one at a
+  time, the order of the two models following balanced, seeded ABBA / BAAB quads;
+* the prompts go round in a seeded order, so that every prompt is asked as often as any
+  other and long and short prompts land on both models alike;
+* with several worker instances per model, block pair i runs on instance pair i mod K;
+* looks come after ``first_look_pairs`` pairs and then each time the count grows by
+  ``look_growth``, each judged at its share of the error rate (perfgate.judge.checks).
+
+Intervals are on blocks of requests, never on pooled tokens: a request's inter-token
+gaps move together (perfgate/metrics/requests.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from perfgate.data.prompts import Prompt
+from perfgate.engine.blocks import until_stopped
+from perfgate.engine.progress import Status, show_status
+from perfgate.engine.runner import Measurement, _Orders
+from perfgate.formatting import format_duration
+from perfgate.measurements import GenerationSeries, GenerationsCompared, RequestTiming
+from perfgate.results import SIDES
+from perfgate.worker.process import Worker
+from perfgate.worker.protocol import (
+    DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, RunGenerations, RunRequests, SetPrompts, requests_timeout,
+)  # fmt: skip
+
+Progress = Callable[[str], None]
+# the answers compared untimed: enough prompts to see a model that answers differently, few
+# enough to cost seconds (a 16-layer fixture's 64-token answer takes ~0.4 s on this CPU)
+ANSWERS_COMPARED = 8
+WARMUP_REQUESTS = 2  # per worker: the first carries lazy set-up (kernels chosen, caches grown)
+
+
+@dataclass(frozen=True)
+class GenerationPlan:
+    max_new_tokens: int
+    time_budget_s: float = 60.0
+    seed: int = 0
+    chat: bool = False
+    # one request per block: a block pair is then one prompt on both models, and the
+    # bootstrap resamples requests; 8 pairs before the first look as for one-shot blocks
+    requests_per_block: int = 1
+    first_look_pairs: int = 8
+    look_growth: float = 1.5
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
+    answers_compared: int = ANSWERS_COMPARED
+    warmup_requests: int = WARMUP_REQUESTS
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the workers were handed: the prompts, and each one's length per model."""
+
+    count: int
+    lengths: Mapping[str, tuple[int | None, ...]] = field(default_factory=dict)
+
+
+def set_prompts(
+    instances: Sequence[Mapping[str, Worker]], prompts: Mapping[str, Sequence[Prompt]], plan: GenerationPlan
+) -> Prepared:
+    """Hand every worker its side's prompts; a prompt a model cannot take is said here."""
+    lengths = {}
+    for index, workers in enumerate(instances):
+        for side in SIDES:
+            call = SetPrompts(tuple(prompts[side]), chat=plan.chat, max_new_tokens=plan.max_new_tokens)
+            found = workers[side].call(call, timeout=SETUP_TIMEOUT_S)
+            if index == 0:
+                lengths[side] = tuple(found)
+    return Prepared(len(prompts["reference"]), lengths)
+
+
+def compare_answers(workers: Mapping[str, Worker], prepared: Prepared, plan: GenerationPlan) -> GenerationsCompared:
+    """Both models' greedy answers to the first prompts of the seeded order, untimed."""
+    order = np.random.default_rng(plan.seed).permutation(prepared.count)[: plan.answers_compared]
+    chosen = tuple(int(index) for index in order)
+    timeout = requests_timeout(plan.call_timeout_s, len(chosen))
+    answers = {side: workers[side].call(RunGenerations(chosen, plan.max_new_tokens), timeout=timeout) for side in SIDES}
+    exact, first, lengths = [], [], {side: [] for side in SIDES}
+    text = any(isinstance(answer, str) for side in SIDES for answer in answers[side])
+    for reference, candidate in zip(answers["reference"], answers["candidate"]):
+        if text:
+            reference, candidate = _as_text(reference), _as_text(candidate)
+        exact.append(tuple(reference) == tuple(candidate))
+        first.append(None if exact[-1] else _first_difference(reference, candidate))
+        lengths["reference"].append(len(reference))
+        lengths["candidate"].append(len(candidate))
+    return GenerationsCompared(
+        chosen, plan.max_new_tokens, tuple(exact), tuple(first), {side: tuple(values) for side, values in lengths.items()},
+        unit="characters" if text else "tokens",
+    )  # fmt: skip
+
+
+def _as_text(answer: str | Sequence[int]) -> str:
+    return answer if isinstance(answer, str) else " ".join(str(token) for token in answer)
+
+
+def _first_difference(reference: Sequence, candidate: Sequence) -> int:
+    for position, (one, other) in enumerate(zip(reference, candidate)):
+        if one != other:
+            return position
+    return min(len(reference), len(candidate))
+
+
+def measure_generations(
+    instances: Sequence[Mapping[str, Worker]],
+    prepared: Prepared,
+    plan: GenerationPlan,
+    on_look: Callable[[Measurement], bool],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    progress: Progress | None = None,
+) -> tuple[Measurement, str]:
+    """Measure request pairs until ``on_look`` returns True or the time budget is spent;
+    returns the last look and why it stopped ("decided" or "time budget")."""
+    say = progress or (lambda message: None)
+    rng = np.random.default_rng(plan.seed)
+    show_status(say, Status("warm-up", 0.0))
+    typical = _warm_up(instances, plan, rng)
+    say(
+        f"warm-up: reference {format_duration(typical['reference'] * 1e9)}/request, candidate "
+        f"{format_duration(typical['candidate'] * 1e9)}/request ({plan.max_new_tokens} new tokens)"
+    )
+    builder = _GenerationBuilder(plan, prepared.count, typical, rng)
+    next_look = plan.first_look_pairs
+    looks: list[Measurement] = []
+
+    def one_round(pairs: int) -> None:
+        instance = pairs % len(instances)
+        builder.run_pair(instances[instance], instance)
+
+    def look(pairs: int, out_of_time: bool, elapsed: float) -> str | None:
+        nonlocal next_look
+        if pairs < next_look and not out_of_time:
+            return None
+        looks.append(Measurement((), len(looks) + 1, elapsed, out_of_time, generations=(builder.freeze(),)))
+        if on_look(looks[-1]):
+            return "decided"
+        while next_look <= pairs:
+            next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
+        return None
+
+    show_status(say, Status("measuring", 0.0, plan.time_budget_s))
+    stopped, _ = until_stopped(one_round, look, time_budget_s=plan.time_budget_s, clock=clock)
+    readings = {side: tuple(instances[0][side].call(BlockMemory(), timeout=SETUP_TIMEOUT_S)) for side in SIDES}
+    last = looks[-1]
+    return Measurement(last.series, last.look, last.measure_seconds, last.final, rss_after_blocks=readings,
+                       generations=last.generations), stopped  # fmt: skip
+
+
+def _warm_up(instances: Sequence[Mapping[str, Worker]], plan: GenerationPlan, rng: np.random.Generator) -> dict[str, float]:
+    """Each worker answers ``warmup_requests`` requests; a side's typical request is the
+    slowest of its instances' last warm-up requests, in seconds."""
+    typical = {side: 0.0 for side in SIDES}
+    first_limit = requests_timeout(plan.call_timeout_s, plan.warmup_requests)
+    for workers in instances:
+        order = SIDES if rng.random() < 0.5 else SIDES[::-1]
+        for side in order:
+            timings = workers[side].call(RunRequests((0,) * plan.warmup_requests, plan.max_new_tokens), timeout=first_limit)
+            typical[side] = max(typical[side], timings[-1].e2e_ns / 1e9)
+    return typical
+
+
+class _GenerationBuilder:
+    def __init__(self, plan: GenerationPlan, prompt_count: int, typical: Mapping[str, float], rng: np.random.Generator):
+        self.plan = plan
+        self.prompt_count = prompt_count
+        self.typical = dict(typical)
+        self.rng = rng
+        self.blocks: dict[str, list[tuple[RequestTiming, ...]]] = {side: [] for side in SIDES}
+        self.prompts: list[tuple[int, ...]] = []
+        self.first: list[str] = []
+        self.instances: list[int] = []
+        self._orders = _Orders()
+        self._cycle: list[int] = []
+
+    def _next_prompts(self) -> tuple[int, ...]:
+        chosen = []
+        for _ in range(self.plan.requests_per_block):
+            if not self._cycle:  # every prompt once per cycle, in a fresh seeded order
+                self._cycle = [int(index) for index in self.rng.permutation(self.prompt_count)]
+            chosen.append(self._cycle.pop())
+        return tuple(chosen)
+
+    def run_pair(self, workers: Mapping[str, Worker], instance: int) -> None:
+        prompts = self._next_prompts()
+        order = self._orders.next(self.rng)
+        for side in order:
+            timeout = requests_timeout(self.plan.call_timeout_s, len(prompts), self.typical[side])
+            timings = workers[side].call(RunRequests(prompts, self.plan.max_new_tokens), timeout=timeout)
+            self.blocks[side].append(tuple(timings))
+        self.prompts.append(prompts)
+        self.first.append(order[0])
+        self.instances.append(instance)
+
+    def freeze(self) -> GenerationSeries:
+        return GenerationSeries(
+            max_new_tokens=self.plan.max_new_tokens,
+            prompt_count=self.prompt_count,
+            reference=tuple(self.blocks["reference"]),
+            candidate=tuple(self.blocks["candidate"]),
+            prompts=tuple(self.prompts),
+            first=tuple(self.first),
+            instances=tuple(self.instances) if any(self.instances) else (),
+            warmup_s=dict(self.typical),
+        )
