@@ -165,9 +165,10 @@ def test_a_causal_lm_directory_is_its_own_model_and_runs_in_transformers(tmp_pat
 
 
 def test_what_other_paths_resolve_to_is_unchanged(tmp_path):
-    # the GenAI export carries an ONNX file: that file still runs, in onnxruntime
+    # the GenAI export carries an ONNX file: asked for onnxruntime, that file runs
+    # (the folder itself picks onnxruntime-genai: tests/test_onnxruntime_genai_backend.py)
     genai = FIXTURES / "llm" / "tiny_llama_shallow_genai"
-    assert backends.model_file(str(genai)) == str(genai / "model.onnx")
+    assert backends.model_file(str(genai), "onnxruntime") == str(genai / "model.onnx")
     # a hub export: a causal LM's config.json beside model.onnx runs the ONNX file
     export = write_config(tmp_path / "export", ["LlamaForCausalLM"])
     (tmp_path / "export" / "model.onnx").write_bytes(b"onnx")

@@ -2,7 +2,9 @@
 
 A model's backend is chosen from its path: the extension, or for a directory its
 contents (a SavedModel holds saved_model.pb; a Hugging Face causal language model holds a
-config.json whose ``architectures`` name a ``*ForCausalLM``, and runs in transformers). A directory that is not a SavedModel but
+config.json whose ``architectures`` name a ``*ForCausalLM``, and runs in transformers; a folder
+written by onnxruntime-genai's model builder holds genai_config.json, and runs in
+onnxruntime-genai, not its model.onnx in onnxruntime). A directory that is not a SavedModel but
 holds exactly one model file beside other files (``model.onnx`` next to config.json and
 tokenizer.json, as exported for a model hub) runs that file: see ``model_file``.
 ``--reference-backend`` and
@@ -50,12 +52,21 @@ BUILTIN_BACKENDS: dict[str, BackendEntry] = {
     "transformers": BackendEntry(
         "perfgate.backends.transformers_lm:TransformersLMBackend", "transformers", "llm", (), generative=True
     ),
+    "onnxruntime-genai": BackendEntry(
+        "perfgate.backends.onnxruntime_genai:OnnxRuntimeGenAIBackend", "onnxruntime_genai", "onnx-genai", (), generative=True
+    ),
 }
 CAUSAL_LM_SUFFIX = "ForCausalLM"
+GENAI_CONFIG = "genai_config.json"
 
 
 def is_saved_model(path: str) -> bool:
     return (Path(path) / "saved_model.pb").is_file()
+
+
+def is_genai_model(path: str) -> bool:
+    """A folder written by onnxruntime-genai's model builder (its model.onnx needs GenAI's loop)."""
+    return (Path(path) / GENAI_CONFIG).is_file()
 
 
 def causal_lm_architectures(path: str) -> list[str] | None:
@@ -93,7 +104,7 @@ def is_generative(path: str, requested: str | None) -> bool | None:
     folder = Path(path)
     if not folder.is_dir():
         return False
-    if (folder / "genai_config.json").is_file():
+    if is_genai_model(path):
         return True
     # a causal LM's directory with an exported model file in it (model.onnx) runs that file
     try:
@@ -110,15 +121,16 @@ def looks_like_factory(path: str) -> bool:
 
 def model_file(path: str, requested: str | None = None) -> str:
     """The model that ``path`` names: itself, or for a directory that is not a SavedModel
-    the one model file (or SavedModel) inside it; a causal language model's directory with
-    no model file in it is itself the model. With a built-in ``requested`` backend only
-    that backend's files count; a backend of your own (``module:Class``), or one that takes
-    directories (transformers), gets the directory."""
+    the one model file (or SavedModel) inside it; an onnxruntime-genai folder, and a causal
+    language model's directory with no model file in it, are themselves the model. With a
+    built-in ``requested`` backend only that backend's files count; a backend of your own
+    (``module:Class``), or one that takes directories (transformers, onnxruntime-genai),
+    gets the directory."""
     folder = Path(path)
     if not folder.is_dir() or is_saved_model(path) or (requested is not None and requested not in BUILTIN_BACKENDS):
         return path
     entry = BUILTIN_BACKENDS.get(requested) if requested else None
-    if entry is not None and not entry.suffixes:
+    if (entry is not None and not entry.suffixes) or (requested is None and is_genai_model(path)):
         return path
     suffixes = entry.suffixes if entry else tuple(s for known in BUILTIN_BACKENDS.values() for s in known.suffixes)
     found = sorted(
@@ -162,6 +174,8 @@ def backend_for_path(path: str) -> str:
     """The built-in backend for a model path, from its extension or directory contents."""
     if is_saved_model(path):
         return "tensorflow"
+    if is_genai_model(path):
+        return "onnxruntime-genai"
     if Path(path).is_dir() and causal_lm_architectures(path):
         return "transformers"
     suffix = Path(path).suffix.lower()
