@@ -4,7 +4,8 @@ A model's backend is chosen from its path: the extension, or for a directory its
 contents (a SavedModel holds saved_model.pb; a Hugging Face causal language model holds a
 config.json whose ``architectures`` name a ``*ForCausalLM``, and runs in transformers). A directory that is not a SavedModel but
 holds exactly one model file beside other files (``model.onnx`` next to config.json and
-tokenizer.json, as exported for a model hub) runs that file: see ``model_file``.
+tokenizer.json, as exported for a model hub) runs that file: see ``model_file``. An
+``http(s)://`` URL is a served model's endpoint (the openai backend), never a file.
 ``--reference-backend`` and
 ``--candidate-backend`` override that with a built-in name, or with
 ``package.module:Class`` for a backend of your own (a subclass of
@@ -47,6 +48,7 @@ BUILTIN_BACKENDS: dict[str, BackendEntry] = {
         "perfgate.backends.tflite:TFLiteBackend", ("ai_edge_litert", "tensorflow"), "tensorflow", (".tflite",)
     ),
     "transformers": BackendEntry("perfgate.backends.transformers_lm:TransformersLMBackend", "transformers", "llm", ()),
+    "openai": BackendEntry("perfgate.backends.openai_endpoint:OpenAIEndpointBackend", "httpx_sse", "endpoints", ()),
 }
 CAUSAL_LM_SUFFIX = "ForCausalLM"
 
@@ -80,7 +82,9 @@ def model_file(path: str, requested: str | None = None) -> str:
     the one model file (or SavedModel) inside it; a causal language model's directory with
     no model file in it is itself the model. With a built-in ``requested`` backend only
     that backend's files count; a backend of your own (``module:Class``), or one that takes
-    directories (transformers), gets the directory."""
+    directories (transformers), gets the directory; a URL is a served model's endpoint."""
+    if is_url(path):
+        return path
     folder = Path(path)
     if not folder.is_dir() or is_saved_model(path) or (requested is not None and requested not in BUILTIN_BACKENDS):
         return path
@@ -113,6 +117,9 @@ def require_model(path: str, requested: str | None, role: str) -> None:
     (``package.module:function``) name what they like."""
     if (requested is not None and requested not in BUILTIN_BACKENDS) or looks_like_factory(path):
         return
+    if is_url(path) or requested == "openai":
+        endpoint_of(path, requested)
+        return
     try:
         found = os.stat(path)
     except FileNotFoundError:
@@ -126,7 +133,11 @@ def require_model(path: str, requested: str | None, role: str) -> None:
 
 
 def backend_for_path(path: str) -> str:
-    """The built-in backend for a model path, from its extension or directory contents."""
+    """The built-in backend for a model path, from its extension or directory contents
+    (or its scheme: an http(s):// URL is a served model's endpoint)."""
+    if is_url(path):
+        endpoint_of(path, None)
+        return "openai"
     if is_saved_model(path):
         return "tensorflow"
     if Path(path).is_dir() and causal_lm_architectures(path):
@@ -149,12 +160,33 @@ def backend_for_path(path: str) -> str:
     )
 
 
+def is_url(path: str) -> bool:
+    """Whether the model path is written as a URL (``scheme://...``): a served model's endpoint."""
+    from perfgate.backends.openai_endpoint import is_url as written_as_url
+
+    return written_as_url(path)
+
+
+def endpoint_of(path: str, requested: str | None) -> None:
+    """A UsageError unless ``path`` is an endpoint URL the openai backend can reach, and
+    unless the backend asked for takes one; never a look at the file system."""
+    from perfgate.backends.openai_endpoint import parse_endpoint, shown_url
+
+    if requested not in (None, "openai"):
+        raise UsageError(f"{shown_url(path)!r} is a served model's URL: the {requested} backend takes a model file; the openai backend takes a URL")
+    if not is_url(path):
+        raise UsageError(f"{path!r}: the openai backend takes a served model's URL, e.g. http://127.0.0.1:8000/v1, with #NAME for its name")
+    parse_endpoint(path)
+
+
 def refuse_what_is_no_file(path: str) -> None:
     """A UsageError where ``path`` names something other than a regular file or a directory
     (links followed): a framework opening a named pipe waits for a writer that never comes,
     reading a character device (/dev/zero) never ends, and neither is a model. Refused in
     the parent, before any worker starts. A path that does not exist is the backend's to
-    judge (a torch factory, ``package.module:function``, is no path)."""
+    judge (a torch factory, ``package.module:function``, is no path), and a URL is none."""
+    if is_url(path):
+        return
     words = special_kind(path)
     if words is not None:
         raise UsageError(f"{path!r} is {words}, not a model file or directory; name the model's file (or its SavedModel directory)")
