@@ -6,7 +6,8 @@ config.json whose ``architectures`` name a ``*ForCausalLM``, and runs in transfo
 written by onnxruntime-genai's model builder holds genai_config.json, and runs in
 onnxruntime-genai, not its model.onnx in onnxruntime). A directory that is not a SavedModel but
 holds exactly one model file beside other files (``model.onnx`` next to config.json and
-tokenizer.json, as exported for a model hub) runs that file: see ``model_file``.
+tokenizer.json, as exported for a model hub) runs that file: see ``model_file``. An
+``http(s)://`` URL is a served model's endpoint (the openai backend), never a file.
 ``--reference-backend`` and
 ``--candidate-backend`` override that with a built-in name, or with
 ``package.module:Class`` for a backend of your own (a subclass of
@@ -55,6 +56,7 @@ BUILTIN_BACKENDS: dict[str, BackendEntry] = {
     "onnxruntime-genai": BackendEntry(
         "perfgate.backends.onnxruntime_genai:OnnxRuntimeGenAIBackend", "onnxruntime_genai", "onnx-genai", (), generative=True
     ),
+    "openai": BackendEntry("perfgate.backends.openai_endpoint:OpenAIEndpointBackend", "httpx_sse", "endpoints", (), generative=True),
 }
 CAUSAL_LM_SUFFIX = "ForCausalLM"
 GENAI_CONFIG = "genai_config.json"
@@ -83,14 +85,6 @@ def causal_lm_architectures(path: str) -> list[str] | None:
     return found or None
 
 
-ENDPOINT_SCHEMES = ("http://", "https://")
-
-
-def is_endpoint(path: str) -> bool:
-    """A served model's URL (http(s)://host:port/v1), not a path."""
-    return path.lower().startswith(ENDPOINT_SCHEMES)
-
-
 def is_generative(path: str, requested: str | None) -> bool | None:
     """Whether the model at ``path`` is a generative one (timed per request): by the backend
     asked for where it is a built-in one, else by what the path is (an endpoint, a causal
@@ -99,7 +93,7 @@ def is_generative(path: str, requested: str | None) -> bool | None:
     if requested is not None:
         entry = BUILTIN_BACKENDS.get(requested)
         return None if entry is None else entry.generative
-    if is_endpoint(path):
+    if is_url(path):
         return True
     folder = Path(path)
     if not folder.is_dir():
@@ -125,7 +119,9 @@ def model_file(path: str, requested: str | None = None) -> str:
     language model's directory with no model file in it, are themselves the model. With a
     built-in ``requested`` backend only that backend's files count; a backend of your own
     (``module:Class``), or one that takes directories (transformers, onnxruntime-genai),
-    gets the directory."""
+    gets the directory; a URL is a served model's endpoint."""
+    if is_url(path):
+        return path
     folder = Path(path)
     if not folder.is_dir() or is_saved_model(path) or (requested is not None and requested not in BUILTIN_BACKENDS):
         return path
@@ -158,6 +154,9 @@ def require_model(path: str, requested: str | None, role: str) -> None:
     (``package.module:function``) name what they like."""
     if (requested is not None and requested not in BUILTIN_BACKENDS) or looks_like_factory(path):
         return
+    if is_url(path) or requested == "openai":
+        endpoint_of(path, requested)
+        return
     try:
         found = os.stat(path)
     except FileNotFoundError:
@@ -171,7 +170,11 @@ def require_model(path: str, requested: str | None, role: str) -> None:
 
 
 def backend_for_path(path: str) -> str:
-    """The built-in backend for a model path, from its extension or directory contents."""
+    """The built-in backend for a model path, from its extension or directory contents
+    (or its scheme: an http(s):// URL is a served model's endpoint)."""
+    if is_url(path):
+        endpoint_of(path, None)
+        return "openai"
     if is_saved_model(path):
         return "tensorflow"
     if is_genai_model(path):
@@ -196,12 +199,33 @@ def backend_for_path(path: str) -> str:
     )
 
 
+def is_url(path: str) -> bool:
+    """Whether the model path is written as a URL (``scheme://...``): a served model's endpoint."""
+    from perfgate.backends.openai_endpoint import is_url as written_as_url
+
+    return written_as_url(path)
+
+
+def endpoint_of(path: str, requested: str | None) -> None:
+    """A UsageError unless ``path`` is an endpoint URL the openai backend can reach, and
+    unless the backend asked for takes one; never a look at the file system."""
+    from perfgate.backends.openai_endpoint import parse_endpoint, shown_url
+
+    if requested not in (None, "openai"):
+        raise UsageError(f"{shown_url(path)!r} is a served model's URL: the {requested} backend takes a model file; the openai backend takes a URL")
+    if not is_url(path):
+        raise UsageError(f"{path!r}: the openai backend takes a served model's URL, e.g. http://127.0.0.1:8000/v1, with #NAME for its name")
+    parse_endpoint(path)
+
+
 def refuse_what_is_no_file(path: str) -> None:
     """A UsageError where ``path`` names something other than a regular file or a directory
     (links followed): a framework opening a named pipe waits for a writer that never comes,
     reading a character device (/dev/zero) never ends, and neither is a model. Refused in
     the parent, before any worker starts. A path that does not exist is the backend's to
-    judge (a torch factory, ``package.module:function``, is no path)."""
+    judge (a torch factory, ``package.module:function``, is no path), and a URL is none."""
+    if is_url(path):
+        return
     words = special_kind(path)
     if words is not None:
         raise UsageError(f"{path!r} is {words}, not a model file or directory; name the model's file (or its SavedModel directory)")

@@ -113,6 +113,10 @@ class WorkerCore:
             from perfgate.backends import load_backend_class
 
             backend = load_backend_class(request.backend)(request.options)
+        if request.headers:  # a served model's (backends/headers.py); other backends send no HTTP
+            if not hasattr(backend, "headers"):
+                raise UsageError(f"the {backend.name} backend sends no HTTP requests: headers are for served models")
+            backend.headers = request.headers
         bare = self._memory.read().rss
         began = self._clock()
         backend.setup()

@@ -14,7 +14,7 @@ each its own time limit (a cold start: loading, then the first call). See
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -95,6 +95,9 @@ class LoadRequest:
     # the CPUs the worker pins all its threads to once loaded (None: as it was started): two
     # workers starting at once import and load on every core, and time on the same ones
     pin_after_load: tuple[int, ...] | None = None
+    # a served model's HTTP headers, expanded in the parent (backends/headers.py): secrets,
+    # so never in a repr (a log line or an error that shows the request)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
