@@ -13,11 +13,12 @@ import contextlib
 import datetime
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from perfgate import __version__
 from perfgate.backends import model_file, require_model, resolve_backend_name
+from perfgate.backends.headers import expand_headers
 from perfgate.judge.budgets import Budget
 from perfgate.judge.checks import Evaluation, Observations, evaluate, overall, where, with_mann_whitney
 from perfgate.engine.cold_starts import WorkerFactory, own_cold_starts, run_cold_starts
@@ -105,9 +106,12 @@ def run_comparison(
         each = f"{measuring.threads} thread(s) each" + (f", {len(instances)} processes each" if len(instances) > 1 else "")
         say(f"loading models ({' / '.join(model.backend for model in models)} on {measuring.device}, {each})")
         requests = {
-            model.role: LoadRequest(model.backend, model.file, measuring.backend_options(), worker_sys_path(model.interpreter), cpus)
+            model.role: LoadRequest(
+                model.backend, model.file, measuring.backend_options(), worker_sys_path(model.interpreter), cpus,
+                headers=model.headers, call_timeout_s=measuring.call_timeout_s,
+            )
             for model in models
-        }
+        }  # fmt: skip
         infos, loaded_s, more_infos = _load(instances, requests, clock, started_at, measuring.call_timeout_s)
         started_s = clock() - starting
         fed, outputs, cold_starts, answers = None, None, {}, None
@@ -205,6 +209,7 @@ class _Model:
     file: str  # the model file its path names (a folder's one model file)
     backend: str  # the backend's registered name, as asked or picked from the file
     interpreter: Interpreter  # the Python that runs its workers
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # an endpoint's, expanded (secrets)
 
     @property
     def role(self) -> str:
@@ -222,7 +227,11 @@ def _resolve(specs: Sequence[ModelSpec]) -> tuple[_Model, ...]:
     interpreters = check_interpreters(
         {spec.role: spec.python for spec in specs}, {spec.role: backend for spec, backend in zip(specs, backends)}
     )
-    return tuple(_Model(spec, file, backend, interpreters[spec.role]) for spec, file, backend in zip(specs, files, backends))
+    headers = [expand_headers(spec.headers, spec.role) for spec in specs]  # an unset variable: said before any worker starts
+    return tuple(
+        _Model(spec, file, backend, interpreters[spec.role], expanded)
+        for spec, file, backend, expanded in zip(specs, files, backends, headers)
+    )
 
 
 def _role(side: str, instance: int) -> str:

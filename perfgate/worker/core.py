@@ -117,6 +117,8 @@ class WorkerCore:
             if not hasattr(backend, "headers"):
                 raise UsageError(f"the {backend.name} backend sends no HTTP requests: headers are for served models")
             backend.headers = request.headers
+        if request.call_timeout_s is not None and hasattr(backend, "read_timeout_s"):
+            backend.read_timeout_s = request.call_timeout_s
         bare = self._memory.read().rss
         began = self._clock()
         backend.setup()

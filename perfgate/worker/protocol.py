@@ -98,6 +98,8 @@ class LoadRequest:
     # a served model's HTTP headers, expanded in the parent (backends/headers.py): secrets,
     # so never in a repr (a log line or an error that shows the request)
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # --call-timeout: a served model's stream that sends nothing this long has stalled
+    call_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
