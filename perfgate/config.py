@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from perfgate.backends import is_generative
+from perfgate.backends import is_generative, is_url
 from perfgate.backends.base import check_device
 from perfgate.judge.budgets import Budget, build_budgets, check_measured, parse_memory_size
 from perfgate.errors import UsageError, option
@@ -124,10 +124,14 @@ class CompareConfig:
         if not isinstance(data.prompt_column, str) or not data.prompt_column:
             raise UsageError(f"{option('prompt_column')} must name a column, got {data.prompt_column!r}")
         task = option("task", "generate")
+        if (measuring.concurrency or measuring.rates) and not self.served:
+            load = option("concurrency" if measuring.concurrency else "rates")
+            raise UsageError(
+                f"{load} measures latency under load against served models (http(s):// endpoints); a local generative "
+                f"model answers one request at a time in its worker"
+            )
         one_shot = {
             "batch_sizes": measuring.batch_sizes != (1,),
-            "concurrency": bool(measuring.concurrency),
-            "rates": bool(measuring.rates),
             "size_column": data.size_column is not None,
             "cold_starts": bool(measuring.cold_starts),
             "include_transfers": measuring.include_transfers,
@@ -199,7 +203,12 @@ class CompareConfig:
         samples = 1 + self.fresh_cold_starts
         measuring = self.measuring
         return Scope(measuring.batch_sizes, bool(measuring.loads), self.data.size_column, samples, measuring.on_gpu, self.compares_outputs,
-                     measuring.generates)  # fmt: skip
+                     measuring.generates, self.served)  # fmt: skip
+
+    @property
+    def served(self) -> bool:
+        """Both models are endpoints: timed from this client, their memory unseen."""
+        return all(is_url(model.path) for model in self.models)
 
     @property
     def data_drift(self) -> bool:

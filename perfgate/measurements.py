@@ -61,6 +61,14 @@ class GenerationSeries:
     first: tuple[str, ...]
     instances: tuple[int, ...] = ()
     warmup_s: Mapping[str, float] = field(default_factory=dict)  # per model: a typical request's seconds in the warm-up
+    # None: one request at a time; else each block is a load episode of a served model's
+    # requests in flight together (--concurrency, --rate)
+    scenario: LoadScenario | None = None
+
+    @property
+    def label(self) -> str:
+        """Where its checks were measured: '' one request at a time, else 'concurrency 4'."""
+        return "" if self.scenario is None else self.scenario.label
 
     @property
     def pairs(self) -> int:

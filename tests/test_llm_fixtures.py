@@ -193,3 +193,22 @@ def test_genai_min_length_holds_off_an_eos_the_model_would_answer_first(tmp_path
     assert genai_greedy(model, ids) == []  # done at once; the sequence leaves EOS out
     held_off = genai_greedy(model, ids, min_new_tokens=NEW_TOKENS)
     assert len(held_off) == NEW_TOKENS and eos not in held_off
+
+
+@needs_transformers
+@pytest.mark.parametrize("name", ["tiny_llama_shallow", "tiny_llama_deep"])
+def test_greedy_answers_are_whole_characters_a_server_can_stream(name):
+    # a served model's streamer holds back bytes of an unfinished character: an answer made of
+    # such tokens streams no text, and its time to first token cannot be read
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(1)
+    tokenizer = AutoTokenizer.from_pretrained(LLM / name)
+    model = AutoModelForCausalLM.from_pretrained(LLM / name).eval()
+    for row in prompts()[:6]:
+        ids = torch.tensor([row["prompt_ids"]])
+        with torch.inference_mode():
+            answer = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, min_new_tokens=16, do_sample=False)
+        text = tokenizer.decode(answer[0, ids.shape[1]:])
+        assert "\ufffd" not in text and text.strip(), (row["prompt"], text)

@@ -224,6 +224,10 @@ class Generation:
 class GenerativeBackend(Backend):
     """A model that answers a prompt token by token (a causal language model)."""
 
+    # requests may be in flight at once, each on a thread of its own (a served model's
+    # client): latency under load (--concurrency, --rate) is measured only where True
+    concurrent_requests: ClassVar[bool] = False
+
     def describe_inputs(self) -> tuple[TensorSpec, ...]:
         return (TensorSpec("input_ids", "int64", (1, None)),)
 

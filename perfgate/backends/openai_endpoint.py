@@ -111,6 +111,7 @@ EXACT_N_WAYS: tuple[tuple[str, Callable[[int], dict[str, Any]]], ...] = (
 
 class OpenAIEndpointBackend(GenerativeBackend):
     name = "openai"
+    concurrent_requests = True  # httpx's Client is thread-safe: each request on its own thread, as a client sends it
     headers: Headers = ()  # set by the worker before load (LoadRequest.headers)
     read_timeout_s = READ_TIMEOUT_S
 

@@ -32,14 +32,30 @@ from perfgate.engine.blocks import until_stopped
 from perfgate.engine.progress import Status, show_status
 from perfgate.engine.runner import Measurement, _Orders
 from perfgate.formatting import format_duration
-from perfgate.measurements import GenerationSeries, GenerationsCompared, RequestTiming
+from perfgate.measurements import GenerationSeries, GenerationsCompared, LoadScenario, RequestTiming
 from perfgate.results import SIDES
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import (
-    DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, RunGenerations, RunRequests, SetPrompts, requests_timeout,
+    DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, LoadPlan, RunGenerations, RunRequestLoad, RunRequests, SetPrompts,
+    requests_timeout,
 )  # fmt: skip
 
 Progress = Callable[[str], None]
+# A load episode of a served model: enough requests that the clients overlap for most of
+# it (4 rounds of a closed loop), never fewer than 8, and an open loop's arrivals over about
+# 2 s of requests at the typical pace, capped so that a high rate stays a short episode.
+EPISODE_ROUNDS = 4
+MIN_EPISODE_REQUESTS = 8
+MAX_EPISODE_REQUESTS = 200
+OPEN_EPISODE_S = 2.0
+
+
+def episode_requests(scenario: LoadScenario, typical_s: float) -> int:
+    if scenario.kind == "closed":
+        wanted = EPISODE_ROUNDS * scenario.clients
+    else:
+        wanted = scenario.rate * max(OPEN_EPISODE_S, typical_s)
+    return int(min(MAX_EPISODE_REQUESTS, max(MIN_EPISODE_REQUESTS, round(wanted))))
 # the answers compared untimed: enough prompts to see a model that answers differently, few
 # enough to cost seconds (a 16-layer fixture's 64-token answer takes ~0.4 s on this CPU)
 ANSWERS_COMPARED = 8
@@ -60,6 +76,7 @@ class GenerationPlan:
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     answers_compared: int = ANSWERS_COMPARED
     warmup_requests: int = WARMUP_REQUESTS
+    loads: tuple[LoadScenario, ...] = ()  # served models: latency under load, per scenario
 
 
 @dataclass(frozen=True)
@@ -136,18 +153,25 @@ def measure_generations(
         f"{format_duration(typical['candidate'] * 1e9)}/request ({plan.max_new_tokens} new tokens)"
     )
     builder = _GenerationBuilder(plan, prepared.count, typical, rng)
+    loads = [_GenerationBuilder(plan, prepared.count, typical, rng, scenario, seed=plan.seed * 7919 + index)
+             for index, scenario in enumerate(plan.loads)]  # fmt: skip
+    for load in loads:
+        say(f"load {load.scenario.label}: {load.requests} requests per episode")
     next_look = plan.first_look_pairs
     looks: list[Measurement] = []
 
     def one_round(pairs: int) -> None:
         instance = pairs % len(instances)
         builder.run_pair(instances[instance], instance)
+        for load in loads:
+            load.run_pair(instances[instance], instance)
 
     def look(pairs: int, out_of_time: bool, elapsed: float) -> str | None:
         nonlocal next_look
         if pairs < next_look and not out_of_time:
             return None
-        looks.append(Measurement((), len(looks) + 1, elapsed, out_of_time, generations=(builder.freeze(),)))
+        frozen = (builder.freeze(), *(load.freeze() for load in loads))
+        looks.append(Measurement((), len(looks) + 1, elapsed, out_of_time, generations=frozen))
         if on_look(looks[-1]):
             return "decided"
         while next_look <= pairs:
@@ -176,8 +200,21 @@ def _warm_up(instances: Sequence[Mapping[str, Worker]], plan: GenerationPlan, rn
 
 
 class _GenerationBuilder:
-    def __init__(self, plan: GenerationPlan, prompt_count: int, typical: Mapping[str, float], rng: np.random.Generator):
+    """The block pairs of one request at a time, or (``scenario``) of load episodes."""
+
+    def __init__(
+        self,
+        plan: GenerationPlan,
+        prompt_count: int,
+        typical: Mapping[str, float],
+        rng: np.random.Generator,
+        scenario: LoadScenario | None = None,
+        seed: int = 0,
+    ):
         self.plan = plan
+        self.scenario = scenario
+        self.seed = seed
+        self.requests = plan.requests_per_block if scenario is None else episode_requests(scenario, max(typical.values()))
         self.prompt_count = prompt_count
         self.typical = dict(typical)
         self.rng = rng
@@ -190,7 +227,7 @@ class _GenerationBuilder:
 
     def _next_prompts(self) -> tuple[int, ...]:
         chosen = []
-        for _ in range(self.plan.requests_per_block):
+        for _ in range(self.requests):
             if not self._cycle:  # every prompt once per cycle, in a fresh seeded order
                 self._cycle = [int(index) for index in self.rng.permutation(self.prompt_count)]
             chosen.append(self._cycle.pop())
@@ -199,13 +236,24 @@ class _GenerationBuilder:
     def run_pair(self, workers: Mapping[str, Worker], instance: int) -> None:
         prompts = self._next_prompts()
         order = self._orders.next(self.rng)
+        call = RunRequests(prompts, self.plan.max_new_tokens)
+        if self.scenario is not None:  # the same arrivals for both models (one seed per pair)
+            call = RunRequestLoad(prompts, self.plan.max_new_tokens, self._load_plan(self.seed * 1_000_003 + len(self.first)))
         for side in order:
+            # under load as many requests take at most as long as one after another
             timeout = requests_timeout(self.plan.call_timeout_s, len(prompts), self.typical[side])
-            timings = workers[side].call(RunRequests(prompts, self.plan.max_new_tokens), timeout=timeout)
+            timings = workers[side].call(call, timeout=timeout)
             self.blocks[side].append(tuple(timings))
         self.prompts.append(prompts)
         self.first.append(order[0])
         self.instances.append(instance)
+
+    def _load_plan(self, seed: int) -> LoadPlan:
+        scenario = self.scenario
+        if scenario.kind == "closed":
+            return LoadPlan("closed", self.requests, clients=scenario.clients)
+        gaps = np.random.default_rng(seed).exponential(1e9 / scenario.rate, self.requests)
+        return LoadPlan("open", self.requests, arrivals_ns=tuple(int(t) for t in np.cumsum(gaps)))
 
     def freeze(self) -> GenerationSeries:
         return GenerationSeries(
@@ -217,4 +265,5 @@ class _GenerationBuilder:
             first=tuple(self.first),
             instances=tuple(self.instances) if any(self.instances) else (),
             warmup_s=dict(self.typical),
+            scenario=self.scenario,
         )

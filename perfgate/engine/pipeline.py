@@ -153,6 +153,8 @@ def run_comparison(
             for side in SIDES
         }  # fmt: skip
 
+    if config.served:  # the client's own memory says nothing of the served models
+        memory = {}
     observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory, generations=measurement.generations)
     evaluation = with_mann_whitney(
         evaluate(observed, budgets, alpha=1.0 - judging.confidence, look=measurement.look, seed=data.seed),
@@ -168,7 +170,7 @@ def run_comparison(
     for model in models:
         info, side = infos[model.role], model.role
         reported[side] = ModelReport(
-            model.file, info.backend, fed.inputs[side] if fed else (), info.load_seconds, info.cpus, memory[side], info.setup_seconds,
+            model.file, info.backend, fed.inputs[side] if fed else (), info.load_seconds, info.cpus, memory.get(side, {}), info.setup_seconds,
             pythons[side],
         )  # fmt: skip
     return Report(
@@ -321,7 +323,7 @@ def _measure(
     if prepared is not None:  # generate mode: request pairs, no pacing (a request's pace is the model's own)
         plan = GenerationPlan(
             measuring.max_new_tokens, float(measuring.time_budget_s), seed, measuring.chat, call_timeout_s=measuring.call_timeout_s,
-            **(plan_overrides or {}),
+            loads=measuring.loads, **(plan_overrides or {}),
         )  # fmt: skip
         measurement, stopped = measure_generations(instances, prepared, plan, on_look, clock=clock, progress=say)
         return measurement, stopped, judging.budgets, ()

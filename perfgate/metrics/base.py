@@ -86,6 +86,7 @@ class Scope:
     on_gpu: bool = False
     outputs: bool = False  # both models' outputs are compared
     generate: bool = False  # generative models, timed per request (--task generate)
+    served: bool = False  # both models are endpoints: measured from a client, on machines perfgate does not see
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ class Load(Family):
         return parse_quantile_metric("load", name)
 
     def default_metrics(self, scope: Scope) -> tuple[str, ...]:
-        return ("load.p50", "load.p99") if scope.loads else ()
+        # generate mode's load scenarios are judged by ttft, itl, e2e and tokens_per_s at each scenario
+        return ("load.p50", "load.p99") if scope.loads and not scope.generate else ()
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
         if scope.generate:

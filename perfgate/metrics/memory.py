@@ -49,6 +49,8 @@ class Memory(Family):
         return super().parse_budget(metric, limit, option_text)
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
+        if scope.served:
+            return "a served model's memory is its server's, which an endpoint does not report; perfgate sees only its own client"
         if metric.name == "memory.gpu_peak" and not scope.on_gpu:
             return f"GPU memory needs {option('device', 'cuda')}"
         return None

@@ -15,7 +15,9 @@ import numpy as np
 
 from perfgate.errors import option
 from perfgate.measurements import GenerationSeries, RequestTiming
-from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_batch, bind, parse_quantile_metric, quantile_check
+from perfgate.metrics.base import (
+    Budget, Family, Observations, Scope, Slot, at_batch, at_load, bind, parse_quantile_metric, quantile_check,
+)
 from perfgate.results import Check, Metric
 from perfgate.stats import min_samples_for_quantile
 
@@ -34,6 +36,11 @@ def generate_only(metric: Metric, scope: Scope) -> str | None:
     if not scope.generate:
         return f"{metric.name} times a generative model's requests; it needs {option('task', 'generate')}"
     return None
+
+
+def place_of(series: GenerationSeries, index: int) -> tuple[int, ...]:
+    """One request at a time first, then each load scenario, as for one-shot models."""
+    return at_batch(index) if series.scenario is None else at_load(index)
 
 
 def blocks_of(series: GenerationSeries, side: str, values: Values) -> list[np.ndarray]:
@@ -65,7 +72,7 @@ class RequestQuantiles(Family):
         shown = {metric for metric, _ in metrics}
         metrics += [(self.parse(name), None) for name in self.reported if name not in shown]
         return [
-            Slot(metric, budget, bind(self._check, series, metric), at_batch(index))
+            Slot(metric, budget, bind(self._check, series, metric), place_of(series, index))
             for index, series in enumerate(observations.generations)
             for metric, budget in metrics
         ]
@@ -73,17 +80,18 @@ class RequestQuantiles(Family):
     reported: tuple[str, ...] = ()  # shown for information where no budget names them
 
     def place(self, check: Check) -> str:
-        return ""
+        return check.scenario
 
     def test_samples(self, check: Check, observations: Observations) -> tuple[np.ndarray, np.ndarray] | None:
         for series in observations.generations:
-            return tuple(np.concatenate(blocks_of(series, side, self.values)) for side in ("reference", "candidate"))
+            if series.label == check.scenario:
+                return tuple(np.concatenate(blocks_of(series, side, self.values)) for side in ("reference", "candidate"))
         return None
 
     def _check(self, series: GenerationSeries, metric: Metric, *, budget, level, seed) -> Check:
         pick = self.values
         return quantile_check(
             metric, blocks_of(series, "reference", pick), blocks_of(series, "candidate", pick), budget, level, seed,
-            place={"batch_size": None}, blocks=series.pairs,
+            place={"batch_size": None, "scenario": series.label}, blocks=series.pairs,
             instances=series.instances,
         )  # fmt: skip

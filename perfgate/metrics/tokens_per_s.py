@@ -11,8 +11,8 @@ from typing import Mapping
 import numpy as np
 
 from perfgate.measurements import GenerationSeries
-from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, at_batch, bind, budget_fields, decided, undecided
-from perfgate.metrics.requests import generate_only
+from perfgate.metrics.base import Budget, Family, Observations, Scope, Slot, bind, budget_fields, decided, undecided
+from perfgate.metrics.requests import generate_only, place_of
 from perfgate.results import SIDES, Check, Metric
 from perfgate.stats import RatioInterval, UnusableSamples, ratio_interval
 
@@ -35,12 +35,12 @@ class TokensPerSecond(Family):
     def slots(self, observations: Observations, budgets: Mapping[str, Budget]) -> list[Slot]:
         metric = self.parse(NAME)
         return [
-            Slot(metric, budgets.get(NAME), bind(_check, series, metric), at_batch(index))
+            Slot(metric, budgets.get(NAME), bind(_check, series, metric), place_of(series, index))
             for index, series in enumerate(observations.generations)
         ]
 
     def place(self, check: Check) -> str:
-        return ""
+        return check.scenario
 
 
 def seconds_per_token(series: GenerationSeries, side: str) -> np.ndarray:
@@ -56,7 +56,7 @@ def seconds_per_token(series: GenerationSeries, side: str) -> np.ndarray:
 
 def _check(series: GenerationSeries, metric: Metric, *, budget, level, seed) -> Check:
     per_token = {side: seconds_per_token(series, side) for side in SIDES}
-    common = dict(metric=metric, batch_size=None, unit="tokens/s", higher_is_better=True,
+    common = dict(metric=metric, batch_size=None, unit="tokens/s", higher_is_better=True, scenario=series.label,
                   n_reference=int(per_token["reference"].size), n_candidate=int(per_token["candidate"].size),
                   blocks=series.pairs, **budget_fields(budget))  # fmt: skip
     if any(np.isnan(values).any() for values in per_token.values()):

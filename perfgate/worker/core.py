@@ -46,6 +46,7 @@ from perfgate.worker.protocol import (
     RunGenerations,
     RunLoad,
     RunOutputs,
+    RunRequestLoad,
     RunRequests,
     RunWindow,
     SetFeeds,
@@ -58,6 +59,7 @@ from perfgate.worker.timing import (
     Clock,
     WaitUntil,
     request_timing,
+    serve_requests,
     serve_episode,
     time_calls,
     time_requests,
@@ -224,6 +226,18 @@ class WorkerCore:
             self._rss_after_blocks.append(rss)
         return [request_timing(index, generation) for index, generation in zip(prompts, generations)]
 
+    def run_request_load(self, prompts: Sequence[int], max_new_tokens: int, plan: LoadPlan) -> list[RequestTiming]:
+        """A served model's requests under load (``serve_requests``), in the order sent."""
+        backend = self._generative()
+        if not backend.concurrent_requests:
+            raise UsageError(
+                f"the {backend.name} backend runs one request at a time in its worker: latency under load "
+                f"({'--concurrency' if plan.kind == 'closed' else '--rate'}) is measured against served models"
+            )
+        prepared = [self._prompt(index) for index in prompts]
+        served = self._timed(lambda: serve_requests(backend.generate_timed, prepared, max_new_tokens, plan, self._clock, self._wait))
+        return [request_timing(prompts[position], generation) for position, generation in served]
+
     def generations(self, prompts: Sequence[int], max_new_tokens: int) -> list[tuple[int, ...] | str]:
         """The new token ids for each prompt index (a served model's text, where it gives no
         ids); untimed, to compare two models' answers."""
@@ -386,6 +400,7 @@ _ANSWERS: dict[type[Call], Callable[[WorkerCore, Any], Any]] = {
     RunOutputs: lambda core, call: core.outputs(call.batch_size, call.batches),
     SetPrompts: lambda core, call: core.set_prompts(call.prompts, call.chat, call.max_new_tokens),
     RunRequests: lambda core, call: core.run_requests(call.prompts, call.max_new_tokens),
+    RunRequestLoad: lambda core, call: core.run_request_load(call.prompts, call.max_new_tokens, call.plan),
     RunGenerations: lambda core, call: core.generations(call.prompts, call.max_new_tokens),
     ReadMemory: lambda core, call: core.memory(),
     BlockMemory: lambda core, call: core.block_memory(),

@@ -28,7 +28,7 @@ __all__ = [
     "LoadEpisode", "LoadRequest", "ModelInfo", "LoadPlan", "StartPhases", "WarmUp", "Call",
     "LoadModel", "SetFeeds", "WarmUpModel", "RunBlock", "RunWindow", "RunLoad", "ReadMemory",
     "FirstInference", "OwnColdStart", "RunOutputs", "BlockMemory", "Shutdown", "Timeout", "call_limit", "load_limit",
-    "RequestTiming", "SetPrompts", "RunRequests", "RunGenerations", "requests_timeout",
+    "RequestTiming", "SetPrompts", "RunRequests", "RunRequestLoad", "RunGenerations", "requests_timeout",
 ]  # fmt: skip
 
 SETUP_TIMEOUT_S = 300.0
@@ -256,6 +256,20 @@ class RunRequests(Call):
     phases: ClassVar[tuple[str, ...]] = ("a block of generation requests",)
     prompts: tuple[int, ...]
     max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class RunRequestLoad(Call):
+    """-> list[RequestTiming]: a served model's requests under load (``plan``: a closed loop
+    of ``clients`` requests in flight, or arrivals at ``arrivals_ns``), one per index in
+    ``prompts``, each for ``max_new_tokens`` new tokens; in the order they were sent. Its
+    limit: ``requests_timeout`` of the episode's expected time."""
+
+    name: ClassVar[str] = "run_request_load"
+    phases: ClassVar[tuple[str, ...]] = ("a load episode of generation requests",)
+    prompts: tuple[int, ...]
+    max_new_tokens: int
+    plan: LoadPlan
 
 
 @dataclass(frozen=True)

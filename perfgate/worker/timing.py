@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -114,6 +115,64 @@ def time_requests(
     collector is paused for the stretch."""
     with collector_paused():
         return [generate(prompt, max_new_tokens, clock) for prompt in prompts]
+
+
+def serve_requests(
+    generate: Callable[[Any, int, Clock], Generation],
+    prompts: Sequence[Any],
+    max_new_tokens: int,
+    plan: LoadPlan,
+    clock: Clock,
+    wait: WaitUntil,
+) -> list[tuple[int, Generation]]:
+    """A served model's requests under load, each on a thread of its own as a client would
+    send it: a closed loop keeps ``plan.clients`` in flight, the next sent as one returns;
+    an open loop sends each at its arrival whatever is in flight. Each request reads the
+    clock itself (its TTFT runs from its sending). Each with its position in ``prompts``, in
+the order they were sent."""
+    done: list[tuple[int, Generation]] = []
+    failed: list[BaseException] = []
+    lock = threading.Lock()
+
+    def send(position: int) -> None:
+        try:
+            generation = generate(prompts[position], max_new_tokens, clock)
+        except BaseException as exc:  # said in the worker's thread, raised in its main one
+            with lock:
+                failed.append(exc)
+            return
+        with lock:
+            done.append((position, generation))
+
+    with collector_paused():
+        if plan.kind == "closed":
+            positions = iter(range(len(prompts)))
+
+            def client() -> None:
+                while not failed:
+                    with lock:
+                        position = next(positions, None)
+                    if position is None:
+                        return
+                    send(position)
+
+            threads = [threading.Thread(target=client, daemon=True) for _ in range(min(plan.clients, len(prompts)))]
+            for thread in threads:
+                thread.start()
+        else:
+            began = clock()
+            threads = []
+            for position in range(len(prompts)):
+                wait(began + plan.arrivals_ns[position])
+                if failed:
+                    break
+                threads.append(threading.Thread(target=send, args=(position,), daemon=True))
+                threads[-1].start()
+        for thread in threads:
+            thread.join()
+    if failed:
+        raise failed[0]
+    return sorted(done, key=lambda item: item[1].started_ns)
 
 
 def request_timing(prompt: int, generation: Generation) -> RequestTiming:
