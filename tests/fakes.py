@@ -303,3 +303,69 @@ class HangingGenerator(GenerativeBackend):
 
 class NotABackend:
     pass
+
+
+# --- generative models in virtual time ------------------------------------------------------
+
+
+class FakeGenerator(GenerativeBackend):
+    """A generative model in virtual time: a prefill of ``prefill_ns`` plus ``per_prompt_token_ns``
+    per prompt token, then ``token_ns`` per new token, each drawn lognormal (``sigma``);
+    its answer to a prompt is the prompt's ids shifted by ``shift``. Text prompts are their
+    characters' code points."""
+
+    name = "fake-generator"
+
+    def __init__(self, options: BackendOptions, clock: FakeClock | None = None, *, prefill_ns: float = 2e6,
+                 per_prompt_token_ns: float = 1e4, token_ns: float = 1e6, sigma: float = 0.05, seed: int = 0,
+                 shift: int = 0, context: int | None = None) -> None:  # fmt: skip
+        super().__init__(options)
+        self.clock = clock or FakeClock()
+        self.prefill_ns, self.per_prompt_token_ns, self.token_ns = prefill_ns, per_prompt_token_ns, token_ns
+        self.sigma, self.shift, self.context = sigma, shift, context
+        self.rng = np.random.default_rng(seed)
+
+    def load(self, path: str) -> None:
+        pass
+
+    def prepare_prompt(self, prompt: Any, *, chat: bool = False) -> Any:
+        return tuple(ord(c) for c in prompt) if isinstance(prompt, str) else tuple(int(t) for t in prompt)
+
+    def prompt_length(self, prepared: Any) -> int:
+        return len(prepared)
+
+    def context_length(self) -> int | None:
+        return self.context
+
+    def generate_timed(self, prompt: Any, max_new_tokens: int, clock: Callable[[], int]) -> Generation:
+        started = clock()
+        draw = lambda ns: ns * self.rng.lognormal(0.0, self.sigma)  # noqa: E731
+        self.clock.advance(draw(self.prefill_ns + self.per_prompt_token_ns * len(prompt)))
+        stamps = []
+        for index in range(max_new_tokens):
+            if index:
+                self.clock.advance(draw(self.token_ns))
+            stamps.append(clock())
+        answer = tuple((prompt[index % len(prompt)] + self.shift) % 1000 for index in range(max_new_tokens))
+        return Generation(started, tuple(stamps), clock(), answer, prompt_tokens=len(prompt))
+
+    def info(self) -> BackendInfo:
+        return BackendInfo(self.name, "none", "0", "cpu", self.options.threads)
+
+
+def generating_factory(clock: FakeClock, settings: dict[str, dict], seed: int = 0):
+    """A worker_factory for run_comparison in generate mode: each side's FakeGenerator with
+    its ``settings`` (token_ns, prefill_ns, shift...), each instance drawing its own."""
+
+    def make(role: str, log_dir: str) -> InProcessWorker:
+        side = role.split("-")[0]
+        instance = int(role.rsplit("-", 1)[1]) if "-instance-" in role else 1
+        own_seed = 2 * seed + (1 if side == "reference" else 2) + 1000 * (instance - 1)
+        memory = FakeMemory()
+
+        def backend(name: str, options: BackendOptions) -> Backend:
+            return FakeGenerator(options, clock, seed=own_seed, **settings[side])
+
+        return AnsweringLate(role, WorkerCore(clock=clock.ns, backend_factory=backend, memory=memory, wait=clock.advance_to))
+
+    return make
