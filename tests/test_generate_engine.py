@@ -225,3 +225,17 @@ def test_an_open_loop_sends_at_the_arrivals_whatever_is_in_flight():
 def test_a_request_that_fails_under_load_is_raised_not_lost():
     with pytest.raises(RuntimeError, match="prompt 5 failed"):
         serve_requests(Sleepy(fail_at=5), list(range(8)), 1, LoadPlan("closed", 8, clients=2), time.perf_counter_ns, lambda t: None)
+
+
+def test_the_prefill_slope_is_time_to_first_token_per_prompt_token(prompts_path):
+    report, _ = run(prompts_path, {"per_prompt_token_ns": 1e5, "sigma": 0.002}, {"per_prompt_token_ns": 3e5, "sigma": 0.002},
+                    budgets=["prefill_slope:+50%"],
+                    max_latency_increase="10.0")  # fmt: skip
+    slope = check(report, "prefill_slope")
+    assert slope.unit == "ns/token" and slope.reference == pytest.approx(1e5, rel=0.3)
+    assert slope.ratio == pytest.approx(3.0, rel=0.1) and slope.verdict is Verdict.FAIL
+
+
+def test_prompts_of_one_length_have_no_prefill_slope(prompts_path):
+    report, _ = run(prompts_path, {}, {}, prompt_column="prompt_ids", time_budget_s=5.0)
+    assert "the prompts are all one length" in check(report, "prefill_slope").reason

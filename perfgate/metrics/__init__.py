@@ -13,6 +13,7 @@
     itl.py         itl.pNN, itl.mean                   generate mode: inter-token latency
     e2e.py         e2e.pNN, e2e.mean                   generate mode: a whole request
     tokens_per_s.py  tokens_per_s                      generate mode: decode throughput
+    prefill_slope.py prefill_slope                     generate mode: TTFT against prompt length
     requests.py    what the generate-mode families share
 
 A family of your own is a ``Family`` subclass registered with ``register_family``; from
@@ -43,6 +44,7 @@ BUILTIN_FAMILIES = {
     "itl": "perfgate.metrics.itl",
     "e2e": "perfgate.metrics.e2e",
     "tokens_per_s": "perfgate.metrics.tokens_per_s",
+    "prefill_slope": "perfgate.metrics.prefill_slope",
 }
 _registered: dict[str, Family] = {}
 _UNREGISTERED = Family()

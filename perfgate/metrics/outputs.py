@@ -126,7 +126,7 @@ class Outputs(Family):
         return slots
 
     def place(self, check: Check) -> str:
-        return f"output {check.scenario}"
+        return "" if check.metric == TOKEN_AGREEMENT else f"output {check.scenario}"
 
     def format_value(self, value: float | None, check: Check) -> str:
         if value is None:
