@@ -120,6 +120,23 @@ class TransformersLMBackend(GenerativeBackend):
         token_ns = tuple(streamer.stamps[1 : 1 + len(new_ids)])  # stamp 0 is the prompt's put
         return Generation(started, token_ns, ended, new_ids, prompt_tokens=int(prompt.shape[1]))
 
+    def synchronize(self) -> None:
+        if self.options.on_gpu:
+            self._torch.cuda.synchronize(self._device)
+
+    def reset_peak_memory(self) -> None:
+        if self.options.on_gpu:  # the KV cache's peak is the model's: read per request block
+            self._torch.cuda.reset_peak_memory_stats(self._device)
+
+    def peak_memory(self) -> dict[str, int]:
+        if not self.options.on_gpu:
+            return {}
+        cuda = self._torch.cuda
+        return {
+            "gpu_peak_allocated_bytes": int(cuda.max_memory_allocated(self._device)),
+            "gpu_peak_reserved_bytes": int(cuda.max_memory_reserved(self._device)),
+        }
+
     def close(self) -> None:
         inference = getattr(self, "_inference", None)
         if inference is not None:
