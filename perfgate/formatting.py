@@ -16,7 +16,11 @@ def _scaled(value: float | None, units: tuple[tuple[str, float], ...], template:
     """``value`` in the largest of ``units`` it reaches (the last one is the fallback), 3 significant digits."""
     if value is None:
         return "-"
-    unit, scale = next(((unit, scale) for unit, scale in units if abs(value) >= scale), units[-1])
+    index = next((index for index, (_, scale) in enumerate(units) if abs(value) >= scale), len(units) - 1)
+    # 999.9 us is 1e+03 us at 3 digits: one unit up it is '1 ms' (1023.9 bytes: '1 KiB')
+    if index > 0 and abs(float(f"{value / units[index][1]:.3g}")) >= 1000:
+        index -= 1
+    unit, scale = units[index]
     return template.format(number=f"{value / scale:.3g}", unit=unit)
 
 
@@ -53,4 +57,6 @@ def format_value(value: float | None, unit: str) -> str:
         return format_bytes(value)
     if unit.startswith("ns/"):
         return f"{format_duration(value)}/{unit[3:]}"
+    if unit.endswith("/s"):  # a rate of things, as tokens/s: 1234 -> '1.23k tokens/s', never '1.23e+03 tokens/s'
+        return _scaled(value, (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)), "{number}{unit} " + unit)
     return f"{value:.3g} {unit}"

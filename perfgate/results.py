@@ -29,8 +29,8 @@ from perfgate.measurements import (
     Stages,
 )
 
-SCHEMA_VERSION = 5
-READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
+SCHEMA_VERSION = 6
+READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5, 6)
 # Schema history: bump on any change a reader has to know about, and say what changed.
 #   1 (2026-11-22) first version: verdict, compared, settings, environment, run, checks,
 #                  series with raw samples per block pair, warnings, error.
@@ -73,6 +73,14 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5)
 #                  noise: per batch size, how noisy the run was (the spread of each model's
 #                  block medians, of the pairs' log-ratios, and each model's drift between
 #                  blocks). Older reports are still read; they hold no noise.
+#   6 (2026-12-07) generate mode (generative models, timed per request): generations, per
+#                  request block pairs, each request's prompt index, ttft_ns, gaps_ns,
+#                  e2e_ns, tokens, prompt_tokens and counted_by (with each pair's prompts,
+#                  first and instance, and each model's warm-up seconds per request);
+#                  answers, both models' greedy answers compared (exact per prompt, first
+#                  difference, lengths, unit); settings.task, max_new_tokens, prompt_column
+#                  and chat. A generate-mode report holds no series. Older reports are still
+#                  read: task "infer", no generations, no answers.
 
 SIDES = ("reference", "candidate")
 

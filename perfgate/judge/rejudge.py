@@ -1,8 +1,8 @@
 """Judge a saved report again, from its stored samples, with the same or other budgets.
 
 A report keeps every raw sample (latency blocks, throughput windows, load episodes,
-cold starts, memory readings, each batch's size) and how far apart the two models'
-outputs were, so a verdict can be reached again
+cold starts, memory readings, each batch's size, a generative model's requests) and how
+far apart the two models' outputs (or greedy answers) were, so a verdict can be reached again
 without measuring: with the report's own budgets it is the verdict the run reached; with
 a tighter budget it may be another. The interval level is the one of the run's last look,
 split over the new set of gated checks. Stored baselines and merged CI-matrix reports
@@ -55,7 +55,8 @@ def judge_again(
         size_column=settings.size_column,
         cold_starts=min((len(records) for records in report.cold_starts.values()), default=0),
         on_gpu=BackendOptions(settings.device).on_gpu,
-        outputs=report.outputs is not None,
+        outputs=report.outputs is not None or report.answers is not None,
+        generate=settings.task == "generate",
     )
     given = [item if isinstance(item, Budget) else parse_budget(item) for item in budgets]
     if max_latency_increase is not None:
@@ -98,4 +99,6 @@ def observations_of(report: Report) -> Observations:
         size_column=settings.size_column if any(s.batch_totals for s in report.sizes) else None,
         memory_floor=settings.memory_floor,
         outputs=report.outputs,
+        generations=report.generations,
+        answers=report.answers,
     )

@@ -3,7 +3,7 @@
 Each check is one benchmark, named as the reports name it (``latency.p95 at batch 32``),
 with two measures: the candidate's value in the check's unit (``latency`` in ns and
 ``throughput`` per second are Bencher's built-in measures; ``memory`` in bytes,
-``cold-start`` and ``latency-slope`` are created on first use), and ``ratio``, the
+``cold-start``, ``latency-slope`` and ``tokens-per-second`` are created on first use), and ``ratio``, the
 candidate over the reference, with the interval's bounds as ``lower_value`` and
 ``upper_value``. Information-only metrics are exported too: tracking them over time is
 what Bencher is for.
@@ -41,4 +41,10 @@ def _measure(check: Check) -> str:
         return _MEASURES[check.unit]
     if check.unit.startswith("ns/"):
         return "latency-slope"
-    return re.sub(r"[^a-z0-9]+", "-", check.unit.lower()).strip("-") or "value"
+    if check.unit.endswith("/s"):  # a rate of something else than samples: tokens/s is tokens-per-second
+        return _slug(check.unit[:-2]) + "-per-second"
+    return _slug(check.unit) or "value"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

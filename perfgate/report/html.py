@@ -10,8 +10,8 @@ and the environment. Every text from the report goes through ``esc``.
 from __future__ import annotations
 
 from perfgate.formatting import format_seconds
-from perfgate.report import parts
-from perfgate.report.plots import Figure, drift_figures, latency_figures, load_figures, size_figures, starts_and_stages, throughput_and_memory
+from perfgate.report import generation, parts
+from perfgate.report.plots import Figure, drift_figures, generation_figures, latency_figures, load_figures, size_figures, starts_and_stages, throughput_and_memory
 from perfgate.report.summary import (
     DATA_DRIFT,
     change,
@@ -52,7 +52,9 @@ def _body(report: Report) -> str:
     sections = [
         _compared(report),
         _checks(report),
+        _generation(report),
         _warnings(report),
+        _figures("Time to first token and between tokens", generation_figures(report)),
         _figures("Latency", latency_figures(report)),
         _figures("Latency across blocks", drift_figures(report)),
         _figures("Throughput and memory", throughput_and_memory(report)),
@@ -158,6 +160,30 @@ def _check_row(check: Check, notes: list[str]) -> str:
     )
 
 
+def _generation(report: Report) -> str:
+    """Generate mode: each model's requests in a small table, the greedy answers' agreement
+    and, for a served model, whose clock timed it."""
+    parts = []
+    for series, sides in generation.facts(report):
+        head = "".join(f'<th class="num">{esc(name)}</th>' if name not in ("counted by", "prompt tokens") else f"<th>{esc(name)}</th>"
+                       for name in generation.HEADERS)  # fmt: skip
+        rows = "".join(
+            f'<tr><td><span class="key {"ref" if facts.side == "reference" else "cand"}"></span>{esc(facts.side)}</td>'
+            + "".join(f'<td class="{"num" if index not in (2, 3) else ""}">{esc(cell)}</td>' for index, cell in enumerate(facts.cells))
+            + "</tr>"
+            for facts in sides
+        )
+        parts.append(f'<p>{esc(generation.heading(series))}</p><div class="scroll"><table><thead><tr><th></th>{head}</tr></thead>'
+                     f"<tbody>{rows}</tbody></table></div>")  # fmt: skip
+    if report.answers is not None:
+        agreement = generation.answers_text(report.answers)
+        parts.append(f'<p class="note">{esc(agreement[:1].upper() + agreement[1:])}.</p>')
+    note = generation.endpoint_note(report)
+    if note:
+        parts.append(f'<p class="note"><strong>Note:</strong> {esc(note)}.</p>')
+    return f'<section><h2>Generation</h2>{"".join(parts)}</section>' if parts else ""
+
+
 def _warnings(report: Report) -> str:
     if not report.warnings:
         return ""
@@ -183,14 +209,17 @@ def _about(report: Report) -> str:
     if report.run is not None:
         run = report.run
         stop = "when every check was decided" if run.stopped_because == "decided" else "when the time budget was spent"
-        pairs = ", ".join(f"batch {s.batch_size}: {s.pairs} block pairs of {s.calls_per_block} calls" for s in report.series)
+        pairs = ", ".join([f"batch {s.batch_size}: {s.pairs} block pairs of {s.calls_per_block} calls" for s in report.series]
+                          + ([generation.run_text(report)] if report.generations else []))
         parts.append(f"<p>Measured {esc(pairs)} per model, interleaved, for {format_seconds(run.measure_seconds)} in {run.looks} "
                      f"look{'s' if run.looks != 1 else ''}; it stopped {stop}. {format_seconds(run.total_seconds)} in all.</p>")  # fmt: skip
         if report.noise:
             parts.append("<p>Noise: " + esc("; ".join(noise_text(noise) for noise in report.noise)) + ".</p>")
     if report.settings is not None:
         s = report.settings
-        items = [("budgets", ", ".join(s.budgets) or "none"), ("batch sizes", ", ".join(map(str, s.batch_sizes))),
+        generate = [("task", s.task), ("max new tokens", str(s.max_new_tokens)), ("prompt column", s.prompt_column or "-"),
+                    ("chat template", "yes" if s.chat else "no")] if s.task == "generate" else []  # fmt: skip
+        items = [("budgets", ", ".join(s.budgets) or "none"), *generate, ("batch sizes", ", ".join(map(str, s.batch_sizes)) or "-"),
                  ("time budget", f"{s.time_budget_s:g} s"), ("confidence", f"{s.confidence:g}"), ("seed", str(s.seed)),
                  ("threads", str(s.threads)), ("device", s.device),
                  ("inputs", "; ".join(f"{k} = {v}" for k, v in s.inputs.items()) or "by name")]  # fmt: skip

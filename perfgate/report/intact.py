@@ -37,8 +37,11 @@ def check_intact(report: Report) -> None:
     if report.error is not None and report.verdict is not Verdict.ERROR:  # which is true? neither can pass a gate
         raise DamagedReport(f"its verdict is {report.verdict.value}, yet it carries an error ({report.error.type})")
     measured = report.verdict is not Verdict.ERROR and report.run is not None and not report.parts
-    if measured and not report.series:
+    if measured and not report.series and not report.generations:
         raise DamagedReport("a measured comparison with no samples (its series are missing)")
+    for index, generations in enumerate(report.generations):
+        for side in SIDES:
+            _check_requests(generations.blocks(side), f"generations {index}: the {side}'s requests", measured)
     for series in report.series:
         for side in SIDES:
             blocks = getattr(series, side)
@@ -48,6 +51,21 @@ def check_intact(report: Report) -> None:
                 raise DamagedReport(f"batch {series.batch_size}: the {side}'s samples hold zero or negative durations")
     for part in report.parts:
         check_intact(part.report)
+
+
+def _check_requests(blocks: tuple, named: str, measured: bool) -> None:
+    """A generative model's requests: there, whole numbers, with positive times to the first
+    token and to the end and no negative gap (a served model's gaps are between its streamed
+    chunks, so their count need not be its counted tokens less one)."""
+    if measured and (not blocks or any(not block for block in blocks)):
+        raise DamagedReport(f"{named} are missing or empty")
+    for block in blocks:
+        for request in block:
+            whole = (request.ttft_ns, request.e2e_ns, request.tokens, *request.gaps_ns)
+            if not all(isinstance(value, int) and not isinstance(value, bool) for value in whole):
+                raise DamagedReport(f"{named} hold a time or count that is not a whole number")
+            if request.ttft_ns <= 0 or request.e2e_ns <= 0 or any(gap < 0 for gap in request.gaps_ns):
+                raise DamagedReport(f"{named} hold zero or negative durations")
 
 
 @contextlib.contextmanager

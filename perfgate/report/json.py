@@ -36,17 +36,27 @@ __all__ = ["dumps", "from_dict", "loads", "read_report", "to_dict", "write_repor
 
 def dumps(report: Report) -> str:
     """Indented, except that the outputs compared (with their row numbers) and each series
-    (the raw samples) are one compact line each."""
+    (the raw samples: a batch size's, or generate mode's requests) are one compact line each."""
     data = _named_non_finite(to_dict(report))
     series, outputs = data.pop("series"), data.pop("outputs")
+    generations = data.pop("generations")
     parts = data.pop("parts", None)
     head = json.dumps(data, indent=1, allow_nan=False)
     compact = json.dumps(outputs, separators=(",", ":"), allow_nan=False)
     lines = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in series)
+    requests = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in generations)
     # a merged report: each part (a whole report, samples and all) one compact line
     merged = ",\n".join("  " + json.dumps(item, separators=(",", ":"), allow_nan=False) for item in parts or ())
     tail = f',\n "parts": [\n{merged}\n ]' if parts else ""
-    return head[: -len("\n}")] + f',\n "outputs": {compact},\n "series": [' + (f"\n{lines}\n ]" if lines else "]") + tail + "\n}"
+    return (
+        head[: -len("\n}")]
+        + f',\n "outputs": {compact},\n "series": ['
+        + (f"\n{lines}\n ]" if lines else "]")
+        + ',\n "generations": ['
+        + (f"\n{requests}\n ]" if requests else "]")
+        + tail
+        + "\n}"
+    )
 
 
 def loads(text: str, *, source: str = "report", file: str = "FILE") -> Report:

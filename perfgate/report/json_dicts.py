@@ -23,12 +23,15 @@ import numpy as np
 from perfgate.errors import BudgetError, DataError
 from perfgate.measurements import (
     ColdStartRecord,
+    GenerationSeries,
+    GenerationsCompared,
     LoadEpisode,
     LoadScenario,
     LoadSeries,
     Noise,
     OutputDifference,
     OutputsCompared,
+    RequestTiming,
     Series,
     SizeAnalysis,
     SizeBucket,
@@ -81,6 +84,8 @@ def to_dict(report: Report) -> dict[str, Any]:
         "cold_starts": {side: [_cold_start_dict(r) for r in records] for side, records in report.cold_starts.items()},
         "loads": [_load_dict(load) for load in report.loads],
         "series": [_series_dict(series) for series in report.series],
+        "generations": [_generations_dict(generations) for generations in report.generations],
+        "answers": _plain(report.answers),
         "warnings": list(report.warnings),
         "noise": _plain(report.noise),
         **({"parts": [{"name": part.name, "report": to_dict(part.report)} for part in report.parts]} if report.parts else {}),
@@ -112,6 +117,8 @@ def from_dict(data: Mapping[str, Any]) -> Report:
         stages=tuple(_build(Stages, item) for item in data.get("stages", ())),
         sizes=tuple(_size_from(item) for item in data.get("sizes", ())),
         outputs=_outputs_from(data.get("outputs")),
+        generations=tuple(_generations_from(item) for item in data.get("generations", ())),
+        answers=_answers_from(data.get("answers")),
         warnings=tuple(data.get("warnings", ())),
         noise=tuple(_build(Noise, item) for item in data.get("noise", ())),
         error=_build(ErrorInfo, data.get("error")),
@@ -202,6 +209,33 @@ def _load_dict(load: LoadSeries) -> dict[str, Any]:
         "batch_size": load.batch_size,
         "requests": load.requests,
         "pairs": [{"seed": seed, "first": first} for seed, first in zip(load.seeds, load.first)],
+        "reference": side("reference"),
+        "candidate": side("candidate"),
+    }
+
+
+def _generations_dict(generations: GenerationSeries) -> dict[str, Any]:
+    def side(name: str) -> dict[str, Any]:
+        requests = generations.requests(name)
+        gaps = [gap for request in requests for gap in request.gaps_ns]
+        return {
+            "counted_by": generations.counted_by(name),
+            "ttft": summarize(np.asarray([request.ttft_ns for request in requests], dtype=np.int64)),
+            "itl": summarize(np.asarray(gaps, dtype=np.int64)),
+            "e2e": summarize(np.asarray([request.e2e_ns for request in requests], dtype=np.int64)),
+            "requests": _plain(generations.blocks(name)),
+        }
+
+    return {
+        "max_new_tokens": generations.max_new_tokens,
+        "prompt_count": generations.prompt_count,
+        "pairs": [
+            {"prompts": list(prompts), "first": first, "instance": instance}
+            for prompts, first, instance in zip(
+                generations.prompts, generations.first, generations.instances or (0,) * generations.pairs
+            )
+        ],
+        "warmup_s": _plain(generations.warmup_s),
         "reference": side("reference"),
         "candidate": side("candidate"),
     }
@@ -345,6 +379,39 @@ def _outputs_from(data: Mapping[str, Any] | None) -> OutputsCompared | None:
         outputs=tuple(difference(item) for item in data["outputs"]),
         note=data.get("note", ""),
         nonfinite_inputs=data.get("nonfinite_inputs", False),
+    )
+
+
+def _generations_from(data: Mapping[str, Any]) -> GenerationSeries:
+    def blocks(side: str) -> tuple[tuple[RequestTiming, ...], ...]:
+        return tuple(
+            tuple(_build(RequestTiming, {**request, "gaps_ns": tuple(request["gaps_ns"])}) for request in block)
+            for block in data[side]["requests"]
+        )
+
+    pairs = data.get("pairs", ())
+    return GenerationSeries(
+        max_new_tokens=data["max_new_tokens"],
+        prompt_count=data["prompt_count"],
+        reference=blocks("reference"),
+        candidate=blocks("candidate"),
+        prompts=tuple(tuple(pair["prompts"]) for pair in pairs),
+        first=tuple(pair["first"] for pair in pairs),
+        instances=_instances(pair.get("instance", 0) for pair in pairs),
+        warmup_s=_numbers(dict(data.get("warmup_s") or {})),
+    )
+
+
+def _answers_from(data: Mapping[str, Any] | None) -> GenerationsCompared | None:
+    if data is None:
+        return None
+    return GenerationsCompared(
+        prompts=tuple(data["prompts"]),
+        max_new_tokens=data["max_new_tokens"],
+        exact=tuple(data["exact"]),
+        first_difference=tuple(data["first_difference"]),
+        lengths={side: tuple(lengths) for side, lengths in data["lengths"].items()},
+        unit=data.get("unit", "tokens"),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from perfgate.report import generation
 from perfgate.report.parts import leaves
 from perfgate.report.summary import (
     DATA_DRIFT, change, data_files, gated, informational, interval, place, python_label, safe, value, where,
@@ -94,6 +95,13 @@ def _properties(report: Report) -> list[tuple[str, str]]:
         items.extend((role, f"{path} ({report.data.rows_used} of {total} rows)") for role, path, total in data_files(report.data))
         if report.data.compares == "data":
             items.append(("compares", DATA_DRIFT))
+    for series, sides in generation.facts(report):
+        items.append(("generation", generation.heading(series)))
+        items.extend((f"generation {facts.side}", facts.sentence) for facts in sides)
+    if report.answers is not None:
+        items.append(("answers", generation.answers_text(report.answers)))
+    if generation.endpoint_note(report):
+        items.append(("note", generation.endpoint_note(report)))
     for check in informational(report):
         at = place(check)
         items.append((f"info: {check.metric}" + (f" at {at}" if at else ""),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from perfgate.formatting import format_seconds
-from perfgate.report import parts
+from perfgate.report import generation, parts
 from perfgate.report.summary import (
     DATA_DRIFT,
     SYMBOLS,
@@ -38,7 +38,7 @@ from perfgate.report.summary import (
     value,
     verdict_word,
 )
-from perfgate.results import SIDES, Check, ModelReport, Report, Verdict
+from perfgate.results import SIDES, Check, ModelReport, Report, Settings, Verdict
 
 # GitHub's comment limit is 65,536 characters; leave room for the marker the action adds
 MAX_CHARS = 60_000
@@ -59,7 +59,7 @@ def render_markdown(report: Report, *, max_chars: int = MAX_CHARS) -> str:
     if report.parts:
         return parts.markdown(report, render_markdown, md, max_chars)
     head = _headline(report)
-    compared = _compared(report)
+    compared = _join(_compared(report), _generation(report)).strip()
     notes: list[str] = []
     rows = [_row(check, notes) for check in gated(report)]
     warnings = _warnings(report)
@@ -102,6 +102,26 @@ def _compared(report: Report) -> str:
         if data.compares == "data":
             lines.append(f"**{md(DATA_DRIFT.capitalize())}.**")
     return "<br>\n".join(lines)
+
+
+def _generation(report: Report) -> str:
+    """Generate mode: a small table of each model's requests, the answers' agreement and,
+    for a served model, whose clock timed it."""
+    lines = []
+    for series, sides in generation.facts(report):
+        lines.append(f"**Generation:** {md(generation.heading(series))}")
+        lines.append("")
+        lines.append("| | " + " | ".join(generation.HEADERS) + " |")
+        lines.append("|---|" + "---:|" * 2 + "---|---|" + "---:|" * 3)
+        lines.extend(f"| {facts.side} | " + " | ".join(md(cell) for cell in facts.cells) + " |" for facts in sides)
+        lines.append("")
+    if report.answers is not None:
+        agreement = generation.answers_text(report.answers)
+        lines.append(md(agreement[:1].upper() + agreement[1:]) + ".")
+    note = generation.endpoint_note(report)
+    if note:
+        lines.append(("<br>\n" if report.answers is not None else "") + f"**Note:** {md(note)}.")
+    return "\n".join(lines).strip()
 
 
 def _model_facts(model: ModelReport) -> str:
@@ -222,7 +242,8 @@ def _decided(report: Report) -> str:
     if report.run is None:
         return ""
     run = report.run
-    pairs = ", ".join(f"batch {s.batch_size}: {s.pairs} block pairs of {s.calls_per_block} calls" for s in report.series)
+    pairs = ", ".join([f"batch {s.batch_size}: {s.pairs} block pairs of {s.calls_per_block} calls" for s in report.series]
+                      + ([generation.run_text(report)] if report.generations else []))
     stop = "it stopped when every check was decided" if run.stopped_because == "decided" else "it stopped when the time budget was spent"
     levels = sorted({level(check) for check in gated(report) if check.ci_level is not None})
     confidence = report.settings.confidence if report.settings is not None else None
@@ -251,7 +272,8 @@ def _settings(report: Report) -> str:
         return ""
     items = [
         ("budgets", ", ".join(settings.budgets) or "-"),
-        ("batch sizes", ", ".join(map(str, settings.batch_sizes))),
+        *_generate_settings(settings),
+        ("batch sizes", ", ".join(map(str, settings.batch_sizes)) or "-"),
         ("time budget", f"{settings.time_budget_s:g} s"),
         ("confidence", f"{settings.confidence:g}"),
         ("seed", str(settings.seed)),
@@ -268,6 +290,13 @@ def _settings(report: Report) -> str:
         if model is not None:
             items.extend((f"{side} input {item.input}", f"{', '.join(item.columns)} ({item.dtype})") for item in model.inputs)
     return _details("Settings", _pairs(items))
+
+
+def _generate_settings(settings: Settings) -> list[tuple[str, str]]:
+    if settings.task != "generate":
+        return []
+    return [("task", settings.task), ("max new tokens", str(settings.max_new_tokens)),
+            ("prompt column", settings.prompt_column or "-"), ("chat template", "yes" if settings.chat else "no")]  # fmt: skip
 
 
 def _environment(report: Report) -> str:

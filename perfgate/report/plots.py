@@ -1,5 +1,6 @@
 """The HTML report's figures, from a Report's samples: the two models' latency
-distributions overlaid (CDF and histogram) per batch size, latency across blocks (drift
+distributions overlaid (CDF and histogram) per batch size, or in generate mode their times
+to first token and between tokens, latency across blocks (drift
 made visible), throughput and memory side by side, cold starts and the stages of a batch,
 latency against input size, and latency under load. Each figure is (title, caption, SVG).
 """
@@ -66,19 +67,19 @@ def _latency_axis(label: str, low: float, high: float) -> Axis:
     return Axis(label + (" (log scale)" if spans else ""), _duration, low, high, log=spans)
 
 
-def cdf(title: str, samples: dict[str, np.ndarray]) -> str:
+def cdf(title: str, samples: dict[str, np.ndarray], *, quantity: str = "latency", per: str = "calls") -> str:
     low, high, cut = _domain(list(samples.values()))
     levels = np.linspace(0.0, 1.0, CDF_POINTS + 1)
     lines = []
     for side, values in samples.items():
         quantiles = np.quantile(values, levels)
         lines.append(Line(side, CSS[side], list(zip(quantiles.tolist(), levels.tolist()))))
-    return line_chart(title, lines, _latency_axis("latency" + cut, low, high), Axis("share of calls at or below", _share, 0.0, 1.0))
+    return line_chart(title, lines, _latency_axis(quantity + cut, low, high), Axis(f"share of {per} at or below", _share, 0.0, 1.0))
 
 
-def histogram(title: str, samples: dict[str, np.ndarray]) -> str:
+def histogram(title: str, samples: dict[str, np.ndarray], *, quantity: str = "latency", per: str = "calls") -> str:
     low, high, cut = _domain(list(samples.values()))
-    axis = _latency_axis("latency" + cut, low, high)
+    axis = _latency_axis(quantity + cut, low, high)
     edges = np.geomspace(low, high, HISTOGRAM_BINS + 1) if axis.log else np.linspace(low, high, HISTOGRAM_BINS + 1)
     lines, tallest = [], 0.0
     for side, values in samples.items():
@@ -91,10 +92,12 @@ def histogram(title: str, samples: dict[str, np.ndarray]) -> str:
         points.append((float(edges[-1]), 0.0))
         lines.append(Line(side, CSS[side], points, fill=True))
     return line_chart(title, lines, axis,
-                      Axis("share of calls", _share, 0.0, min(tallest * 1.05, 1.0) or 1.0, from_zero=True))  # fmt: skip
+                      Axis(f"share of {per}", _share, 0.0, min(tallest * 1.05, 1.0) or 1.0, from_zero=True))  # fmt: skip
 
 
-def across_blocks(title: str, blocks: dict[str, Sequence[np.ndarray]]) -> str:
+def across_blocks(
+    title: str, blocks: dict[str, Sequence[np.ndarray]], *, quantity: str = "latency", pairs: str = "block pair"
+) -> str:
     lines, top = [], 0.0
     for side, side_blocks in blocks.items():
         stats = [np.quantile(block, [0.25, 0.5, 0.75]) for block in side_blocks if len(block)]
@@ -103,8 +106,9 @@ def across_blocks(title: str, blocks: dict[str, Sequence[np.ndarray]]) -> str:
         top = max([top] + [high for _, _, high in band])
         lines.append(Line(side, CSS[side], points, band=band, markers=len(points) <= 40))
     count = max((len(b) for b in blocks.values()), default=1)
-    return line_chart(title, lines, Axis("block pair", lambda v: f"{v:g}", 1.0, max(count, 2.0)),
-                      Axis("latency per block: median, 25th to 75th percentile", _duration, 0.0, top * 1.05 or 1.0, from_zero=True))  # fmt: skip
+    return line_chart(title, lines, Axis(pairs, lambda v: f"{v:g}", 1.0, max(count, 2.0)),
+                      Axis(f"{quantity} per block: median, 25th to 75th percentile", _duration, 0.0, top * 1.05 or 1.0,
+                           from_zero=True))  # fmt: skip
 
 
 def latency_figures(report: Report) -> list[Figure]:
@@ -223,3 +227,35 @@ def load_figures(report: Report) -> list[Figure]:
         caption = "Queueing plus service, per request, with the same arrivals for both models."
         figures.append(Figure(f"Under load: {label}", caption, cdf(f"Latency under load, {label}", samples)))
     return figures
+
+
+# a generative model's per-request values: (what, the caption's words, the values of one request)
+_REQUEST_VALUES = (
+    ("time to first token", "TTFT", "requests", lambda request: (request.ttft_ns,)),
+    ("inter-token latency", "ITL", "gaps between tokens", lambda request: request.gaps_ns),
+)
+
+
+def generation_figures(report: Report) -> list[Figure]:
+    """Generate mode: per series, the CDF and histogram of both models' times to first token
+    (one per request) and inter-token gaps (every gap of every request), then each request
+    pair's medians and quartiles across the run."""
+    figures, drift = [], []
+    for series in report.generations:
+        for quantity, short, per, pick in _REQUEST_VALUES:
+            blocks = {side: [np.asarray([v for r in block for v in pick(r)], dtype=np.int64) for block in series.blocks(side)]
+                      for side in SIDES}  # fmt: skip
+            samples = {side: concatenated(side_blocks) for side, side_blocks in blocks.items()}
+            if min(len(values) for values in samples.values()) < 2:
+                continue
+            medians = ", ".join(f"{side} {format_duration(float(np.median(values)))}" for side, values in samples.items())
+            figures.append(Figure(f"{short} distribution",
+                                  f"The share of {per} within each {quantity}: a curve to the right is slower (p50: {medians}).",
+                                  cdf(f"{short} CDF", samples, quantity=quantity, per=per)))  # fmt: skip
+            figures.append(Figure(f"{short} histogram", f"The shape of each model's {quantity}: a second hump is a slow path.",
+                                  histogram(f"{short} histogram", samples, quantity=quantity, per=per)))  # fmt: skip
+            drift.append(Figure(f"{short} across request pairs",
+                                f"Each of the {series.pairs} pairs asked both models the same prompt back to back: lines "
+                                "that move together are the machine drifting (or the prompts' lengths); a gap is the models.",
+                                across_blocks(f"{short} across request pairs", blocks, quantity=short, pairs="request pair")))  # fmt: skip
+    return figures + drift

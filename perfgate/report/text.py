@@ -1,5 +1,6 @@
 """The terminal report: what was compared, a table of checks, the verdict, and where the
-time and memory go (memory, cold start, stages, load, latency against input size)."""
+time and memory go (a generative model's requests, memory, cold start, stages, load,
+latency against input size)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from perfgate.backends.paths import printable
 from perfgate.formatting import format_bytes, format_change, format_duration, format_rate, format_seconds
 from perfgate.data.inputs import describe_binding, describe_pairing
 from perfgate.metrics import family_of
-from perfgate.report import parts
+from perfgate.report import generation, parts
 from perfgate.report.summary import DATA_DRIFT, cold_start_samples, data_files, detectable, needs_note, noise_text, note, python_label
 from perfgate.measurements import concatenated
 from perfgate.results import SIDES, Check, ModelReport, Report, Verdict
@@ -25,7 +26,7 @@ def render_text(report: Report) -> str:
     if report.checks:
         lines.append("")
         lines.extend(_table(report.checks))
-    for section in (_outputs, _memory, _cold_starts, _stages, _loads, _sizes):
+    for section in (_generation, _outputs, _memory, _cold_starts, _stages, _loads, _sizes):
         part = section(report)
         if part:
             lines.append("")
@@ -150,6 +151,22 @@ def _percent(level: float) -> str:
     return f"{text}%"
 
 
+def _generation(report: Report) -> list[str]:
+    """Generate mode: per model what its requests were and how fast, the greedy answers'
+    agreement, and where a side is served over the network, whose clock timed it."""
+    lines = []
+    for series, sides in generation.facts(report):
+        lines.append(f"generation: {generation.heading(series)}")
+        rows = [["", *generation.HEADERS]] + [[f"  {facts.side}", *facts.cells] for facts in sides]
+        lines.extend(_columns(rows, right={1, 2, 5, 6, 7}))
+    if report.answers is not None:
+        lines.append(f"  {generation.answers_text(report.answers)}")
+    note = generation.endpoint_note(report)
+    if note:
+        lines.append(f"  note: {note}")
+    return lines
+
+
 def _outputs(report: Report) -> list[str]:
     """Which rows the outputs were compared on, and which output was paired with which."""
     compared = report.outputs
@@ -263,7 +280,8 @@ def _sizes(report: Report) -> list[str]:
 def _run_line(report: Report) -> str:
     run = report.run
     pairs = ", ".join(
-        f"batch {s.batch_size}: {s.pairs} block pairs x {s.calls_per_block} calls" for s in report.series
+        [f"batch {s.batch_size}: {s.pairs} block pairs x {s.calls_per_block} calls" for s in report.series]
+        + ([generation.run_text(report)] if report.generations else [])
     )
     looks = f"{run.looks} look{'s' if run.looks != 1 else ''}"
     stop = "stopped when decided" if run.stopped_because == "decided" else "time budget spent"
