@@ -79,8 +79,10 @@ READABLE_SCHEMA_VERSIONS = (2, 3, 4, 5, 6)
 #                  first and instance, and each model's warm-up seconds per request);
 #                  answers, both models' greedy answers compared (exact per prompt, first
 #                  difference, lengths, unit); settings.task, max_new_tokens, prompt_column
-#                  and chat. A generate-mode report holds no series. Older reports are still
-#                  read: task "infer", no generations, no answers.
+#                  and chat. A generate-mode report holds no series. Each generations
+#                  entry's scenario (null, or a served model's load scenario, with its
+#                  label) says where it was measured. Older reports are still read: task
+#                  "infer", no generations, no answers.
 
 SIDES = ("reference", "candidate")
 

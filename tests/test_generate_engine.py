@@ -239,3 +239,13 @@ def test_the_prefill_slope_is_time_to_first_token_per_prompt_token(prompts_path)
 def test_prompts_of_one_length_have_no_prefill_slope(prompts_path):
     report, _ = run(prompts_path, {}, {}, prompt_column="prompt_ids", time_budget_s=5.0)
     assert "the prompts are all one length" in check(report, "prefill_slope").reason
+
+
+def test_a_load_scenarios_generations_round_trip_through_json():
+    from perfgate.measurements import GenerationSeries, LoadScenario, RequestTiming
+    from perfgate.report.json_dicts import _generations_dict, _generations_from
+
+    request = RequestTiming(0, 5, (1, 2), 9, 3, 4, "usage")
+    series = GenerationSeries(3, 2, ((request,),), ((request,),), ((0,),), ("reference",), scenario=LoadScenario("closed", clients=4))
+    back = _generations_from(_generations_dict(series))
+    assert back.scenario == series.scenario and back.label == "concurrency 4" and back.reference == series.reference

@@ -229,6 +229,9 @@ def _generations_dict(generations: GenerationSeries) -> dict[str, Any]:
     return {
         "max_new_tokens": generations.max_new_tokens,
         "prompt_count": generations.prompt_count,
+        # null: one request at a time; else a served model's load scenario (--concurrency, --rate)
+        "scenario": None if generations.scenario is None else _plain(generations.scenario),
+        "label": generations.label,
         "pairs": [
             {"prompts": list(prompts), "first": first, "instance": instance}
             for prompts, first, instance in zip(
@@ -399,6 +402,7 @@ def _generations_from(data: Mapping[str, Any]) -> GenerationSeries:
         first=tuple(pair["first"] for pair in pairs),
         instances=_instances(pair.get("instance", 0) for pair in pairs),
         warmup_s=_numbers(dict(data.get("warmup_s") or {})),
+        scenario=None if not data.get("scenario") else _build(LoadScenario, data["scenario"]),
     )
 
 

@@ -216,6 +216,10 @@ class WorkerCore:
                         f"{length + max_new_tokens} positions, more than the model's context of {context}"
                     )
         self._prompts = prepared
+        if self._peak_reset is None:  # the peak RSS covers generation (the KV cache), not loading
+            self._memory.release_free()
+            self._peak_reset = self._memory.reset_peak()
+            backend.reset_peak_memory()
         return lengths
 
     def run_requests(self, prompts: Sequence[int], max_new_tokens: int) -> list[RequestTiming]:
