@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import FIXTURES
@@ -525,3 +527,39 @@ def test_importing_perfgate_and_the_backend_module_imports_no_http_client():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})  # fmt: skip
     assert result.stdout.strip() == "[]"
+
+
+class Hardware(Faults):
+    """A server that says what it runs on, as Text Generation Inference's GET /info does:
+    /cuda/v1 and /cpu/v1 name their device; /silent/v1 has no /info."""
+
+    def do_GET(self) -> None:
+        mode = self.path.split("/")[1]
+        if self.path.endswith("/info"):
+            if mode == "silent":
+                return self._send(404, "application/json", json.dumps({"detail": "Not Found"}))
+            return self._send(200, "application/json", json.dumps({"model_device_type": mode, "model_dtype": "torch.float16"}))
+        super().do_GET()
+
+
+@needs_client
+def test_what_a_server_says_of_its_hardware_is_reported_and_a_difference_warned(tmp_path):
+    from perfgate import compare
+
+    server = QuietServer(("127.0.0.1", 0), Hardware)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        cuda, cpu, silent = (backend(f"{root}/{mode}/v1") for mode in ("cuda", "cpu", "silent"))
+        assert cuda.info().details["server_hardware"] == "cuda, torch.float16"
+        assert "server_hardware" not in silent.info().details
+        data = tmp_path / "prompts.parquet"
+        pq.write_table(pa.table({"prompt": ["hello", "there"]}), data)
+        report = compare(f"{root}/cuda/v1", f"{root}/cpu/v1", str(data), max_new_tokens=4, time_budget_s=2.0)
+        assert any("the two endpoints answer from different hardware" in w and "candidate: cpu, torch.float16" in w
+                   for w in report.warnings)  # fmt: skip
+        same = compare(f"{root}/cuda/v1", f"{root}/cuda/v1", str(data), max_new_tokens=4, time_budget_s=2.0)
+        assert not any("different hardware" in w for w in same.warnings)
+    finally:
+        server.shutdown()
+        server.server_close()

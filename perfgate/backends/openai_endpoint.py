@@ -44,6 +44,7 @@ INSTALL_HINT = "pip install 'perfgate[endpoints]'"
 # of requests (worker/protocol.py requests_timeout, at least a call timeout per request) is longer.
 READ_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0  # a host that does not answer a connection at all
+INFO_TIMEOUT_S = 2.0  # what a server says of its hardware: asked once, briefly, at load
 SERVER_MESSAGE_CHARS = 200
 
 
@@ -138,6 +139,22 @@ class OpenAIEndpointBackend(GenerativeBackend):
         )
         served = self._served_models()
         self._model = self._chosen_model(served)
+        self._hardware = self._server_hardware()
+
+    def _server_hardware(self) -> str | None:
+        """What the server says it runs on, where it says: Text Generation Inference's
+        ``GET /info`` (beside /v1) names its device type and dtype. vLLM, SGLang, llama.cpp
+        and transformers serve say nothing of it, so None there; never an error."""
+        root = self._endpoint.base.removesuffix("/v1")
+        try:
+            response = self._client.get(root + "/info", timeout=INFO_TIMEOUT_S)
+            facts = response.json() if response.status_code == 200 else None
+        except (self._httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(facts, dict) or not isinstance(facts.get("model_device_type"), str):
+            return None
+        dtype = facts.get("model_dtype")
+        return facts["model_device_type"] + (f", {dtype}" if isinstance(dtype, str) else "")
 
     def _served_models(self) -> list[str]:
         try:
@@ -319,6 +336,8 @@ class OpenAIEndpointBackend(GenerativeBackend):
             "client": f"httpx {self._httpx.__version__}",
             "exact_tokens": "asked for by " + ", else ".join(name for name, _ in EXACT_N_WAYS),
         }
+        if self._hardware is not None:
+            details["server_hardware"] = self._hardware
         return self._info("httpx", self._httpx.__version__, details)  # the client: the server says nothing of its own
 
 

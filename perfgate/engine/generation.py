@@ -101,6 +101,18 @@ def set_prompts(
     return Prepared(len(prompts["reference"]), lengths)
 
 
+def hardware_warnings(details: Mapping[str, Mapping[str, object]]) -> tuple[str, ...]:
+    """A warning where both served models' servers say what they run on, and differ: the
+    comparison is then of two machines as much as of two models."""
+    said = {side: details[side].get("server_hardware") for side in SIDES}
+    if any(value is None for value in said.values()) or said["reference"] == said["candidate"]:
+        return ()
+    return (
+        f"the two endpoints answer from different hardware, as their servers say (reference: {said['reference']}; "
+        f"candidate: {said['candidate']}): the change measured is of the machines as much as of the models",
+    )
+
+
 def compare_answers(workers: Mapping[str, Worker], prepared: Prepared, plan: GenerationPlan) -> GenerationsCompared:
     """Both models' greedy answers to the first prompts of the seeded order, untimed."""
     order = np.random.default_rng(plan.seed).permutation(prepared.count)[: plan.answers_compared]

@@ -28,7 +28,9 @@ from perfgate.judge.diagnostics import run_warnings
 from perfgate.engine.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.engine.feed import feed, stages
-from perfgate.engine.generation import GenerationPlan, Prepared, compare_answers, measure_generations, set_prompts
+from perfgate.engine.generation import (
+    GenerationPlan, Prepared, compare_answers, hardware_warnings, measure_generations, set_prompts,
+)  # fmt: skip
 from perfgate.data.prompts import describe_prompts, read_prompts
 from perfgate.measurements import GenerationsCompared
 from perfgate.formatting import format_change, format_seconds
@@ -196,7 +198,8 @@ def run_comparison(
         + pacing_notes
         + (fed.warnings if fed else ())
         + run_warnings(measurement.series, measurement.loads, memory, measurement.rss_after_blocks, judging.memory_floor)
-        + environment_warnings(reported),
+        + environment_warnings(reported)
+        + hardware_warnings({side: model.backend.details for side, model in reported.items()}),
         noise=noise_levels(measurement.series),
         perfgate_version=__version__,
         created=_now(),
