@@ -30,7 +30,7 @@ import numpy as np
 from perfgate.data.prompts import Prompt
 from perfgate.engine.blocks import until_stopped
 from perfgate.engine.progress import Status, show_status
-from perfgate.engine.runner import Measurement, _Orders
+from perfgate.engine.runner import Measurement, Orders
 from perfgate.formatting import format_duration
 from perfgate.measurements import GenerationSeries, GenerationsCompared, LoadScenario, RequestTiming
 from perfgate.results import SIDES
@@ -234,7 +234,7 @@ class _GenerationBuilder:
         self.prompts: list[tuple[int, ...]] = []
         self.first: list[str] = []
         self.instances: list[int] = []
-        self._orders = _Orders()
+        self._orders = Orders()
         self._cycle: list[int] = []
 
     def _next_prompts(self) -> tuple[int, ...]:

@@ -188,7 +188,7 @@ def measure_interleaved(
     return _with_block_memory(instances[0], looks[-1]), stopped
 
 
-class _Orders:
+class Orders:
     """Balanced ABBA / BAAB quads: every two pairs, each model goes first once."""
 
     def __init__(self) -> None:
@@ -215,7 +215,7 @@ class _SeriesBuilder:
         self.starts: list[int] = []
         self.first: list[str] = []
         self.instances: list[int] = []
-        self._orders = _Orders()
+        self._orders = Orders()
 
     def run_pair(self, workers: Mapping[str, Worker], rng: np.random.Generator, instance: int = 0) -> None:
         order = self._orders.next(rng)
@@ -258,7 +258,7 @@ class _LoadBuilder:
         self.episodes: dict[str, list[Any]] = {side: [] for side in SIDES}
         self.first: list[str] = []
         self.seeds: list[int] = []
-        self._orders = _Orders()
+        self._orders = Orders()
         self.expected_s = self.requests * service_s + (self.requests / scenario.rate if scenario.kind == "open" else 0.0)
         self.timeout = plan.rules.step_limit(self.expected_s)
 
