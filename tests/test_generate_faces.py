@@ -281,3 +281,18 @@ def test_measure_times_a_generative_model_s_requests_in_its_worker():
     assert result.backend.backend == "transformers" and result.peak_rss > 0
     assert result.settings["max_new_tokens"] == 8 and result.settings["task"] == "generate"
     assert result.judge(ttft_p50="30s", itl_p50="30s").verdict in (Verdict.PASS, Verdict.INCONCLUSIVE)
+
+
+@pytest.mark.parametrize(
+    "kwargs,problem",
+    [
+        ({"ttft_p95": "200ms", "itl_p50": "5ms", "e2e_mean": "1s", "tokens_per_s": "50 tokens/s"}, None),
+        ({"ttft_p95": "fast"}, "ttft_p95='fast'"),
+        ({"ttft_peak": "1s"}, "unknown budget 'ttft_peak' for a generative model"),
+    ],
+)
+def test_the_marker_takes_a_generative_model_s_budgets(kwargs, problem):
+    from perfgate.integrations.pytest_plugin import marker_problem
+
+    found = marker_problem((), kwargs)
+    assert found == problem if problem is None else problem in found

@@ -155,28 +155,34 @@ class GenerationResult:
         return judgement
 
     def _budget(self, name: str, value: Any) -> tuple[_Requests, AbsoluteBudget]:
-        if name == "peak_rss":
-            return _Requests([], self.memory), parse_absolute_budget(name, value)
-        if name == "tokens_per_s":
+        family, budget = parse_generation_budget(name, value)
+        if family == "peak_rss":
+            return _Requests([], self.memory), budget
+        if family == "tokens_per_s":
             # per request, its gaps' ns per decode token; their mean inverted is the rate
             per_token = [[sum(request.gaps_ns) / (request.tokens - 1)] for request in self.requests if request.tokens > 1]
-            text = value.replace("tokens", "") if isinstance(value, str) else value
-            rate = parse_rate(text, name)
-            budget = AbsoluteBudget(name, "tokens_per_s", None, rate.per_second, str(value).strip(), "tokens/s", higher_is_better=True)
             return _Requests(per_token, self.memory), budget
-        match = _FAMILY.match(name)
-        if match is None:
-            raise UsageError(f"unknown budget {name!r} for a generative model; budgets: {BUDGET_NAMES}")
-        family, rest = match.groups()
-        if not is_budget_name(rest) or rest in ("peak_rss", "throughput"):
-            raise UsageError(f"unknown budget {name!r} for a generative model; budgets: {BUDGET_NAMES}")
-        try:
-            latency = parse_absolute_budget(rest, value)
-        except UsageError as exc:  # in the words the caller wrote: ttft_p95=..., not p95=...
-            raise UsageError(exc.message.replace(f"{rest}=", f"{name}=")) from None
-        metric = latency.metric.replace("latency", family)
         blocks = [[value for request in block for value in _VALUES[family](request)] for block in self.blocks]
-        return _Requests(blocks, self.memory), replace(latency, name=name, metric=metric)
+        return _Requests(blocks, self.memory), budget
+
+
+def parse_generation_budget(name: str, value: Any) -> tuple[str, AbsoluteBudget]:
+    """``ttft_p95="200ms"`` -> ("ttft", its budget); "tokens_per_s" and "peak_rss" as
+    themselves; a UsageError in the words the caller wrote."""
+    if name == "peak_rss":
+        return name, parse_absolute_budget(name, value)
+    if name == "tokens_per_s":
+        rate = parse_rate(value.replace("tokens", "") if isinstance(value, str) else value, name)
+        return name, AbsoluteBudget(name, name, None, rate.per_second, str(value).strip(), "tokens/s", higher_is_better=True)
+    match = _FAMILY.match(name)
+    if match is None or not is_budget_name(match.group(2)) or match.group(2) in ("peak_rss", "throughput"):
+        raise UsageError(f"unknown budget {name!r} for a generative model; budgets: {BUDGET_NAMES}")
+    family, rest = match.groups()
+    try:
+        latency = parse_absolute_budget(rest, value)
+    except UsageError as exc:  # ttft_p95=..., not p95=...
+        raise UsageError(exc.message.replace(f"{rest}=", f"{name}=")) from None
+    return family, replace(latency, name=name, metric=latency.metric.replace("latency", family))
 
 
 @dataclass(frozen=True)

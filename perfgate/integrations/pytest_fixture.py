@@ -108,10 +108,12 @@ class Perfgate:
         if isinstance(target, (str, os.PathLike)) or not callable(target):
             defaults.update(device=self.options.device, threads=self.options.threads)
         result = _run(lambda: measure(target, data, **{**defaults, **options}))
-        label = {
-            "callable": result.label,
-            "generate": f"{os.path.basename(result.target)} ({result.max_new_tokens} new tokens)",
-        }.get(result.kind) or f"{os.path.basename(result.target)} at batch {result.batch_size}"
+        if result.kind == "callable":
+            label = result.label
+        elif result.kind == "generate":
+            label = f"{os.path.basename(result.target)} ({result.max_new_tokens} new tokens)"
+        else:
+            label = f"{os.path.basename(result.target)} at batch {result.batch_size}"
         entry = Entry("measure", label, result, rows=_measured_rows(result))
         self.entries.append(entry)
         return MeasuredResult(result, entry, self.options)
