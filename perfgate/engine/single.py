@@ -35,7 +35,10 @@ from perfgate.backends import require_framework, require_model, resolve_backend_
 from perfgate.backends.base import BackendOptions, check_device
 from perfgate.engine.blocks import Blocks, BlockRules, CallTimer, Timer, WorkerTimer, until_stopped
 from perfgate.data.dataset import ParquetDataset
-from perfgate.config import check_common_options
+from perfgate.config import check_common_options, resolve_task
+from perfgate.engine.single_generation import GenerationPlan, GenerationResult, measure_generative
+from perfgate.data.inputs import shown
+from perfgate.specs import ModelSpec
 from perfgate.errors import UsageError, option
 from perfgate.data.batches import build_batches
 from perfgate.data.inputs import bind_inputs, expand_columns, parse_input_options
@@ -162,10 +165,15 @@ def measure(
     seed: int = 0,
     pad_value: float = 0.0,
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    task: str | None = None,
+    prompt_column: str | None = None,
+    max_new_tokens: int | None = None,
+    chat: bool = False,
+    headers: Sequence[str] | str = (),
     progress: Progress | None = None,
     worker_factory: WorkerFactory | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> MeasureResult:
+) -> MeasureResult | GenerationResult:
     """Time one saved model on the rows of ``data`` (a Parquet file), or one callable.
 
     >>> perfgate.measure("model.onnx", "eval.parquet", inputs={"features": "f*"}).assert_within(p95="20ms")
@@ -177,6 +185,14 @@ def measure(
     ``seed``. A call longer than ``call_timeout_s`` (a later one, 50× its expected time
     plus that) is taken to hang, and loading may take 10× it, as in a comparison.
     ``worker_factory`` and ``clock`` exist for tests (fake backends, virtual time).
+
+    A generative model (a causal LM's directory, an ONNX Runtime GenAI folder, an
+    http(s):// endpoint; or ``task="generate"``) is timed request by request on the text
+    or token ids of ``prompt_column`` ("prompt"), each request for ``max_new_tokens`` (64)
+    new tokens, ``chat`` through its chat template, ``headers`` ('Name: ${VAR}') sent to
+    an endpoint; it returns a ``GenerationResult``:
+
+    >>> perfgate.measure("models/llm", "prompts.parquet", max_new_tokens=32).assert_within(ttft_p95="200ms")
     """
     check_common_options(time_budget_s=time_budget_s, confidence=confidence, seed=seed, call_timeout_s=call_timeout_s)
     plan = SinglePlan(time_budget_s=float(time_budget_s), call_timeout_s=float(call_timeout_s))
@@ -195,11 +211,45 @@ def measure(
     for name, value in (("batch_size", batch_size), ("threads", threads)):
         if not _whole(value) or value < 1:
             raise UsageError(f"{option(name)} must be a whole number of at least 1, got {value!r}")
+    generative = dict(prompt_column=prompt_column, max_new_tokens=max_new_tokens, chat=chat, headers=headers)
+    if resolve_task(task, [ModelSpec("model", os.fspath(target), backend)]) == "generate":
+        _refuse_one_shot_options(inputs=inputs, batch_size=batch_size, pad_value=pad_value)
+        return _measure_generative(os.fspath(target), os.fspath(data), backend, BackendOptions(device, threads), max_rows,
+                                   seed, plan, settings, generative, worker_factory, clock, say)  # fmt: skip
+    for name, value in generative.items():
+        if value not in (None, False, ()):
+            raise UsageError(f"{option(name)} applies to a generative model ({option('task', 'generate')}); "
+                             f"{shown(os.fspath(target))} is timed call by call")  # fmt: skip
     parsed_inputs = dict(inputs) if isinstance(inputs, Mapping) else parse_input_options(inputs)
     settings.update(batch_size=batch_size, device=device, threads=threads, inputs=parsed_inputs)
     return _measure_model(
         os.fspath(target), os.fspath(data), parsed_inputs, batch_size, max_rows, backend, BackendOptions(device, threads),
         seed, pad_value, plan, settings, worker_factory, clock, say,
+    )  # fmt: skip
+
+
+def _measure_generative(
+    path: str, data: str, backend: str | None, options: BackendOptions, max_rows: int | None, seed: int,
+    plan: SinglePlan, settings: dict, generative: Mapping[str, Any], worker_factory: WorkerFactory | None,
+    clock: Callable[[], float], say: Progress,
+) -> GenerationResult:  # fmt: skip
+    max_new_tokens = 64 if generative["max_new_tokens"] is None else generative["max_new_tokens"]
+    if not _whole(max_new_tokens) or max_new_tokens < 1:
+        raise UsageError(f"{option('max_new_tokens')} must be a whole number of at least 1, got {max_new_tokens!r}")
+    column = "prompt" if generative["prompt_column"] is None else generative["prompt_column"]
+    if not isinstance(column, str) or not column:
+        raise UsageError(f"{option('prompt_column')} must name a column, got {column!r}")
+    if not isinstance(generative["chat"], bool):
+        raise UsageError(f"{option('chat')} must be True or False, got {generative['chat']!r}")
+    headers = (generative["headers"],) if isinstance(generative["headers"], str) else tuple(generative["headers"])
+    _row_count(max_rows)
+    settings.update(task="generate", device=options.device, threads=options.threads, prompt_column=column,
+                    max_new_tokens=max_new_tokens, chat=generative["chat"])  # fmt: skip
+    generation = GenerationPlan(max_new_tokens, time_budget_s=plan.time_budget_s, chat=generative["chat"], seed=seed,
+                                call_timeout_s=plan.call_timeout_s)  # fmt: skip
+    return measure_generative(
+        path, data, backend=backend, options=options, prompt_column=column, headers=headers, max_rows=max_rows,
+        plan=generation, judging=_judging(settings), worker_factory=worker_factory, clock=clock, say=say,
     )  # fmt: skip
 
 
@@ -306,6 +356,14 @@ def _refuse_model_options(**given: Any) -> None:
                 f"{option(name)} applies to a saved model; a callable is called in this process with one row "
                 f"at a time from {option('rows')}"
             )
+
+
+def _refuse_one_shot_options(**given: Any) -> None:
+    defaults = {"inputs": (), "batch_size": 1, "pad_value": 0.0}
+    for name, value in given.items():
+        if value != defaults[name] and not (name == "inputs" and not value):
+            raise UsageError(f"{option(name)} applies to a model timed call by call; a generative model is timed "
+                             f"request by request on {option('prompt_column')}")  # fmt: skip
 
 
 def _judging(settings: Mapping[str, Any]) -> dict[str, Any]:

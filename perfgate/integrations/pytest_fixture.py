@@ -108,7 +108,12 @@ class Perfgate:
         if isinstance(target, (str, os.PathLike)) or not callable(target):
             defaults.update(device=self.options.device, threads=self.options.threads)
         result = _run(lambda: measure(target, data, **{**defaults, **options}))
-        label = result.label if result.kind == "callable" else f"{os.path.basename(result.target)} at batch {result.batch_size}"
+        if result.kind == "callable":
+            label = result.label
+        elif result.kind == "generate":
+            label = f"{os.path.basename(result.target)} ({result.max_new_tokens} new tokens)"
+        else:
+            label = f"{os.path.basename(result.target)} at batch {result.batch_size}"
         entry = Entry("measure", label, result, rows=_measured_rows(result))
         self.entries.append(entry)
         return MeasuredResult(result, entry, self.options)
@@ -170,7 +175,8 @@ class MeasuredResult:
 
     def assert_within(self, **budgets: Any) -> Any:
         """Fail the test when a budget is exceeded: ``p50``/``p95``/``p99``/``mean`` ("20ms"),
-        ``peak_rss`` ("300MB"), ``throughput`` ("100/s"). Returns the judgement."""
+        ``peak_rss`` ("300MB"), ``throughput`` ("100/s"); a generative model's ``ttft_p95``,
+        ``itl_p50``, ``e2e_p99`` ("200ms"), ``tokens_per_s`` ("100/s"). Returns the judgement."""
         __tracebackhide__ = True
         judgement, failure = judge_measurement(self._entry, self._options, budgets)
         if failure:
@@ -342,6 +348,14 @@ def _measured_rows(result: Any) -> list[dict[str, str]]:
     """A measurement without a budget: its values, for information."""
     from perfgate.formatting import format_bytes, format_duration, format_rate
 
+    if result.kind == "generate":  # a generative model: its requests' numbers
+        rows = [_row(f"{family}.p{q}", format_duration(getattr(result, family)(q / 100)), "", "", "info")
+                for family in ("ttft", "itl", "e2e") for q in (50, 95)]  # fmt: skip
+        rate = result.tokens_per_s
+        rows.append(_row("tokens_per_s", "-" if rate is None else f"{rate:.3g} tokens/s", "", "", "info"))
+        if result.peak_rss is not None:
+            rows.append(_row("memory.peak_rss", format_bytes(result.peak_rss), "", "", "info"))
+        return rows
     rows = [_row(f"latency.p{q}", format_duration(result.latency(q / 100)), "", "", "info") for q in (50, 95, 99)]
     rows.append(_row("throughput", format_rate(result.throughput), "", "", "info"))
     if result.peak_rss is not None:

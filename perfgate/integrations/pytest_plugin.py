@@ -32,7 +32,7 @@ MARKER_LINE = (
     "perfgate(p95='20ms', peak_rss='300MB', throughput='100/s', max_latency_increase='15%', budgets=[...], "
     "strict=False): budgets applied to what the test measures with the perfgate fixture"
 )
-ABSOLUTE_MARKER_ARGS = "p50, p95, p99 (any pNN), mean, peak_rss, throughput (for perfgate.measure)"
+ABSOLUTE_MARKER_ARGS = "p50, p95, p99 (any pNN), mean, peak_rss, throughput, ttft_pNN, itl_pNN, e2e_pNN, tokens_per_s (for perfgate.measure)"
 RELATIVE_MARKER_ARGS = ("max_latency_increase", "budgets")
 SUMMARY_COLUMNS = ("test", "measured", "metric", "value", "CI", "budget", "verdict")
 # Said at the session's end when absolute budgets went unasserted: "perfgate: 2 absolute budgets NOT asserted ..."
@@ -182,6 +182,10 @@ def marker_problem(args: tuple, kwargs: dict[str, Any]) -> str | None:
                     return f"strict={value!r}: expected True or False"
             elif is_budget_name(name):
                 parse_absolute_budget(name, value)
+            elif name == "tokens_per_s" or name.startswith(("ttft", "itl", "e2e")):  # a generative model's
+                from perfgate.engine.single_generation import parse_generation_budget
+
+                parse_generation_budget(name, value)
             else:
                 return (f"unknown argument {name!r}; it takes {ABSOLUTE_MARKER_ARGS}, "
                         f"max_latency_increase and budgets (for perfgate.compare), and strict")  # fmt: skip

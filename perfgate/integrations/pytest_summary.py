@@ -71,5 +71,7 @@ def full_record(test: str, entry: Any) -> dict[str, Any]:
         from perfgate.report.single import limit_checks_to_list, measurement_to_dict
 
         record["checks"] = limit_checks_to_list(entry.checks)
-        record["measurement"] = measurement_to_dict(entry.value)
+        # a generative model's requests are not a one-shot model's calls: it writes its own
+        generative = entry.value.kind == "generate"
+        record["measurement"] = entry.value.to_dict() if generative else measurement_to_dict(entry.value)
     return record

@@ -126,9 +126,15 @@ def judge_limits(measured: Measured, budgets: Sequence[AbsoluteBudget], *, confi
         raise UsageError(f"no budget given; give one or more of {BUDGET_NAMES}, such as p95='20ms'")
     if measured.memory is None and any(budget.metric == "memory.peak_rss" for budget in budgets):
         raise UsageError(PEAK_RSS_OF_A_CALLABLE)
-    statistical = sum(1 for budget in budgets if budget.unit != "bytes")
+    return judge_pairs([(measured, budget) for budget in budgets], confidence=confidence, seed=seed)
+
+
+def judge_pairs(pairs: Sequence[tuple[Measured, AbsoluteBudget]], *, confidence: float, seed: int = 0) -> Judgement:
+    """Each budget on its own measured values (a generative model's TTFT, gaps, ...), the
+    error rate split over the statistical ones, and the verdict over them."""
+    statistical = sum(1 for _, budget in pairs if budget.unit != "bytes")
     level = 1.0 - (1.0 - confidence) / max(1, statistical)
-    checks = tuple(_check(measured, budget, level, seed) for budget in budgets)
+    checks = tuple(_check(measured, budget, level, seed) for measured, budget in pairs)
     failed = [check for check in checks if check.verdict is Verdict.FAIL]
     undecided = [check for check in checks if check.verdict is Verdict.INCONCLUSIVE]
     if failed:
