@@ -75,19 +75,24 @@ def test_a_task_the_models_are_not_is_a_usage_error_before_loading(tmp_path, arg
     assert_error(result, verdict if "--max-new-tokens" not in args else "error", 2, fragment)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
-    "file,args,fragment",
-    [
-        ("no_prompt.parquet", [], "--prompt-column prompt: data"),
-        ("floats.parquet", [], "the column holds double, not prompts"),
-        ("long.parquet", ["--prompt-column", "prompt_ids"], "it needs 608 positions, more than the model's context of 512"),
-    ],
-    ids=["missing-column", "floats", "longer-than-context"],
+    "file,fragment",
+    [("no_prompt.parquet", "--prompt-column prompt: data"), ("floats.parquet", "the column holds double, not prompts")],
+    ids=["missing-column", "floats"],
 )
-def test_prompts_the_models_cannot_take_are_a_usage_error(tmp_path, data, file, args, fragment):
-    result, verdict = compare(tmp_path, "-r", str(SHALLOW), "-c", str(DEEP), "-d", str(data / file), *args, "--max-new-tokens", "8")
+def test_a_prompt_column_that_holds_no_prompts_is_said_before_any_model_loads(tmp_path, data, file, fragment):
+    unloadable = tmp_path / "no_tokenizer"  # loading it would end the run with exit 3 first
+    shutil.copytree(SHALLOW, unloadable)
+    (unloadable / "tokenizer.json").unlink()
+    result, verdict = compare(tmp_path, "-r", str(SHALLOW), "-c", str(unloadable), "-d", str(data / file), "--max-new-tokens", "8")
     assert_error(result, verdict, 2, fragment)
+
+
+@pytest.mark.slow
+def test_prompts_longer_than_the_models_context_are_a_usage_error(tmp_path, data):
+    result, verdict = compare(tmp_path, "-r", str(SHALLOW), "-c", str(DEEP), "-d", str(data / "long.parquet"),
+                              "--prompt-column", "prompt_ids", "--max-new-tokens", "8")  # fmt: skip
+    assert_error(result, verdict, 2, "it needs 608 positions, more than the model's context of 512")
 
 
 @pytest.mark.slow
@@ -108,7 +113,7 @@ def test_a_causal_lm_directory_without_its_tokenizer_cannot_be_loaded(tmp_path):
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (bare / name).unlink()
     result, verdict = compare(tmp_path, "-r", str(SHALLOW), "-c", str(bare), "-d", str(PROMPTS))
-    assert_error(result, verdict, 3, f"candidate: cannot load model '{bare}' with transformers")
+    assert_error(result, verdict, 3, f"candidate: cannot load model '{bare}' with transformers: the directory has no tokenizer")
 
 
 def test_a_header_secret_not_in_the_environment_is_named_never_shown(tmp_path):

@@ -162,6 +162,9 @@ class TransformersLMBackend(GenerativeBackend):
         return torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name(self._device)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
 def _refuse_what_is_no_causal_lm(path: str) -> None:
     folder = Path(path)
     if not folder.is_dir():
@@ -180,6 +183,12 @@ def _refuse_what_is_no_causal_lm(path: str) -> None:
         raise ModelLoadError(
             f"cannot load model {path!r} with the transformers backend: config.json's architectures "
             f"({named}) name no *{CAUSAL_LM_SUFFIX}; it runs causal language models only"
+        )
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        # transformers' own words end in "from one of: " and a multi-line list
+        raise ModelLoadError(
+            f"cannot load model {path!r} with transformers: the directory has no tokenizer ({' or '.join(TOKENIZER_FILES)}); "
+            f"save it beside the model (tokenizer.save_pretrained)"
         )
 
 

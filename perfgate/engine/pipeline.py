@@ -86,6 +86,8 @@ def run_comparison(
     environment = capture()
     data, measuring, judging = config.data, config.measuring, config.judging
     sides = open_sides(data, config.models)
+    # a generative model's prompts: a missing or wrong column is said before any model loads
+    prompts = read_prompts(sides, data.prompt_column) if measuring.generates else None
     models = _resolve(config.models)
     paths = {model.role: model.file for model in models}
     interpreters = {model.role: model.interpreter for model in models}
@@ -119,7 +121,7 @@ def run_comparison(
         fed, outputs, cold_starts, answers = None, None, {}, None
         if measuring.generates:
             show_status(progress, Status("outputs", clock() - started))
-            prepared, answers = _prepare_generations(instances, sides, config, say)
+            prepared, answers = _prepare_generations(instances, sides, prompts, config, say)
             observed = Observations(series=(), memory_floor=judging.memory_floor, answers=answers)
             say(f"{describe_prompts_read(prepared)}; measuring for up to {measuring.time_budget_s:g} s")
             measurement, stopped, budgets, pacing_notes = _measure(
@@ -343,13 +345,12 @@ def _measure(
 
 
 def _prepare_generations(
-    instances: Sequence[Mapping[str, Worker]], sides: Any, config: CompareConfig, say: Progress
+    instances: Sequence[Mapping[str, Worker]], sides: Any, prompts: Mapping[str, Sequence[Any]], config: CompareConfig, say: Progress
 ) -> tuple[Prepared, GenerationsCompared]:
     """Generate mode's feed: every worker gets its prompts (each model tokenizes text its own
     way; one too long for a model's context is refused), then both models' greedy answers to
     a few of them are compared, untimed."""
     measuring = config.measuring
-    prompts = read_prompts(sides, config.data.prompt_column)
     plan = GenerationPlan(measuring.max_new_tokens, chat=measuring.chat, seed=config.data.seed, call_timeout_s=measuring.call_timeout_s)
     prepared = set_prompts(instances, prompts, plan)
     say(f"{describe_prompts(prompts)} from {sides.describe()}; comparing greedy answers")
