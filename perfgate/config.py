@@ -303,12 +303,15 @@ def resolve_task(task: str | None, models: Iterable[ModelSpec]) -> str:
     every model is generative, infer where none is."""
     if task is not None and task not in TASKS:
         raise UsageError(f"{option('task')} must be one of {', '.join(TASKS)}, got {task!r}")
+    models = tuple(models)
     kinds = {model.role: is_generative(model.path, model.backend) for model in models}
+    # a path that is not there tells nothing: loading says it is missing (exit 3), whatever the task
+    missing = {model.role for model in models if kinds[model.role] is None and model.backend is None}
     if task is None:
         generative = [role for role, kind in kinds.items() if kind]
         if not generative:
             return "infer"
-        if len(generative) == len(kinds):
+        if len(generative) + len(missing) == len(kinds):
             return "generate"
         other = next(model for model in models if not kinds[model.role])
         unknown = kinds[other.role] is None

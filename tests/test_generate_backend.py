@@ -459,3 +459,15 @@ def test_a_prompt_longer_than_the_context_is_a_usage_error(new_tokens, fits):
         with pytest.raises(UsageError, match=f"prompt 1 has {context} tokens and 1 to generate: it needs {context + 1} positions, more than the model's context of {context}"):
             worker.call(SetPrompts(((1, 2), long_prompt), max_new_tokens=new_tokens))
     worker.close()
+
+
+@needs_transformers
+def test_the_models_info_unpickles_without_the_framework():
+    # torch's version is a class of torch's: in a reply it made the parent import torch (2 s,
+    # and an error in a parent without torch, as with --reference-python)
+    import pickle
+
+    worker = InProcessWorker("reference")
+    info = worker.call(LoadModel(LoadRequest("transformers", str(SHALLOW), ONE_THREAD)))
+    assert b"torch" not in pickle.dumps(info).replace(b"torch_version", b"")
+    worker.close()

@@ -167,13 +167,14 @@ def test_memory_budgets_are_refused_for_two_endpoints(prompts_path):
 def test_the_task_is_told_from_the_models(tmp_path):
     llm = "fixtures/llm/tiny_llama_shallow"
     assert resolve_task(None, [ModelSpec("reference", llm), ModelSpec("candidate", "http://h:1/v1")]) == "generate"
-    assert resolve_task(None, [ModelSpec("reference", "a.onnx"), ModelSpec("candidate", "b.onnx")]) == "infer"
+    onnx = "fixtures/mlp_reference.onnx"
+    assert resolve_task(None, [ModelSpec("reference", onnx), ModelSpec("candidate", onnx)]) == "infer"
     with pytest.raises(UsageError, match="the reference is a generative model and the candidate is not"):
-        resolve_task(None, [ModelSpec("reference", llm), ModelSpec("candidate", "b.onnx")])
+        resolve_task(None, [ModelSpec("reference", llm), ModelSpec("candidate", onnx)])
     with pytest.raises(UsageError, match="the candidate is a generative model and the reference may be one"):
         resolve_task(None, [ModelSpec("reference", "m.py", backend="my:Backend"), ModelSpec("candidate", llm)])
     with pytest.raises(UsageError, match="the reference .* is not a generative model"):
-        resolve_task("generate", [ModelSpec("reference", "a.onnx"), ModelSpec("candidate", llm)])
+        resolve_task("generate", [ModelSpec("reference", onnx), ModelSpec("candidate", llm)])
     with pytest.raises(UsageError, match="is a generative model, timed per request"):
         resolve_task("infer", [ModelSpec("reference", llm), ModelSpec("candidate", llm)])
 
@@ -249,3 +250,15 @@ def test_a_load_scenarios_generations_round_trip_through_json():
     series = GenerationSeries(3, 2, ((request,),), ((request,),), ((0,),), ("reference",), scenario=LoadScenario("closed", clients=4))
     back = _generations_from(_generations_dict(series))
     assert back.scenario == series.scenario and back.label == "concurrency 4" and back.reference == series.reference
+
+
+def test_a_missing_model_is_said_to_be_missing_whatever_the_task(prompts_path):
+    from perfgate.errors import ModelLoadError
+    from perfgate.engine.pipeline import run_comparison
+
+    llm = "fixtures/llm/tiny_llama_shallow"
+    assert resolve_task(None, [ModelSpec("reference", llm), ModelSpec("candidate", "pr/model")]) == "generate"
+    for task in (None, "generate"):
+        config = CompareConfig.from_options(llm, "pr/model", str(prompts_path), task=task)
+        with pytest.raises(ModelLoadError, match="candidate: cannot load model 'pr/model': no such file"):
+            run_comparison(config)

@@ -96,8 +96,13 @@ def is_generative(path: str, requested: str | None) -> bool | None:
     if is_url(path):
         return True
     folder = Path(path)
-    if not folder.is_dir():
-        return False
+    try:
+        if not folder.exists():
+            return None  # not there: loading says so (require_model), not a word on what it is
+        if not folder.is_dir():
+            return False
+    except OSError:  # a name too long, a folder on the way not searchable: loading says which
+        return None
     if is_genai_model(path):
         return True
     # a causal LM's directory with an exported model file in it (model.onnx) runs that file
@@ -160,8 +165,10 @@ def require_model(path: str, requested: str | None, role: str) -> None:
     try:
         found = os.stat(path)
     except FileNotFoundError:
-        if requested is None:
-            backend_for_path(path)  # an extension no backend knows is what was written wrong: said first (exit 2)
+        if requested is None and Path(path).suffix:
+            # an extension no backend knows is what was written wrong: said first (exit 2); a
+            # path without one may be a model directory (a causal LM's) that is just not there
+            backend_for_path(path)
         raise ModelLoadError(f"{role}: cannot load model {shown(path)}: no such file") from None
     except OSError as exc:  # a name too long, a folder on the way not searchable
         raise ModelLoadError(f"{role}: cannot load model {shown(path)}: {exc.strerror or exc}") from None

@@ -169,7 +169,9 @@ class Backend(abc.ABC):
         if self.options.on_gpu and gpu is not None:
             details.update(gpu_details(self.options, *gpu()))
         threads = self.options.threads if threads is None else threads
-        return BackendInfo(self.name, framework, version, self.options.device, threads, details)
+        # plain strs: a framework's own version type (torch's TorchVersion) would make the
+        # parent import the framework to unpickle the reply
+        return BackendInfo(self.name, framework, str(version), self.options.device, threads, details)
 
 
 

@@ -137,7 +137,9 @@ class TorchBackend(Backend):
         details: dict[str, Any] = {"format": self._format, "interop_threads": torch.get_num_interop_threads()}
         if self._format == "torch.export" and _no_weights_only_asked():
             details["weights_only_kept"] = f"{NO_WEIGHTS_ONLY} was set aside while loading: perfgate loads .pt2 weights only"
-        return self._info("torch", torch.__version__, details, threads=torch.get_num_threads(), gpu=self._gpu_facts)
+        # str(): torch's own version type is a class of torch, and unpickling the reply would
+        # import torch in the parent (2 s; an error where the parent has no torch)
+        return self._info("torch", str(torch.__version__), details, threads=torch.get_num_threads(), gpu=self._gpu_facts)
 
     def _gpu_facts(self) -> tuple[Any, ...]:
         torch = self._torch

@@ -30,7 +30,7 @@ from perfgate.backends import CAUSAL_LM_SUFFIX, causal_lm_architectures
 from perfgate.backends.base import BackendInfo, Generation, GenerativeBackend
 from perfgate.errors import BackendUnavailableError, ModelLoadError, UsageError, first_line
 
-INSTALL_HINT = "pip install 'perfgate[llm]'"
+INSTALL_HINT = "pip install 'perfgate[llm,torch]'"
 
 
 class TransformersLMBackend(GenerativeBackend):
@@ -147,7 +147,7 @@ class TransformersLMBackend(GenerativeBackend):
     def info(self) -> BackendInfo:
         torch, model = self._torch, self._model
         details = {
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),  # a plain str: torch's own type would import torch in the parent
             "architecture": type(model).__name__,
             "layers": getattr(model.config, "num_hidden_layers", None),
             "dtype": str(model.dtype).replace("torch.", ""),
