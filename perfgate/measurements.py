@@ -44,6 +44,9 @@ class RequestTiming:
     tokens: int  # new tokens produced
     prompt_tokens: int = 0  # the prompt's length in tokens (0: not known)
     counted_by: str = "model"  # "model", "usage" (a server's count) or "chunks" (one per streamed chunk)
+    # the request's greedy answer (new token ids, or a served model's text), from the worker to
+    # the engine, which compares the two models' (perfgate.engine.generation) and drops it
+    answer: tuple[int, ...] | str | None = field(default=None, compare=False, repr=False, metadata={"transient": True})
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ def test_a_missing_transformers_gives_the_install_hint(monkeypatch):
     monkeypatch.setitem(
         backends.BUILTIN_BACKENDS, "transformers", backends.BackendEntry(entry.target, "transformers_not_here", entry.extra, entry.suffixes)
     )
-    with pytest.raises(BackendUnavailableError, match=r"pip install 'perfgate\[llm\]'"):
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'perfgate\[llm,torch\]'"):
         backends.load_backend_class("transformers")
 
 
@@ -235,7 +235,7 @@ def test_a_transformers_that_cannot_be_imported_at_setup_gives_the_install_hint(
     from perfgate.backends.transformers_lm import TransformersLMBackend
 
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers raises ImportError
-    with pytest.raises(BackendUnavailableError, match=r"needs transformers and torch .*: pip install 'perfgate\[llm\]'"):
+    with pytest.raises(BackendUnavailableError, match=r"needs transformers and torch .*: pip install 'perfgate\[llm,torch\]'"):
         TransformersLMBackend(ONE_THREAD).setup()
 
 

@@ -51,7 +51,7 @@ BUILTIN_BACKENDS: dict[str, BackendEntry] = {
         "perfgate.backends.tflite:TFLiteBackend", ("ai_edge_litert", "tensorflow"), "tensorflow", (".tflite",)
     ),
     "transformers": BackendEntry(
-        "perfgate.backends.transformers_lm:TransformersLMBackend", "transformers", "llm", (), generative=True
+        "perfgate.backends.transformers_lm:TransformersLMBackend", "transformers", "llm,torch", (), generative=True
     ),
     "onnxruntime-genai": BackendEntry(
         "perfgate.backends.onnxruntime_genai:OnnxRuntimeGenAIBackend", "onnxruntime_genai", "onnx-genai", (), generative=True

@@ -2,9 +2,8 @@
 
 After loading (the pipeline's), each worker gets the prompts (``SetPrompts``: text is
 tokenized by the model's own tokenizer in its worker; a prompt too long for its context
-is refused there), both models' greedy answers to a sample of them are compared untimed
-(``outputs.token_agreement``), and each worker warms up on two requests. Then block
-pairs run until the checks decide or the time budget is spent, as for one-shot models:
+is refused there) and warms up on two requests. Then block pairs run until the checks
+decide or the time budget is spent, as for one-shot models:
 
 * a block is ``requests_per_block`` requests of the same prompts on each model, one at a
   time, the order of the two models following balanced, seeded ABBA / BAAB quads;
@@ -15,14 +14,16 @@ pairs run until the checks decide or the time budget is spent, as for one-shot m
   ``look_growth``, each judged at its share of the error rate (perfgate.judge.checks).
 
 Intervals are on blocks of requests, never on pooled tokens: a request's inter-token
-gaps move together (perfgate/metrics/requests.py).
+gaps move together (perfgate/metrics/requests.py). Each pair's two greedy answers (the
+worker hands them beside the timings) are compared outside the clock
+(``outputs.token_agreement``) and then dropped.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -36,7 +37,7 @@ from perfgate.measurements import GenerationSeries, GenerationsCompared, LoadSce
 from perfgate.results import SIDES
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import (
-    DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, LoadPlan, RunGenerations, RunRequestLoad, RunRequests, SetPrompts,
+    DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, LoadPlan, RunRequestLoad, RunRequests, SetPrompts,
     requests_timeout,
 )  # fmt: skip
 
@@ -56,9 +57,10 @@ def episode_requests(scenario: LoadScenario, typical_s: float) -> int:
     else:
         wanted = scenario.rate * max(OPEN_EPISODE_S, typical_s)
     return int(min(MAX_EPISODE_REQUESTS, max(MIN_EPISODE_REQUESTS, round(wanted))))
-# the answers compared untimed: enough prompts to see a model that answers differently, few
-# enough to cost seconds (a 16-layer fixture's 64-token answer takes ~0.4 s on this CPU)
-ANSWERS_COMPARED = 8
+# The greedy answers compared come from the measured request pairs themselves (what a
+# model chooses does not depend on its clock being read): the first prompts asked, up to
+# this many. Asked apart, untimed, 8 prompts' 64-token answers cost 3-4 s of a 21-24 s run.
+ANSWERS_COMPARED = 256
 WARMUP_REQUESTS = 2  # per worker: the first carries lazy set-up (kernels chosen, caches grown)
 
 
@@ -113,15 +115,15 @@ def hardware_warnings(details: Mapping[str, Mapping[str, object]]) -> tuple[str,
     )
 
 
-def compare_answers(workers: Mapping[str, Worker], prepared: Prepared, plan: GenerationPlan) -> GenerationsCompared:
-    """Both models' greedy answers to the first prompts of the seeded order, untimed."""
-    order = np.random.default_rng(plan.seed).permutation(prepared.count)[: plan.answers_compared]
-    chosen = tuple(int(index) for index in order)
-    timeout = requests_timeout(plan.call_timeout_s, len(chosen))
-    answers = {side: workers[side].call(RunGenerations(chosen, plan.max_new_tokens), timeout=timeout) for side in SIDES}
+def compared_answers(answers: Mapping[int, Mapping[str, object]], max_new_tokens: int) -> GenerationsCompared:
+    """Both models' greedy answers to the same prompts (prompt index -> side -> answer: new
+    token ids, or a served model's text), compared token for token (text: character for
+    character). Their requests' clock readings do not change what greedy decoding chooses."""
+    chosen = tuple(answers)
     exact, first, lengths = [], [], {side: [] for side in SIDES}
-    text = any(isinstance(answer, str) for side in SIDES for answer in answers[side])
-    for reference, candidate in zip(answers["reference"], answers["candidate"]):
+    text = any(isinstance(answers[prompt][side], str) for prompt in chosen for side in SIDES)
+    for prompt in chosen:
+        reference, candidate = answers[prompt]["reference"], answers[prompt]["candidate"]
         if text:
             reference, candidate = _as_text(reference), _as_text(candidate)
         exact.append(tuple(reference) == tuple(candidate))
@@ -129,7 +131,7 @@ def compare_answers(workers: Mapping[str, Worker], prepared: Prepared, plan: Gen
         lengths["reference"].append(len(reference))
         lengths["candidate"].append(len(candidate))
     return GenerationsCompared(
-        chosen, plan.max_new_tokens, tuple(exact), tuple(first), {side: tuple(values) for side, values in lengths.items()},
+        chosen, max_new_tokens, tuple(exact), tuple(first), {side: tuple(values) for side, values in lengths.items()},
         unit="characters" if text else "tokens",
     )  # fmt: skip
 
@@ -183,7 +185,7 @@ def measure_generations(
         if pairs < next_look and not out_of_time:
             return None
         frozen = (builder.freeze(), *(load.freeze() for load in loads))
-        looks.append(Measurement((), len(looks) + 1, elapsed, out_of_time, generations=frozen))
+        looks.append(Measurement((), len(looks) + 1, elapsed, out_of_time, generations=frozen, answers=builder.answers()))
         if on_look(looks[-1]):
             return "decided"
         while next_look <= pairs:
@@ -195,7 +197,7 @@ def measure_generations(
     readings = {side: tuple(instances[0][side].call(BlockMemory(), timeout=SETUP_TIMEOUT_S)) for side in SIDES}
     last = looks[-1]
     return Measurement(last.series, last.look, last.measure_seconds, last.final, rss_after_blocks=readings,
-                       generations=last.generations), stopped  # fmt: skip
+                       generations=last.generations, answers=last.answers), stopped  # fmt: skip
 
 
 def _warm_up(instances: Sequence[Mapping[str, Worker]], plan: GenerationPlan, rng: np.random.Generator) -> dict[str, float]:
@@ -236,6 +238,7 @@ class _GenerationBuilder:
         self.instances: list[int] = []
         self._orders = Orders()
         self._cycle: list[int] = []
+        self._answers: dict[int, dict[str, object]] = {}  # prompt -> side -> its greedy answer
 
     def _next_prompts(self) -> tuple[int, ...]:
         chosen = []
@@ -255,10 +258,24 @@ class _GenerationBuilder:
             # under load as many requests take at most as long as one after another
             timeout = requests_timeout(self.plan.call_timeout_s, len(prompts), self.typical[side])
             timings = workers[side].call(call, timeout=timeout)
-            self.blocks[side].append(tuple(timings))
+            self._keep_answers(side, timings)
+            self.blocks[side].append(tuple(replace(timing, answer=None) for timing in timings))
         self.prompts.append(prompts)
         self.first.append(order[0])
         self.instances.append(instance)
+
+    def _keep_answers(self, side: str, timings: Sequence[RequestTiming]) -> None:
+        """The answers of the first ``answers_compared`` prompts asked one at a time: what
+        the two models chose, compared once both have answered (``answers``)."""
+        if self.scenario is not None:
+            return
+        for timing in timings:
+            if timing.prompt in self._answers or len(self._answers) < self.plan.answers_compared:
+                self._answers.setdefault(timing.prompt, {}).setdefault(side, timing.answer)
+
+    def answers(self) -> GenerationsCompared | None:
+        both = {prompt: answers for prompt, answers in self._answers.items() if len(answers) == len(SIDES)}
+        return compared_answers(both, self.plan.max_new_tokens) if both else None
 
     def _load_plan(self, seed: int) -> LoadPlan:
         scenario = self.scenario

@@ -29,10 +29,9 @@ from perfgate.engine.environment import capture
 from perfgate.errors import Interrupted, PerfgateError
 from perfgate.engine.feed import feed, stages
 from perfgate.engine.generation import (
-    GenerationPlan, Prepared, compare_answers, hardware_warnings, measure_generations, set_prompts,
+    GenerationPlan, Prepared, hardware_warnings, measure_generations, set_prompts,
 )  # fmt: skip
 from perfgate.data.prompts import describe_prompts, read_prompts
-from perfgate.measurements import GenerationsCompared
 from perfgate.formatting import format_change, format_seconds
 from perfgate.metrics import family_of
 from perfgate.metrics.memory import with_instances
@@ -121,12 +120,13 @@ def run_comparison(
         fed, outputs, cold_starts, answers = None, None, {}, None
         if measuring.generates:
             show_status(progress, Status("outputs", clock() - started))
-            prepared, answers = _prepare_generations(instances, sides, prompts, config, say)
-            observed = Observations(series=(), memory_floor=judging.memory_floor, answers=answers)
+            prepared = _prepare_generations(instances, sides, prompts, config, say)
+            observed = Observations(series=(), memory_floor=judging.memory_floor)
             say(f"{describe_prompts_read(prepared)}; measuring for up to {measuring.time_budget_s:g} s")
             measurement, stopped, budgets, pacing_notes = _measure(
                 instances, {}, config, observed, clock, say, plan_overrides, calibrating, words, prepared=prepared
             )
+            answers = measurement.answers
         else:
             fed = feed(workers, infos, sides, data, config.models, measuring.batch_sizes, paths, clock, more_instances=instances[1:])
             # before measuring: models whose answers cannot be compared, or a broken reference, fail fast
@@ -159,7 +159,10 @@ def run_comparison(
 
     if config.served:  # the client's own memory says nothing of the served models
         memory = {}
-    observed = replace(observed, series=measurement.series, loads=measurement.loads, memory=memory, generations=measurement.generations)
+    observed = replace(
+        observed, series=measurement.series, loads=measurement.loads, memory=memory, generations=measurement.generations,
+        answers=measurement.answers,
+    )  # fmt: skip
     evaluation = with_mann_whitney(
         evaluate(observed, budgets, alpha=1.0 - judging.confidence, look=measurement.look, seed=data.seed),
         observed, 1.0 - judging.confidence,
@@ -315,7 +318,10 @@ def _measure(
             say(note)
 
     def on_look(measurement: Measurement) -> bool:
-        looked = replace(observed, series=measurement.series, loads=measurement.loads, generations=measurement.generations)
+        looked = replace(
+            observed, series=measurement.series, loads=measurement.loads, generations=measurement.generations,
+            answers=measurement.answers,
+        )  # fmt: skip
         evaluation = evaluate(
             looked, paced["budgets"], alpha=1.0 - judging.confidence, look=measurement.look, seed=seed,
             gated_only=True,
@@ -346,16 +352,14 @@ def _measure(
 
 def _prepare_generations(
     instances: Sequence[Mapping[str, Worker]], sides: Any, prompts: Mapping[str, Sequence[Any]], config: CompareConfig, say: Progress
-) -> tuple[Prepared, GenerationsCompared]:
+) -> Prepared:
     """Generate mode's feed: every worker gets its prompts (each model tokenizes text its own
-    way; one too long for a model's context is refused), then both models' greedy answers to
-    a few of them are compared, untimed."""
+    way; one too long for a model's context is refused)."""
     measuring = config.measuring
     plan = GenerationPlan(measuring.max_new_tokens, chat=measuring.chat, seed=config.data.seed, call_timeout_s=measuring.call_timeout_s)
     prepared = set_prompts(instances, prompts, plan)
-    say(f"{describe_prompts(prompts)} from {sides.describe()}; comparing greedy answers")
-    answers = compare_answers(instances[0], prepared, plan)
-    return prepared, answers
+    say(f"{describe_prompts(prompts)} from {sides.describe()}")
+    return prepared
 
 
 def describe_prompts_read(prepared: Prepared) -> str:

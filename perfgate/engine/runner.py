@@ -46,7 +46,7 @@ import numpy as np
 from perfgate.engine.blocks import Blocks, BlockRules, WorkerTimer, until_stopped
 from perfgate.formatting import format_duration
 from perfgate.engine.progress import Status, show_status
-from perfgate.measurements import GenerationSeries, LoadScenario, LoadSeries, Series, WarmUpSummary
+from perfgate.measurements import GenerationSeries, GenerationsCompared, LoadScenario, LoadSeries, Series, WarmUpSummary
 from perfgate.results import SIDES
 from perfgate.specs import MIN_EPISODE_REQUESTS
 from perfgate.worker.process import Worker
@@ -94,6 +94,7 @@ class Measurement:
     loads: tuple[LoadSeries, ...] = ()
     rss_after_blocks: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # per model, in bytes (the last look)
     generations: tuple[GenerationSeries, ...] = ()  # generate mode's requests (perfgate.engine.generation)
+    answers: GenerationsCompared | None = None  # generate mode: both models' greedy answers, from the request pairs
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if is_dataclass(value):
-        return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
+        # a transient field travels between processes, never into a report (RequestTiming.answer)
+        return {item.name: _plain(getattr(value, item.name)) for item in fields(value) if not item.metadata.get("transient")}
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, np.ndarray):

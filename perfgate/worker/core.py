@@ -450,6 +450,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve(conn, WorkerCore(own_process=True))
     finally:
         conn.close()
+    # Shut down and answered: nothing is left to do but the interpreter's teardown, which
+    # for torch and transformers took 1.27 s of the parent's wait (onnxruntime: 0.07 s)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

@@ -180,9 +180,10 @@ def request_timing(prompt: int, generation: Generation) -> RequestTiming:
     stamps = generation.token_ns
     gaps = tuple(later - earlier for earlier, later in zip(stamps, stamps[1:]))
     tokens = len(stamps) if generation.new_tokens is None else generation.new_tokens
+    answer = generation.output_text if generation.output_text is not None and not generation.output_ids else generation.output_ids
     return RequestTiming(
         prompt, stamps[0] - generation.started_ns, gaps, generation.ended_ns - generation.started_ns, tokens,
-        generation.prompt_tokens, generation.counted_by,
+        generation.prompt_tokens, generation.counted_by, answer,
     )  # fmt: skip
 
 
