@@ -222,6 +222,7 @@ class Faults(http.server.BaseHTTPRequestHandler):
         if mode == "json":
             return self._send(200, "application/json", json.dumps({"choices": [{"text": "whole"}]}))
         events = {
+            "bytesonly": [json.dumps({"choices": [{"text": ""}]}), json.dumps({"choices": [], "usage": {"completion_tokens": 4}})],
             "garbage": ["not json at all"],
             "nochoices": [json.dumps({"id": "x", "object": "text_completion"})],
             "midstream": [json.dumps({"choices": [{"text": "a"}]}), json.dumps({"error": "CUDA out of memory"})],
@@ -318,6 +319,7 @@ def test_each_request_asks_for_exactly_n_tokens_in_the_first_way_the_server_take
         ("midstream", WorkerError, "reported an error in the middle of its answer (POST /completions): CUDA out of memory"),
         ("cut", WorkerError, "the connection was closed in the middle of the answer, after 1 chunks with text (POST /completions)"),
         ("json", WorkerError, "answered POST /completions with 'application/json', not an event stream"),
+        ("bytesonly", WorkerError, "streamed no text (POST /completions) though it reports 4 new tokens"),
     ],
 )
 def test_a_failing_request_is_one_line_of_the_right_class_without_the_secret(faults, mode, error, fragment):

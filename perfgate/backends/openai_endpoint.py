@@ -258,6 +258,13 @@ class OpenAIEndpointBackend(GenerativeBackend):
             words = self._transport_words(exc, streamed=len(stamps))
             raise WorkerError(f"model endpoint {self._endpoint.shown}: {words} ({during})") from None
         ended = clock()
+        if not stamps and completion_tokens:
+            # transformers serve holds back a token that ends inside a character until it is
+            # whole: an answer of lone bytes streams nothing, and no token's time can be read
+            raise WorkerError(
+                f"{self._endpoint.shown} streamed no text ({during}) though it reports {completion_tokens} new tokens: "
+                f"its answer never completed a character, so no token's arrival can be timed; leave that prompt out"
+            )
         counted_by = "chunks" if completion_tokens is None else "usage"
         return Generation(
             started, tuple(stamps), ended, (),
