@@ -14,8 +14,9 @@ Parts (each run `--runs` times, one after the other, nothing else started by thi
 
 Each compare prints its verdict, exit code and wall seconds, and where those seconds went,
 read from the progress lines' arrival times on stderr: start to "loading models" (process
-start, imports), loading (workers, models, prompts), comparing the greedy answers (untimed,
-every prompt), warm-up, measuring (to the last look), then the report and exit. Every
+start, imports), loading (workers, models, prompts handed), warm-up, measuring (to the
+last look; the greedy answers are compared from the measured pairs), then the report and
+exit. Every
 command is printed as it was run. Run it alone: other load lengthens every number.
 
     python benchmarks/generate.py [--runs 5] [--parts verdict,served,aa,overhead] [--max-new-tokens 64]
@@ -46,8 +47,7 @@ TARGETS = {"verdict": ("fail", 15.0), "served": ("fail", 20.0), "aa": ("pass", 2
 # progress lines on stderr that open a phase (the first line that contains the marker)
 PHASES = (
     ("perfgate: loading models", "start, imports"),
-    ("comparing greedy answers", "loading"),
-    ("measuring for up to", "greedy answers"),
+    ("measuring for up to", "loading"),
     ("perfgate: warm-up:", "warm-up"),
 )
 LOOK = "perfgate: look "

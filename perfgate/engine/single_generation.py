@@ -135,7 +135,8 @@ class GenerationResult:
             "memory": None if self.memory is None else dict(self.memory),
             "run": {"measure_seconds": self.measure_seconds, "total_seconds": self.total_seconds,
                     "stopped_because": self.stopped_because, "warmup_s": self.warmup_s},
-            "requests": [[asdict(request) for request in block] for block in self.blocks],
+            "requests": [[{name: value for name, value in asdict(request).items() if name != "answer"} for request in block]
+                         for block in self.blocks],  # fmt: skip
         }  # fmt: skip
 
     def judge(self, **budgets: Any) -> Judgement:
@@ -247,7 +248,8 @@ def _sample(worker: Worker, prompt_count: int, plan: GenerationPlan, clock: Call
         if not cycle:  # every prompt once per cycle, in a fresh seeded order
             cycle.extend(int(index) for index in rng.permutation(prompt_count))
         limit = requests_timeout(plan.call_timeout_s, 1, typical_s)
-        blocks.append(tuple(worker.call(RunRequests((cycle.pop(),), plan.max_new_tokens), timeout=limit)))
+        timings = worker.call(RunRequests((cycle.pop(),), plan.max_new_tokens), timeout=limit)
+        blocks.append(tuple(replace(timing, answer=None) for timing in timings))  # no other model's to compare with
 
     def enough(rounds: int, out_of_time: bool, elapsed: float) -> str | None:
         return "enough samples" if rounds >= max(plan.min_blocks, plan.min_requests) else None
