@@ -247,6 +247,9 @@ def overhead_part(args: argparse.Namespace) -> None:
     from perfgate.backends.base import BackendOptions
     from perfgate.backends.transformers_lm import TransformersLMBackend
 
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its loading bar on stderr is no part of the output
     backend = TransformersLMBackend(BackendOptions(threads=1))
     backend.setup()  # torch threads 1, as perfgate's workers set them
     backend.load(str(args.overhead_model))  # inference mode from here on, for both ways
