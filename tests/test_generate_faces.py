@@ -167,7 +167,7 @@ def test_an_endpoint_nothing_listens_on_is_a_runtime_error(tmp_path):
         ("status500/v1", 3, "answered HTTP 500 to POST /completions: Internal Server Error"),
         ("garbage/v1", 3, "streamed an event that is not JSON"),
         ("cut/v1", 3, "the connection was closed in the middle of the answer"),
-        # the untimed answers (8), the warm-up (2) and some timed requests go well first
+        # the warm-up (2) and some timed request pairs go well first
         ("after14_cut/v1", 3, "the connection was closed in the middle of the answer"),
         ("after14_status500/v1", 3, "answered HTTP 500 to POST /completions"),
     ],
@@ -177,6 +177,13 @@ def test_a_served_model_s_fault_is_one_line_and_never_a_pass(tmp_path, faults, m
                               "--max-new-tokens", "4")  # fmt: skip
     assert_error(result, verdict, code, fragment)
     assert result.stderr.startswith(f"perfgate: error: candidate: ")
+
+
+@needs_client
+def test_a_stream_that_stalls_ends_at_the_call_timeout(tmp_path, faults):
+    result, verdict = compare(tmp_path, "-r", f"{faults}/ok/v1", "-c", f"{faults}/stall/v1", "-d", str(PROMPTS),
+                              "--max-new-tokens", "4", "--call-timeout", "0.5")  # fmt: skip
+    assert_error(result, verdict, 3, "the server sent nothing for 0.5 s, so the request was given up")
 
 
 @needs_client
