@@ -36,11 +36,12 @@ from perfgate.data.dataset import ParquetDataset
 from perfgate.data.prompts import describe_prompts, read_prompts
 from perfgate.engine.blocks import until_stopped
 from perfgate.engine.generation import WARMUP_REQUESTS
-from perfgate.errors import UsageError
+from perfgate.errors import BudgetError, UsageError
 from perfgate.formatting import format_duration
 from perfgate.judge.absolute import AbsoluteBudget, Judgement, is_budget_name, judge_pairs, parse_absolute_budget
 from perfgate.judge.units import parse_rate
 from perfgate.measurements import RequestTiming
+from perfgate.metrics import Family, Metric, Scope, family_of, parse_metric
 from perfgate.results import SIDES, BackendInfo, Verdict
 from perfgate.worker.process import SubprocessWorker, Worker, worker_cpus
 from perfgate.worker.protocol import (
@@ -51,13 +52,33 @@ Progress = Callable[[str], None]
 WorkerFactory = Callable[[str, str], Worker]
 
 BUDGET_NAMES = "ttft_p95, itl_p50, e2e_p99 (any pNN or mean of ttft, itl, e2e), tokens_per_s, peak_rss"
-_FAMILY = re.compile(r"^(ttft|itl|e2e)[._](.+)$")
-# what each family reads of one request, in ns
-_VALUES: dict[str, Callable[[RequestTiming], Sequence[int]]] = {
-    "ttft": lambda request: (request.ttft_ns,),
-    "itl": lambda request: request.gaps_ns,
-    "e2e": lambda request: (request.e2e_ns,),
-}
+# a budget's keyword as a metric's name: ttft_p95 -> ttft.p95, itl_mean -> itl.mean
+_KEYWORD = re.compile(r"^(.+?)_(p\d+(?:\.\d+)?|mean)$")
+
+
+def request_family(name: str) -> tuple[Family, Metric] | None:
+    """The generate-mode family (and metric) a budget keyword names (``ttft_p95``,
+    ``tokens_per_s``), or None: each family says itself whether it reads requests."""
+    match = _KEYWORD.match(name)
+    try:
+        metric = parse_metric(f"{match.group(1)}.{match.group(2)}" if match else name)
+    except BudgetError:
+        return None
+    family = family_of(metric)
+    generative = family.unmeasured(metric, Scope(generate=True)) is None and family.unmeasured(metric, Scope()) is not None
+    return (family, metric) if generative and family.reads_requests else None
+
+
+def is_generation_budget_name(name: str) -> bool:
+    """A budget keyword for a generative model, or one whose family is (``ttft_peak``: the
+    family's own error says what it takes)."""
+    prefix = name.split("_", 1)[0]
+    return name == "peak_rss" or request_family(name) is not None or request_family(f"{prefix}_mean") is not None
+
+
+def _values(name: str) -> Callable[[RequestTiming], Sequence[float]]:
+    """What a family (``ttft``, ``itl``, ``e2e``) reads of one request, in ns."""
+    return request_family(f"{name}_mean")[0].request_values
 
 
 @dataclass(frozen=True)
@@ -104,7 +125,8 @@ class GenerationResult:
 
     def values(self, family: str) -> np.ndarray:
         """Every request's ``ttft``, ``itl`` (its gaps) or ``e2e`` values, in ns."""
-        return np.asarray([value for request in self.requests for value in _VALUES[family](request)], dtype=np.float64)
+        values = _values(family)
+        return np.asarray([value for request in self.requests for value in values(request)], dtype=np.float64)
 
     def ttft(self, q: float | None = 0.5) -> float:
         return _quantile(self.values("ttft"), q)
@@ -157,33 +179,34 @@ class GenerationResult:
 
     def _budget(self, name: str, value: Any) -> tuple[_Requests, AbsoluteBudget]:
         family, budget = parse_generation_budget(name, value)
-        if family == "peak_rss":
+        if family is None:  # peak_rss
             return _Requests([], self.memory), budget
-        if family == "tokens_per_s":
-            # per request, its gaps' ns per decode token; their mean inverted is the rate
-            per_token = [[sum(request.gaps_ns) / (request.tokens - 1)] for request in self.requests if request.tokens > 1]
-            return _Requests(per_token, self.memory), budget
-        blocks = [[value for request in block for value in _VALUES[family](request)] for block in self.blocks]
+        if budget.higher_is_better:
+            # a rate (tokens_per_s): per request its ns per decode token, whose mean inverted is the rate
+            per_request = [list(family.request_values(request)) for request in self.requests]
+            return _Requests([values for values in per_request if values], self.memory), budget
+        blocks = [[value for request in block for value in family.request_values(request)] for block in self.blocks]
         return _Requests(blocks, self.memory), budget
 
 
-def parse_generation_budget(name: str, value: Any) -> tuple[str, AbsoluteBudget]:
-    """``ttft_p95="200ms"`` -> ("ttft", its budget); "tokens_per_s" and "peak_rss" as
-    themselves; a UsageError in the words the caller wrote."""
+def parse_generation_budget(name: str, value: Any) -> tuple[Family | None, AbsoluteBudget]:
+    """``ttft_p95="200ms"`` -> (the ttft family, its budget); ``tokens_per_s="50/s"`` a rate;
+    ``peak_rss`` (None, its budget); a UsageError in the words the caller wrote."""
     if name == "peak_rss":
-        return name, parse_absolute_budget(name, value)
-    if name == "tokens_per_s":
-        rate = parse_rate(value.replace("tokens", "") if isinstance(value, str) else value, name)
-        return name, AbsoluteBudget(name, name, None, rate.per_second, str(value).strip(), "tokens/s", higher_is_better=True)
-    match = _FAMILY.match(name)
-    if match is None or not is_budget_name(match.group(2)) or match.group(2) in ("peak_rss", "throughput"):
+        return None, parse_absolute_budget(name, value)
+    found = request_family(name)
+    if found is None:
         raise UsageError(f"unknown budget {name!r} for a generative model; budgets: {BUDGET_NAMES}")
-    family, rest = match.groups()
+    family, metric = found
+    if metric.higher_is_better:
+        rate = parse_rate(value.replace("tokens", "") if isinstance(value, str) else value, name)
+        return family, AbsoluteBudget(name, name, None, rate.per_second, str(value).strip(), "tokens/s", higher_is_better=True)
+    rest = name[len(family.name) + 1 :]  # p95, mean
     try:
         latency = parse_absolute_budget(rest, value)
     except UsageError as exc:  # ttft_p95=..., not p95=...
         raise UsageError(exc.message.replace(f"{rest}=", f"{name}=")) from None
-    return family, replace(latency, name=name, metric=latency.metric.replace("latency", family))
+    return family, replace(latency, name=name, metric=str(metric))
 
 
 @dataclass(frozen=True)

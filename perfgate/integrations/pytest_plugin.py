@@ -182,7 +182,7 @@ def marker_problem(args: tuple, kwargs: dict[str, Any]) -> str | None:
                     return f"strict={value!r}: expected True or False"
             elif is_budget_name(name):
                 parse_absolute_budget(name, value)
-            elif name == "tokens_per_s" or name.startswith(("ttft", "itl", "e2e")):  # a generative model's
+            elif _generation_budget(name):  # a generative model's
                 from perfgate.engine.single_generation import parse_generation_budget
 
                 parse_generation_budget(name, value)
@@ -372,3 +372,9 @@ def _write_json(state: _State) -> None:
     with open(state.json_path, "w") as out:
         json.dump(document, out, indent=1, allow_nan=False)
         out.write("\n")
+
+
+def _generation_budget(name: str) -> bool:
+    from perfgate.engine.single_generation import is_generation_budget_name
+
+    return is_generation_budget_name(name)

@@ -176,6 +176,14 @@ class Family:
     ``baseline_slots`` and ``judge_against_baseline`` decide it against one. Any other
     family's budget needs both models in the same run."""
 
+    reads_requests: ClassVar[bool] = False
+    """Its values are a generative model's requests' (``request_values``): ``measure()`` of
+    one such model takes a budget on it (``ttft_p95="200ms"``, ``tokens_per_s="50/s"``)."""
+
+    def request_values(self, request: Any) -> Sequence[float]:
+        """Where ``reads_requests``: what this family reads of one request (a RequestTiming)."""
+        return ()
+
     def parse(self, name: str) -> Metric | None:
         """The metric called ``name``, or None when the name is not this family's."""
         raise NotImplementedError

@@ -54,11 +54,15 @@ class RequestQuantiles(Family):
     """A quantile (or the mean) of a per-request value, judged on blocks of requests."""
 
     values: Values
+    reads_requests = True
     sensitive_to_instances = True
     needs_same_rows = True  # both models answer the same prompts, pair by pair
 
     def parse(self, name: str) -> Metric | None:
         return parse_quantile_metric(self.name, name)
+
+    def request_values(self, request: RequestTiming) -> Sequence[int]:
+        return self.values(request)
 
     def unmeasured(self, metric: Metric, scope: Scope) -> str | None:
         return generate_only(metric, scope)

@@ -25,6 +25,11 @@ class TokensPerSecond(Family):
     order = 13
     sensitive_to_instances = True
     needs_same_rows = True
+    reads_requests = True
+
+    def request_values(self, request) -> tuple[float, ...]:
+        """One request's ns per decode token (none for a one-token request): the rate's inverse."""
+        return (sum(request.gaps_ns) / (request.tokens - 1),) if request.tokens > 1 else ()
 
     def parse(self, name: str) -> Metric | None:
         return Metric(name, self.name, higher_is_better=True) if name == NAME else None
