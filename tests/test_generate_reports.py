@@ -333,3 +333,15 @@ def test_tokens_per_second_is_never_written_in_scientific_notation():
     # the same rounding at a unit's edge, for every scaled value
     assert format_value(999_900, "ns") == "1 ms" and format_value(1023.9, "bytes") == "1 KiB"
     assert format_value(999.96, "samples/s") == "1k/s" and format_value(999.4, "ns") == "999 ns"
+
+
+def test_a_load_scenarios_generations_are_named_by_their_scenario():
+    from perfgate.measurements import GenerationSeries, LoadScenario, RequestTiming
+    from perfgate.report.generation import heading
+
+    request = RequestTiming(0, 5_000_000, (1_000_000,), 7_000_000, 2, 3, "usage")
+    one = GenerationSeries(2, 3, ((request,),), ((request,),), ((0,),), ("reference",))
+    load = GenerationSeries(2, 3, ((request,) * 8,) * 2, ((request,) * 8,) * 2, ((0,) * 8,) * 2, ("reference", "candidate"),
+                            scenario=LoadScenario("closed", clients=4))  # fmt: skip
+    assert heading(one) == "1 request pair, 2 new tokens asked of each request, from 3 prompts"
+    assert heading(load) == "concurrency 4: 2 episode pairs of 8 requests, 2 new tokens asked of each request, from 3 prompts"

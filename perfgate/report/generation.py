@@ -81,7 +81,12 @@ def facts(report: Report) -> list[tuple[GenerationSeries, list[SideFacts]]]:
 
 
 def heading(series: GenerationSeries) -> str:
-    """'8 request pairs, 8 new tokens asked of each request, from 28 prompts'."""
+    """'8 request pairs, 8 new tokens asked of each request, from 28 prompts'; a served
+    model's load scenario: 'concurrency 4: 6 episode pairs of 16 requests, ...'."""
+    if series.scenario is not None:
+        requests = len(series.reference[0]) if series.reference else 0
+        episodes = f"{series.pairs} episode pair{'s' if series.pairs != 1 else ''} of {requests} requests"
+        return f"{series.label}: {episodes}, {series.max_new_tokens} new tokens asked of each request, from {series.prompt_count} prompts"
     pairs = f"{series.pairs} request pair{'s' if series.pairs != 1 else ''}"
     return f"{pairs}, {series.max_new_tokens} new tokens asked of each request, from {series.prompt_count} prompts"
 
@@ -114,7 +119,11 @@ def endpoint_note(report: Report) -> str:
 
 def run_text(report: Report) -> str:
     """What was measured, for a run line: '8 request pairs of 8 new tokens'."""
-    return ", ".join(f"{s.pairs} request pair{'s' if s.pairs != 1 else ''} of {s.max_new_tokens} new tokens" for s in report.generations)
+    return ", ".join(
+        f"{s.pairs} request pair{'s' if s.pairs != 1 else ''} of {s.max_new_tokens} new tokens" if s.scenario is None
+        else f"{s.pairs} episode pair{'s' if s.pairs != 1 else ''} at {s.label}"
+        for s in report.generations
+    )
 
 
 def _span(values: list[int]) -> str:
