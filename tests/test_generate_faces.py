@@ -308,3 +308,13 @@ def test_the_marker_takes_a_generative_model_s_budgets(kwargs, problem):
 
     found = marker_problem((), kwargs)
     assert found == problem if problem is None else problem in found
+
+
+def test_a_stored_baseline_of_a_generative_model_is_refused_in_one_line(tmp_path):
+    # it once ended in "internal error: AttributeError: 'GenerationResult' object has no attribute 'inputs'"
+    saved = tmp_path / "baseline.json"
+    result = run_cli("run", "-m", str(SHALLOW), "-d", str(PROMPTS), "--time-budget", "2", "--save", str(saved), "-q")
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("perfgate: error: ") and "is a generative model: stored baselines hold one-shot models' calls" in line
+    assert not saved.exists()

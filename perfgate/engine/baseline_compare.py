@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from perfgate import __version__
+from perfgate.backends import is_generative
 from perfgate.backends.paths import shown
 from perfgate.engine.baseline import Baseline, DataIdentity, data_identity, differences, fingerprint, now, read_baseline, save_measurements
 from perfgate.judge.budgets import build_budgets
@@ -118,6 +119,14 @@ def _measure_each(model, data, inputs, batch_sizes, rows, seed, threads, device,
                   pad_value, progress, testing) -> list:  # fmt: skip
     if not batch_sizes:
         raise UsageError(f"{option('batch_sizes')} needs at least one batch size")
+    if is_generative(str(model), backend):
+        # a stored baseline holds one-shot calls' samples; a generative model's requests are
+        # compared in the same run (interleaved), which a baseline from another run cannot be
+        raise UsageError(
+            f"{shown(str(model))} is a generative model: stored baselines hold one-shot models' calls; compare it "
+            f"with the reference in the same run (perfgate compare -r REFERENCE -c {shown(str(model))}), or measure "
+            f"it alone from Python (perfgate.measure(..., task=\"generate\"))"
+        )
     share = float(time_budget_s) / len(batch_sizes) if isinstance(time_budget_s, (int, float)) else time_budget_s
     return [
         measure(model, data, inputs=inputs, batch_size=size, max_rows=rows, backend=backend, device=device,
