@@ -119,3 +119,14 @@ def test_one_model(perfgate):
     assert records["test_deeper"]["verdict"] == "fail"
     assert records["test_one_model"]["measurement"]["max_new_tokens"] == 8
     assert {check["metric"] for check in records["test_one_model"]["checks"]} == {"ttft.p50", "itl.p50", "tokens_per_s"}
+
+
+@pytest.mark.slow
+def test_calibrate_gives_a_generative_models_noise_per_check(tmp_path):
+    report = tmp_path / "calibration.json"
+    result = run_cli("calibrate", "-m", str(SHALLOW), "-d", str(PROMPTS), "--max-new-tokens", "8", "--time-budget", "3",
+                     "--json", str(report), "-q")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    checks = {check["metric"]: check for check in json.loads(report.read_text())["checks"]}
+    assert {"ttft.p50", "itl.p50"} <= set(checks) and checks["itl.p50"]["pairs"] >= 2
+    assert "latency.p50" not in checks

@@ -81,7 +81,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("candidate_inputs", ("--candidate-input",), multiple=True, metavar="[NAME=]COLS", baseline="inputs",
            help="As --reference-input, for the candidate.",
            key="candidate-inputs", kind="inputs", key_help="As inputs, for the candidate model only (--candidate-input)."),
-    Option("task", ("--task",), choices=("infer", "generate"), metavar="TASK",
+    Option("task", ("--task",), choices=("infer", "generate"), metavar="TASK", commands=COMPARE | CALIBRATE,
            help="infer (one call per batch) or generate (a generative model's requests: time to first token, inter-token "
            "latency); default: generate where both models are generative (a Hugging Face causal LM directory, an ONNX Runtime "
            "GenAI folder, an http(s):// endpoint), else infer.",
@@ -89,16 +89,16 @@ OPTIONS: tuple[Option, ...] = (
            key_help="infer or generate (default: generate where both models are generative, else infer).",
            action_input="task", action_help="infer or generate (left empty, told from the models: generate for causal LM "
            "directories, ONNX Runtime GenAI folders and http(s):// endpoints)."),
-    Option("prompt_column", ("--prompt-column",), metavar="COL", default="prompt", show_default=True,
+    Option("prompt_column", ("--prompt-column",), metavar="COL", default="prompt", show_default=True, commands=COMPARE | CALIBRATE,
            help="Generate mode: the column of prompts, strings (tokenized by each model's own tokenizer) or lists of token ids.",
            key="prompt-column", kind="string", key_help="Generate mode: the column of prompts, strings or lists of token ids.",
            action_input="prompt-column", action_help="Generate mode: the column of prompts (left empty, prompt)."),
-    Option("max_new_tokens", ("--max-new-tokens",), type=int, minimum=1, default=64, show_default=True, metavar="N",
+    Option("max_new_tokens", ("--max-new-tokens",), type=int, minimum=1, default=64, show_default=True, metavar="N", commands=COMPARE | CALIBRATE,
            help="Generate mode: new tokens per request, greedily, the same number for both models.",
            key="max-new-tokens", kind="int", key_schema={"minimum": 1},
            key_help="Generate mode: new tokens per request, greedily, the same number for both models.",
            action_input="max-new-tokens", action_help="Generate mode: new tokens per request (left empty, 64)."),
-    Option("chat", ("--chat",), is_flag=True,
+    Option("chat", ("--chat",), is_flag=True, commands=COMPARE | CALIBRATE,
            help="Generate mode: wrap each text prompt in the model's chat template (a served model: its chat completions API).",
            key="chat", kind="bool", key_help="Generate mode: wrap each text prompt in the model's chat template."),
     Option("reference_headers", ("--reference-header",), multiple=True, metavar="'NAME: VALUE'",
