@@ -28,6 +28,7 @@ _EXPORTS = {
     "judge_again": "perfgate.judge.rejudge",
     "measure": "perfgate.engine.single",
     "MeasureResult": "perfgate.engine.single",
+    "GenerationResult": "perfgate.engine.single_generation",
     "Family": "perfgate.metrics",
     "register_family": "perfgate.metrics",
     "BackendUnavailableError": "perfgate.errors",

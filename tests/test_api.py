@@ -7,7 +7,7 @@ from perfgate.configfile import tomllib
 
 EXPORTED = [
     "BackendUnavailableError", "Budget", "BudgetError", "Check", "ColumnMappingError", "CompareConfig",
-    "DataError", "Family", "InputCastError", "MeasureResult", "Metric", "ModelLoadError", "PerfgateError",
+    "DataError", "Family", "GenerationResult", "InputCastError", "MeasureResult", "Metric", "ModelLoadError", "PerfgateError",
     "PerfgateRuntimeError", "Report", "UsageError", "Verdict", "WorkerError", "__version__", "build_budgets", "calibrate", "compare",
     "error_report", "judge_again", "measure", "parse_budget", "read_report", "register_family", "run_comparison",
 ]  # fmt: skip

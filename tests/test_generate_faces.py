@@ -318,3 +318,16 @@ def test_a_stored_baseline_of_a_generative_model_is_refused_in_one_line(tmp_path
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("perfgate: error: ") and "is a generative model: stored baselines hold one-shot models' calls" in line
     assert not saved.exists()
+
+
+@needs_client
+def test_calibrate_sends_a_served_models_header_and_never_shows_it(tmp_path, faults):
+    report = tmp_path / "calibration.json"
+    env = {"PERFGATE_TEST_KEY": "sk-calibrate-secret-123"}
+    result = run_cli("calibrate", "-m", f"{faults}/ok/v1", "-d", str(PROMPTS), "--max-new-tokens", "4", "--time-budget", "1",
+                     "--header", "Authorization: Bearer ${PERFGATE_TEST_KEY}", "--json", str(report), "-q", env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert any(headers.get("Authorization") == "Bearer sk-calibrate-secret-123" for _, headers, _ in Faults.seen)
+    assert "sk-calibrate" not in result.stdout + result.stderr + report.read_text()
+    unset = run_cli("calibrate", "-m", f"{faults}/ok/v1", "-d", str(PROMPTS), "--header", "Authorization: Bearer ${NOPE_UNSET}", "-q")
+    assert unset.returncode == 2 and "environment variable NOPE_UNSET is not set" in unset.stderr

@@ -61,7 +61,9 @@ def calibrate(model: str, data: str, *, progress: Callable[[str], None] | None =
     options.setdefault("cold_starts", 0)
     options.setdefault("output_rows", 0)
     backend = options.pop("backend", None)
-    config = CompareConfig.from_options(model, model, data, reference_backend=backend, candidate_backend=backend, **options)
+    headers = options.pop("headers", ())  # a served model's, sent on both sides' requests
+    config = CompareConfig.from_options(model, model, data, reference_backend=backend, candidate_backend=backend,
+                                        reference_headers=headers, candidate_headers=headers, **options)  # fmt: skip
     return run_calibration(config, progress=progress)
 
 
