@@ -246,8 +246,9 @@ def slope_interval(
     if not (np.isfinite(ref_b) and np.all(np.isfinite(reference_slopes))) or np.quantile(reference_slopes, 0.01) <= 0.0:
         note = "the reference's latency does not clearly grow with size, so a ratio of slopes means nothing"
         return SlopeComparison(float(ref_b), float(cand_b), float(ref_a), float(cand_a), None, note)
-    floor = 1e-9 * abs(ref_b)  # a candidate whose cost does not grow at all: a tiny positive slope
-    log_ratios = np.log(np.maximum(candidate_slopes, floor)) - np.log(reference_slopes)
+    # a slope that does not grow is a tiny positive one: the candidate's, and the few resampled reference
+    floor = 1e-9 * abs(ref_b)  # slopes at or below 0 the 1 % check lets through (their log was NaN, and the interval)
+    log_ratios = np.log(np.maximum(candidate_slopes, floor)) - np.log(np.maximum(reference_slopes, floor))
     se_log = float(np.std(log_ratios, ddof=1))
     estimate = max(float(cand_b), floor) / float(ref_b)
     interval = RatioInterval(estimate, *_log_interval(estimate, se_log, level, pairs), level, pairs, se_log)
