@@ -243,6 +243,21 @@ class GenerativeBackend(Backend):
         >>> prompt = backend.prepare_prompt("Tell me a story.", chat=True)
         """
 
+    def checked_ids(self, prompt: str | Sequence[int], chat: bool, vocabulary: int | None) -> list[int]:
+        """A prompt's token ids (a text through ``self._tokenized(text, chat)``), refused in
+        one line where empty or outside the model's ``vocabulary`` (None: unknown)."""
+        ids = self._tokenized(prompt, chat) if isinstance(prompt, str) else [int(token) for token in prompt]
+        if not ids:
+            raise UsageError("an empty prompt: a request needs at least one token")
+        outside = [token for token in ids if token < 0 or (vocabulary is not None and token >= vocabulary)]
+        if outside:
+            within = f" (ids 0 to {vocabulary - 1})" if vocabulary is not None else ""
+            raise UsageError(f"prompt token id {outside[0]} is outside the model's vocabulary{within}")
+        return ids
+
+    def _tokenized(self, text: str, chat: bool) -> list[int]:
+        raise UsageError(f"the {self.name} backend takes prompts as token ids, not text")
+
     def prompt_length(self, prepared: Any) -> int | None:
         """A prepared prompt's length in tokens, where the backend knows it before running."""
         return None

@@ -133,17 +133,7 @@ class OnnxRuntimeGenAIBackend(GenerativeBackend):
             raise ModelLoadError(f"cannot run model {self._path!r} with onnxruntime-genai: {first_line(exc)}") from exc
 
     def prepare_prompt(self, prompt: str | Sequence[int], *, chat: bool = False) -> Any:
-        if isinstance(prompt, str):
-            ids = self._tokenized(prompt, chat)
-        else:
-            ids = [int(token) for token in prompt]
-        if not ids:
-            raise UsageError("an empty prompt: a request needs at least one token")
-        top = self._vocabulary
-        outside = [token for token in ids if token < 0 or (top is not None and token >= top)]
-        if outside:
-            within = f" (ids 0 to {top - 1})" if top is not None else ""
-            raise UsageError(f"prompt token id {outside[0]} is outside the model's vocabulary{within}")
+        ids = self.checked_ids(prompt, chat, self._vocabulary)
         return np.array(ids, dtype=np.int32)  # GenAI's own token type, as its Tokenizer.encode answers
 
     def prompt_length(self, prepared: Any) -> int:

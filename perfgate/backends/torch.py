@@ -116,17 +116,10 @@ class TorchBackend(Backend):
         return value.numpy()
 
     def reset_peak_memory(self) -> None:
-        if self.options.on_gpu:
-            self._torch.cuda.reset_peak_memory_stats(self._device)
+        reset_gpu_peak(self._torch, self.options, self._device)
 
     def peak_memory(self) -> dict[str, int]:
-        if not self.options.on_gpu:
-            return {}
-        cuda = self._torch.cuda
-        return {
-            "gpu_peak_allocated_bytes": int(cuda.max_memory_allocated(self._device)),
-            "gpu_peak_reserved_bytes": int(cuda.max_memory_reserved(self._device)),
-        }
+        return gpu_peak(self._torch, self.options, self._device)
 
     def close(self) -> None:
         self._inference.__exit__(None, None, None)
@@ -145,6 +138,21 @@ class TorchBackend(Backend):
         torch = self._torch
         return torch.version.cuda, torch.backends.cudnn.version(), torch.cuda.get_device_name(self._device)
 
+
+
+def reset_gpu_peak(torch: Any, options: BackendOptions, device: Any) -> None:
+    if options.on_gpu:
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak(torch: Any, options: BackendOptions, device: Any) -> dict[str, int]:
+    """The device's high-water marks since the last reset (none on the CPU)."""
+    if not options.on_gpu:
+        return {}
+    return {
+        "gpu_peak_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
+        "gpu_peak_reserved_bytes": int(torch.cuda.max_memory_reserved(device)),
+    }
 
 
 def set_threads(torch: Any, threads: int) -> None:

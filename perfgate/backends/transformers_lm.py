@@ -70,17 +70,7 @@ class TransformersLMBackend(GenerativeBackend):
         self._inference.__enter__()
 
     def prepare_prompt(self, prompt: str | Sequence[int], *, chat: bool = False) -> Any:
-        if isinstance(prompt, str):
-            ids = self._tokenized(prompt, chat)
-        else:
-            ids = [int(token) for token in prompt]
-        if not ids:
-            raise UsageError("an empty prompt: a request needs at least one token")
-        outside = [token for token in ids if not 0 <= token < self._vocabulary]
-        if outside:
-            raise UsageError(
-                f"prompt token id {outside[0]} is outside the model's vocabulary (ids 0 to {self._vocabulary - 1})"
-            )
+        ids = self.checked_ids(prompt, chat, self._vocabulary)
         return self._torch.tensor([ids], dtype=self._torch.long, device=self._device)
 
     def prompt_length(self, prepared: Any) -> int:
@@ -125,17 +115,14 @@ class TransformersLMBackend(GenerativeBackend):
             self._torch.cuda.synchronize(self._device)
 
     def reset_peak_memory(self) -> None:
-        if self.options.on_gpu:  # the KV cache's peak is the model's: read per request block
-            self._torch.cuda.reset_peak_memory_stats(self._device)
+        from perfgate.backends.torch import reset_gpu_peak
 
-    def peak_memory(self) -> dict[str, int]:
-        if not self.options.on_gpu:
-            return {}
-        cuda = self._torch.cuda
-        return {
-            "gpu_peak_allocated_bytes": int(cuda.max_memory_allocated(self._device)),
-            "gpu_peak_reserved_bytes": int(cuda.max_memory_reserved(self._device)),
-        }
+        reset_gpu_peak(self._torch, self.options, self._device)
+
+    def peak_memory(self) -> dict[str, int]:  # the KV cache's peak is the model's
+        from perfgate.backends.torch import gpu_peak
+
+        return gpu_peak(self._torch, self.options, self._device)
 
     def close(self) -> None:
         inference = getattr(self, "_inference", None)

@@ -21,7 +21,6 @@ worker hands them beside the timings) are compared outside the clock
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
@@ -31,13 +30,13 @@ import numpy as np
 from perfgate.data.prompts import Prompt
 from perfgate.engine.blocks import until_stopped
 from perfgate.engine.progress import Status, show_status
-from perfgate.engine.runner import Measurement, Orders
+from perfgate.engine.runner import Measurement, Orders, look_after, with_block_memory
 from perfgate.formatting import format_duration
 from perfgate.measurements import GenerationSeries, GenerationsCompared, LoadScenario, RequestTiming
 from perfgate.results import SIDES
 from perfgate.worker.process import Worker
 from perfgate.worker.protocol import (
-    DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, BlockMemory, LoadPlan, RunRequestLoad, RunRequests, SetPrompts,
+    DEFAULT_CALL_TIMEOUT_S, SETUP_TIMEOUT_S, LoadPlan, RunRequestLoad, RunRequests, SetPrompts,
     requests_timeout,
 )  # fmt: skip
 
@@ -188,16 +187,12 @@ def measure_generations(
         looks.append(Measurement((), len(looks) + 1, elapsed, out_of_time, generations=frozen, answers=builder.answers()))
         if on_look(looks[-1]):
             return "decided"
-        while next_look <= pairs:
-            next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
+        next_look = look_after(next_look, pairs, plan.look_growth)
         return None
 
     show_status(say, Status("measuring", 0.0, plan.time_budget_s))
     stopped, _ = until_stopped(one_round, look, time_budget_s=plan.time_budget_s, clock=clock)
-    readings = {side: tuple(instances[0][side].call(BlockMemory(), timeout=SETUP_TIMEOUT_S)) for side in SIDES}
-    last = looks[-1]
-    return Measurement(last.series, last.look, last.measure_seconds, last.final, rss_after_blocks=readings,
-                       generations=last.generations, answers=last.answers), stopped  # fmt: skip
+    return with_block_memory(instances[0], looks[-1]), stopped
 
 
 def _warm_up(instances: Sequence[Mapping[str, Worker]], plan: GenerationPlan, rng: np.random.Generator) -> dict[str, float]:

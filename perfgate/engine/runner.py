@@ -180,13 +180,19 @@ def measure_interleaved(
         )
         if on_look(looks[-1]):
             return "decided"
-        while next_look <= pairs:
-            next_look = max(next_look + 1, math.ceil(next_look * plan.look_growth))
+        next_look = look_after(next_look, pairs, plan.look_growth)
         return None
 
     show_status(say, Status("measuring", 0.0, plan.time_budget_s))
     stopped, _ = until_stopped(one_round, look, time_budget_s=plan.time_budget_s, clock=clock)
-    return _with_block_memory(instances[0], looks[-1]), stopped
+    return with_block_memory(instances[0], looks[-1]), stopped
+
+
+def look_after(next_look: int, pairs: int, growth: float) -> int:
+    """The pair count of the next look, once a look at ``pairs`` has not decided."""
+    while next_look <= pairs:
+        next_look = max(next_look + 1, math.ceil(next_look * growth))
+    return next_look
 
 
 class Orders:
@@ -312,6 +318,6 @@ def _warm_up(workers: Mapping[str, Worker], rules: BlockRules, batch_size: int, 
     return {side: WorkerTimer(workers[side], batch_size).warm_up(rules) for side in order}
 
 
-def _with_block_memory(workers: Mapping[str, Worker], measurement: Measurement) -> Measurement:
+def with_block_memory(workers: Mapping[str, Worker], measurement: Measurement) -> Measurement:
     readings = {side: tuple(workers[side].call(BlockMemory(), timeout=SETUP_TIMEOUT_S)) for side in SIDES}
     return replace(measurement, rss_after_blocks=readings)
